@@ -1,0 +1,42 @@
+// NumPy .npy files (format versions 1.0, 2.0 and 3.0): little-endian float32
+// ('<f4') and uint8 ('|u1') arrays in C order.
+//
+// Functions are thread-safe.
+#ifndef ESB_CORE_DATA_NPY_H_
+#define ESB_CORE_DATA_NPY_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+
+namespace esb::data {
+
+struct NpyArray {
+  enum class DType { kFloat32, kUInt8 };
+  DType dtype = DType::kFloat32;
+  std::vector<int64_t> shape;
+  std::vector<float> f32;   // Set when dtype == kFloat32.
+  std::vector<uint8_t> u8;  // Set when dtype == kUInt8.
+
+  int64_t size() const;
+};
+
+// Parses an .npy image held in memory; `name` names it in errors.
+absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes,
+                                  absl::string_view name);
+
+// Reads `path`. NOT_FOUND when it cannot be opened; INVALID_ARGUMENT naming
+// the file and the problem when it is not a supported .npy array.
+absl::StatusOr<NpyArray> ReadNpy(const std::string& path);
+
+// Serialises a float32 C-order array as .npy version 1.0.
+std::string SerializeNpy(absl::Span<const float> values,
+                         absl::Span<const int64_t> shape);
+
+}  // namespace esb::data
+
+#endif  // ESB_CORE_DATA_NPY_H_

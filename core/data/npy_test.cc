@@ -1,0 +1,87 @@
+#include "core/data/npy.h"
+
+#include <cstdio>
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace esb::data {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(NpyTest, RoundTripsFloat32) {
+  const std::vector<float> values = {1.5f, -2.0f, 0.0f, 3.25f, 7.0f, -0.5f};
+  const std::vector<int64_t> shape = {2, 3};
+  const std::string bytes = SerializeNpy(values, shape);
+  EXPECT_EQ((bytes.size() - values.size() * 4) % 64, 0u);
+  auto array = ParseNpy(bytes, "mem");
+  ASSERT_TRUE(array.ok()) << array.status();
+  EXPECT_EQ(array->shape, shape);
+  EXPECT_EQ(array->f32, values);
+  EXPECT_EQ(array->size(), 6);
+
+  auto one_d = ParseNpy(SerializeNpy(values, std::vector<int64_t>{6}), "m");
+  ASSERT_TRUE(one_d.ok());
+  EXPECT_EQ(one_d->shape, std::vector<int64_t>{6});
+}
+
+std::string Header(absl::string_view dict, int version = 1) {
+  std::string h(dict);
+  h.push_back('\n');
+  std::string out = "\x93NUMPY";
+  out.push_back(static_cast<char>(version));
+  out.push_back('\0');
+  if (version == 1) {
+    out.push_back(static_cast<char>(h.size()));
+    out.push_back('\0');
+  } else {
+    out.push_back(static_cast<char>(h.size()));
+    out.append(3, '\0');
+  }
+  return out + h;
+}
+
+TEST(NpyTest, ReadsUint8AndVersion2) {
+  const std::string bytes =
+      Header("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2), }", 2) +
+      std::string("\x01\x02\x03\xff", 4);
+  auto array = ParseNpy(bytes, "u8");
+  ASSERT_TRUE(array.ok()) << array.status();
+  EXPECT_EQ(array->dtype, NpyArray::DType::kUInt8);
+  EXPECT_EQ(array->u8, (std::vector<uint8_t>{1, 2, 3, 255}));
+}
+
+TEST(NpyTest, CorruptFilesNameTheProblem) {
+  auto no_magic = ParseNpy("hello world, not numpy", "x.npy");
+  EXPECT_EQ(no_magic.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(no_magic.status().message(), HasSubstr("x.npy"));
+  EXPECT_THAT(no_magic.status().message(), HasSubstr("magic"));
+
+  const std::string f64 =
+      Header("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }") +
+      std::string(8, '\0');
+  EXPECT_THAT(ParseNpy(f64, "d.npy").status().message(), HasSubstr("'<f8'"));
+
+  const std::string fortran =
+      Header("{'descr': '<f4', 'fortran_order': True, 'shape': (1,), }") +
+      std::string(4, '\0');
+  EXPECT_THAT(ParseNpy(fortran, "f.npy").status().message(),
+              HasSubstr("Fortran"));
+
+  const std::string truncated =
+      Header("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }") +
+      std::string(12, '\0');
+  EXPECT_THAT(ParseNpy(truncated, "t.npy").status().message(),
+              HasSubstr("needs 16 data bytes"));
+}
+
+TEST(NpyTest, MissingFileIsNotFound) {
+  auto r = ReadNpy("/nonexistent/dir/a.npy");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(r.status().message(), HasSubstr("/nonexistent/dir/a.npy"));
+}
+
+}  // namespace
+}  // namespace esb::data
