@@ -1,0 +1,60 @@
+// `esbctl eval` and `esbctl run`: a model on CPU, without a server.
+#ifndef ESB_CLIENT_EVAL_H_
+#define ESB_CLIENT_EVAL_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "esb/v1/report.pb.h"
+
+namespace esb::client {
+
+// The ESB settings of --precision esb.
+struct EsbSettings {
+  int bits = 4;  // Weights.
+  int sb = 2;
+  int act_bits = 4;  // Activations (unsigned after ReLU, else signed).
+  int act_sb = 2;
+  std::string calib_path;  // IDX images that fit the activation scales.
+  int64_t calib_count = 512;
+};
+
+struct EvalOptions {
+  std::string model_path;
+  std::string images_path;
+  std::string labels_path;
+  int64_t limit = -1;  // First N images only; -1: all.
+  int batch = 64;
+  int threads = 0;  // 0: all cores.
+  std::string mean_csv;
+  std::string std_csv;
+  bool esb = false;  // --precision esb.
+  EsbSettings esb_settings;
+  bool quiet = false;  // No progress output.
+};
+
+// Top-1 accuracy and throughput over a labelled IDX image set.
+absl::StatusOr<esb::v1::EvalReport> Evaluate(const EvalOptions& options);
+
+struct RunOptions {
+  std::string model_path;
+  std::string input_path;   // .npy: float32 N x C x H x W fed as is, or
+                            // uint8 images normalized like eval's.
+  std::string output_path;  // .npy of the first output.
+  int batch = 64;
+  int threads = 0;
+  std::string mean_csv;
+  std::string std_csv;
+  bool esb = false;
+  EsbSettings esb_settings;
+  bool quiet = false;
+};
+
+// Runs the model on every item of the input and writes the first output.
+// Returns a one-line summary.
+absl::StatusOr<std::string> RunModel(const RunOptions& options);
+
+}  // namespace esb::client
+
+#endif  // ESB_CLIENT_EVAL_H_

@@ -1,0 +1,51 @@
+#include "core/graph/graph.h"
+
+namespace esb::graph {
+
+absl::string_view OpName(Op op) {
+  switch (op) {
+    case Op::kConv:
+      return "Conv";
+    case Op::kGemm:
+      return "Gemm";
+    case Op::kMatMul:
+      return "MatMul";
+    case Op::kBatchNorm:
+      return "BatchNormalization";
+    case Op::kRelu:
+      return "Relu";
+    case Op::kClip:
+      return "Clip";
+    case Op::kLeakyRelu:
+      return "LeakyRelu";
+    case Op::kSigmoid:
+      return "Sigmoid";
+    case Op::kMaxPool:
+      return "MaxPool";
+    case Op::kAveragePool:
+      return "AveragePool";
+    case Op::kGlobalAveragePool:
+      return "GlobalAveragePool";
+    case Op::kAdd:
+      return "Add";
+    case Op::kMul:
+      return "Mul";
+    case Op::kConcat:
+      return "Concat";
+    case Op::kFlatten:
+      return "Flatten";
+    case Op::kReshape:
+      return "Reshape";
+    case Op::kTranspose:
+      return "Transpose";
+    case Op::kSoftmax:
+      return "Softmax";
+    case Op::kIdentity:
+      return "Identity";
+    case Op::kPad:
+      return "Pad";
+  }
+  return "Unknown";
+}
+
+}  // namespace esb::graph

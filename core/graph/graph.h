@@ -1,0 +1,146 @@
+// The graph IR: a small, readable model of an inference CNN.
+//
+// A Graph is a list of Nodes in topological order. Nodes read and write
+// named values; a value is a graph input, a node output, or a constant
+// (float32 initializer). Every op of the IR computes in float32 on NCHW
+// tensors; the batch dimension (dim 0 of the inputs) is free, so shapes in
+// the graph hold -1 there (kBatch) and executors infer the rest per run.
+//
+// Semantics follow ONNX (opset 11..17) for the op of the same name, with the
+// attributes below resolved at import: pads are explicit (auto_pad is
+// gone), optional inputs are filled in, and shape arithmetic is folded into
+// constant attributes. Import (onnx_import.h) is the only producer; passes
+// (passes.h) rewrite it; executors (core/runtime) consume it.
+//
+// Plain structs: thread-compatible.
+#ifndef ESB_CORE_GRAPH_GRAPH_H_
+#define ESB_CORE_GRAPH_GRAPH_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+
+namespace esb::graph {
+
+// Marks the free batch dimension in a shape.
+inline constexpr int64_t kBatch = -1;
+
+enum class Op {
+  // inputs: X [N,C,H,W], W [M,C/group,kH,kW], optional B [M].
+  // attrs: kernel, strides, pads, dilations, group, activation.
+  kConv,
+  // Y = alpha * A' * B' + beta * C with A' = trans_a ? A^T : A, likewise B.
+  // inputs: A [N,K], B constant, optional C constant (broadcast to [N,M]).
+  // attrs: alpha, beta, trans_a, trans_b, activation.
+  kGemm,
+  // inputs: A [...,K], B [K,M] constant. attrs: activation.
+  kMatMul,
+  // inputs: X, scale, bias, mean, var (all constants but X). attrs: epsilon.
+  kBatchNorm,
+  kRelu,
+  // attrs: min, max (either may be +-infinity).
+  kClip,
+  // attrs: alpha.
+  kLeakyRelu,
+  kSigmoid,
+  // attrs: kernel, strides, pads, dilations, ceil_mode.
+  kMaxPool,
+  // attrs: kernel, strides, pads, ceil_mode, count_include_pad.
+  kAveragePool,
+  kGlobalAveragePool,
+  // Elementwise with numpy broadcasting; the second input may be constant.
+  kAdd,
+  kMul,
+  // attrs: axis (non-negative).
+  kConcat,
+  // attrs: axis (non-negative). Output [prod(dims < axis), prod(rest)].
+  kFlatten,
+  // attrs: shape (resolved; 0 copies the input dim, -1 is inferred).
+  kReshape,
+  // attrs: perm.
+  kTranspose,
+  // attrs: axis (non-negative). Opset >= 13 semantics: along one axis.
+  kSoftmax,
+  kIdentity,
+  // Constant padding. attrs: pads (begin..., end... over all dims), value.
+  kPad,
+};
+
+absl::string_view OpName(Op op);
+
+// An elementwise activation fused into Conv, Gemm or MatMul.
+struct Activation {
+  enum class Kind { kNone, kRelu, kClip };
+  Kind kind = Kind::kNone;
+  float min = 0.0f;  // kClip bounds.
+  float max = 0.0f;
+};
+
+// Attributes of all ops; each op reads only the fields its comment names.
+struct Attributes {
+  std::vector<int64_t> kernel;     // Spatial kernel [kH, kW].
+  std::vector<int64_t> strides;    // Spatial strides.
+  std::vector<int64_t> pads;       // begin..., end... (spatial or all dims).
+  std::vector<int64_t> dilations;  // Spatial dilations.
+  int64_t group = 1;
+  bool ceil_mode = false;
+  bool count_include_pad = false;
+  float alpha = 1.0f;  // Gemm alpha; LeakyRelu slope.
+  float beta = 1.0f;
+  bool trans_a = false;
+  bool trans_b = false;
+  float min = 0.0f;  // Clip.
+  float max = 0.0f;
+  float epsilon = 1e-5f;
+  int64_t axis = 1;
+  std::vector<int64_t> perm;
+  std::vector<int64_t> shape;  // Reshape target.
+  float value = 0.0f;          // Pad constant.
+  Activation activation;       // Fused into Conv/Gemm/MatMul by passes.
+};
+
+struct Node {
+  std::string name;  // Unique; from the ONNX node (or made up if empty).
+  Op op;
+  std::vector<std::string> inputs;  // Value names; constants included.
+  std::vector<std::string> outputs;
+  Attributes attrs;
+};
+
+// A dense float32 constant, row-major.
+struct Tensor {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+
+  int64_t size() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+};
+
+struct ValueInfo {
+  std::string name;
+  std::vector<int64_t> shape;  // kBatch in dim 0 when the batch is free.
+};
+
+struct Graph {
+  std::vector<ValueInfo> inputs;
+  std::vector<ValueInfo> outputs;
+  std::vector<Node> nodes;                      // Topological order.
+  std::map<std::string, Tensor> constants;      // By value name.
+  std::map<std::string, std::string> metadata;  // ONNX metadata_props.
+  int64_t opset = 0;                            // Default-domain opset.
+
+  const Tensor* FindConstant(const std::string& name) const {
+    auto it = constants.find(name);
+    return it == constants.end() ? nullptr : &it->second;
+  }
+};
+
+}  // namespace esb::graph
+
+#endif  // ESB_CORE_GRAPH_GRAPH_H_

@@ -1,0 +1,283 @@
+#include "core/graph/onnx_import.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "onnx/onnx_pb.h"
+
+namespace esb::graph {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string SourceDir() { return ESB_SOURCE_DIR; }
+
+int CountOps(const Graph& g, Op op) {
+  return static_cast<int>(
+      std::count_if(g.nodes.begin(), g.nodes.end(),
+                    [op](const Node& n) { return n.op == op; }));
+}
+
+TEST(OnnxImportTest, DemoModels) {
+  auto lenet = ImportOnnxFile(SourceDir() + "/models/lenet.onnx");
+  ASSERT_TRUE(lenet.ok()) << lenet.status();
+  EXPECT_EQ(lenet->inputs.size(), 1u);
+  EXPECT_EQ(lenet->inputs[0].shape, (std::vector<int64_t>{kBatch, 1, 28, 28}));
+  EXPECT_EQ(CountOps(*lenet, Op::kConv), 2);
+  EXPECT_EQ(lenet->metadata.count("input_mean"), 1u);
+  EXPECT_GE(lenet->opset, 11);
+
+  auto resnet = ImportOnnxFile(SourceDir() + "/models/resnet.onnx");
+  ASSERT_TRUE(resnet.ok()) << resnet.status();
+  EXPECT_GT(CountOps(*resnet, Op::kBatchNorm), 0);
+  EXPECT_GT(CountOps(*resnet, Op::kAdd), 0);
+  // Every node input is a graph input, a constant or an earlier output.
+  std::set<std::string> known;
+  for (const auto& in : resnet->inputs) known.insert(in.name);
+  for (const auto& [name, t] : resnet->constants) known.insert(name);
+  for (const Node& n : resnet->nodes) {
+    for (const std::string& in : n.inputs) {
+      EXPECT_TRUE(known.count(in)) << n.name << " reads " << in;
+    }
+    for (const std::string& out : n.outputs) known.insert(out);
+  }
+  for (const auto& out : resnet->outputs) EXPECT_TRUE(known.count(out.name));
+}
+
+// A model built in code: input [N, 4, 6, 6] -> ops -> output.
+struct ModelBuilder {
+  onnx::ModelProto model;
+  onnx::GraphProto* graph;
+
+  explicit ModelBuilder(int opset = 13) {
+    model.set_ir_version(7);
+    auto* o = model.add_opset_import();
+    o->set_domain("");
+    o->set_version(opset);
+    graph = model.mutable_graph();
+    graph->set_name("test");
+    AddValue(graph->add_input(), "x", {-1, 4, 6, 6});
+  }
+  static void AddValue(onnx::ValueInfoProto* v, const std::string& name,
+                       const std::vector<int64_t>& dims) {
+    v->set_name(name);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(onnx::TensorProto::FLOAT);
+    auto* shape = t->mutable_shape();
+    for (int64_t d : dims) {
+      auto* dim = shape->add_dim();
+      if (d < 0) {
+        dim->set_dim_param("N");
+      } else {
+        dim->set_dim_value(d);
+      }
+    }
+  }
+  onnx::NodeProto* Node(const std::string& op, std::vector<std::string> in,
+                        std::vector<std::string> out,
+                        const std::string& name = "") {
+    auto* n = graph->add_node();
+    n->set_op_type(op);
+    n->set_name(name);
+    for (auto& s : in) n->add_input(s);
+    for (auto& s : out) n->add_output(s);
+    return n;
+  }
+  void Ints(const std::string& name, std::vector<int64_t> values) {
+    auto* t = graph->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT64);
+    t->add_dims(static_cast<int64_t>(values.size()));
+    for (int64_t v : values) t->add_int64_data(v);
+  }
+  void Floats(const std::string& name, std::vector<int64_t> dims, float value) {
+    auto* t = graph->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    int64_t n = 1;
+    for (int64_t d : dims) {
+      t->add_dims(d);
+      n *= d;
+    }
+    for (int64_t i = 0; i < n; ++i) t->add_float_data(value);
+  }
+  void Output(const std::string& name,
+              const std::vector<int64_t>& dims = {-1, 4, 6, 6}) {
+    AddValue(graph->add_output(), name, dims);
+  }
+  std::string Bytes() const { return model.SerializeAsString(); }
+};
+
+TEST(OnnxImportTest, NamesEveryUnsupportedNode) {
+  ModelBuilder b;
+  b.Node("Relu", {"x"}, {"a"}, "relu0");
+  b.Node("Erf", {"a"}, {"b"}, "erf1");
+  b.Node("Tanh", {"b"}, {"c"});
+  b.Output("c");
+  auto g = ImportOnnxBytes(b.Bytes(), "");
+  ASSERT_FALSE(g.ok());
+  EXPECT_EQ(g.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(g.status().message()),
+              HasSubstr("2 nodes are not supported"));
+  EXPECT_THAT(std::string(g.status().message()), HasSubstr("'erf1' (op Erf)"));
+  EXPECT_THAT(std::string(g.status().message()),
+              HasSubstr("'Tanh_2' (op Tanh)"));
+}
+
+TEST(OnnxImportTest, RejectsOpsetsOutsideTheRange) {
+  for (int opset : {10, 18}) {
+    ModelBuilder b(opset);
+    b.Node("Relu", {"x"}, {"y"});
+    b.Output("y");
+    auto g = ImportOnnxBytes(b.Bytes(), "");
+    ASSERT_FALSE(g.ok());
+    EXPECT_THAT(std::string(g.status().message()),
+                HasSubstr("opsets 11 to 17"));
+  }
+}
+
+TEST(OnnxImportTest, CorruptBytesAndMissingFiles) {
+  auto g = ImportOnnxBytes("this is not a protobuf \xff\xff", "");
+  EXPECT_EQ(g.status().code(), absl::StatusCode::kInvalidArgument);
+  auto missing = ImportOnnxFile("/nonexistent/model.onnx");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  ImportOptions small;
+  small.max_model_bytes = 10;
+  auto big = ImportOnnxFile(SourceDir() + "/models/lenet.onnx", small);
+  EXPECT_EQ(big.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(big.status().message()), HasSubstr("external data"));
+}
+
+TEST(OnnxImportTest, CheckerFailuresAreInvalidArgument) {
+  ModelBuilder b;
+  b.Node("Relu", {"undefined_input"}, {"y"});
+  b.Output("y");
+  auto g = ImportOnnxBytes(b.Bytes(), "");
+  EXPECT_EQ(g.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(g.status().message()), HasSubstr("checker"));
+}
+
+// What exporters emit for x.view(x.size(0), -1) folds into one Reshape
+// whose batch entry copies the input's dim 0.
+TEST(OnnxImportTest, FoldsShapeArithmeticAroundReshape) {
+  ModelBuilder b;
+  b.Node("Shape", {"x"}, {"s"});
+  b.Ints("zero", {0});
+  auto* gather = b.Node("Gather", {"s", "idx"}, {"n"});
+  (void)gather;
+  auto* t = b.graph->add_initializer();
+  t->set_name("idx");
+  t->set_data_type(onnx::TensorProto::INT64);
+  t->add_int64_data(0);  // Scalar index.
+  b.Node("Unsqueeze", {"n", "zero"}, {"n1"});
+  b.Ints("minus_one", {-1});
+  auto* concat = b.Node("Concat", {"n1", "minus_one"}, {"target"});
+  auto* axis = concat->add_attribute();
+  axis->set_name("axis");
+  axis->set_type(onnx::AttributeProto::INT);
+  axis->set_i(0);
+  b.Node("Reshape", {"x", "target"}, {"y"}, "flatten");
+  b.Output("y", {-1, 144});
+  auto g = ImportOnnxBytes(b.Bytes(), "");
+  ASSERT_TRUE(g.ok()) << g.status();
+  ASSERT_EQ(g->nodes.size(), 1u);
+  EXPECT_EQ(g->nodes[0].op, Op::kReshape);
+  EXPECT_EQ(g->nodes[0].attrs.shape, (std::vector<int64_t>{0, -1}));
+}
+
+TEST(OnnxImportTest, ResolvesAutoPadAndClipBounds) {
+  ModelBuilder b;
+  b.Floats("w", {8, 4, 3, 3}, 0.1f);
+  auto* conv = b.Node("Conv", {"x", "w"}, {"c"}, "conv");
+  auto* ap = conv->add_attribute();
+  ap->set_name("auto_pad");
+  ap->set_type(onnx::AttributeProto::STRING);
+  ap->set_s("SAME_UPPER");
+  auto* st = conv->add_attribute();
+  st->set_name("strides");
+  st->set_type(onnx::AttributeProto::INTS);
+  st->add_ints(2);
+  st->add_ints(2);
+  b.Floats("lo", {}, 0.0f);
+  b.Floats("hi", {}, 6.0f);
+  b.Node("Clip", {"c", "lo", "hi"}, {"y"}, "relu6");
+  b.Output("y", {-1, 8, 3, 3});
+  auto g = ImportOnnxBytes(b.Bytes(), "");
+  ASSERT_TRUE(g.ok()) << g.status();
+  ASSERT_EQ(g->nodes.size(), 2u);
+  // in 6, stride 2 -> out 3; total pad = (3-1)*2 + 3 - 6 = 1, extra at end.
+  EXPECT_EQ(g->nodes[0].attrs.pads, (std::vector<int64_t>{0, 0, 1, 1}));
+  EXPECT_EQ(g->nodes[1].attrs.min, 0.0f);
+  EXPECT_EQ(g->nodes[1].attrs.max, 6.0f);
+  EXPECT_EQ(g->constants.count("w"), 1u);
+}
+
+TEST(OnnxImportTest, ExternalDataIsReadAndPathsAreChecked) {
+  const std::filesystem::path dir =
+      std::filesystem::path(testing::TempDir()) / "external_model";
+  std::filesystem::create_directories(dir);
+  const std::vector<float> weights(8 * 4, 0.5f);
+  std::ofstream(dir / "weights.bin", std::ios::binary)
+      .write(reinterpret_cast<const char*>(weights.data()),
+             static_cast<std::streamsize>(weights.size() * 4));
+  auto build = [&](const std::string& location) {
+    ModelBuilder b;
+    auto* t = b.graph->add_initializer();
+    t->set_name("w");
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    t->add_dims(8);
+    t->add_dims(4);
+    t->set_data_location(onnx::TensorProto::EXTERNAL);
+    auto* e = t->add_external_data();
+    e->set_key("location");
+    e->set_value(location);
+    b.Node("Flatten", {"x"}, {"f"});
+    b.Node("Gemm", {"f", "w"}, {"y"}, "fc");
+    // Flatten gives [N, 144]; use a matching weight shape instead.
+    return b;
+  };
+  // Gemm needs [144, K]; build the weight to match.
+  ModelBuilder b = build("weights.bin");
+  auto* t = b.graph->mutable_initializer(0);
+  t->clear_dims();
+  t->add_dims(144);
+  t->add_dims(8);
+  const std::vector<float> big(144 * 8, 0.25f);
+  std::ofstream(dir / "big.bin", std::ios::binary)
+      .write(reinterpret_cast<const char*>(big.data()),
+             static_cast<std::streamsize>(big.size() * 4));
+  t->mutable_external_data(0)->set_value("big.bin");
+  b.Output("y", {-1, 8});
+  std::ofstream(dir / "model.onnx", std::ios::binary) << b.Bytes();
+  auto g = ImportOnnxFile((dir / "model.onnx").string());
+  ASSERT_TRUE(g.ok()) << g.status();
+  ASSERT_EQ(g->constants.at("w").data.size(), 144u * 8);
+  EXPECT_EQ(g->constants.at("w").data[100], 0.25f);
+
+  t->mutable_external_data(0)->set_value("../escape.bin");
+  std::ofstream(dir / "bad.onnx", std::ios::binary) << b.Bytes();
+  auto bad = ImportOnnxFile((dir / "bad.onnx").string());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("inside the model's folder"));
+}
+
+TEST(OnnxImportTest, NonFloatInputsAndFreeSpatialDimsAreRefused) {
+  ModelBuilder b;
+  b.graph->mutable_input(0)
+      ->mutable_type()
+      ->mutable_tensor_type()
+      ->mutable_shape()
+      ->mutable_dim(2)
+      ->set_dim_param("H");
+  b.Node("Relu", {"x"}, {"y"});
+  b.Output("y");
+  auto g = ImportOnnxBytes(b.Bytes(), "");
+  EXPECT_THAT(std::string(g.status().message()),
+              HasSubstr("dimension 2 is not fixed"));
+}
+
+}  // namespace
+}  // namespace esb::graph

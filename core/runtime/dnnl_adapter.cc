@@ -1,0 +1,53 @@
+#include "core/runtime/dnnl_adapter.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace esb::runtime {
+
+absl::Status CallDnnl(absl::string_view context,
+                      absl::FunctionRef<absl::Status()> fn) {
+  try {
+    return fn();
+  } catch (const dnnl::error& e) {
+    std::string message = absl::StrCat(context, ": oneDNN: ", e.what());
+    switch (e.status) {
+      case dnnl_unimplemented:
+        return absl::UnimplementedError(message);
+      case dnnl_out_of_memory:
+        return absl::ResourceExhaustedError(message);
+      default:
+        return absl::InternalError(message);
+    }
+  }
+}
+
+dnnl::memory::dims PlainStrides(absl::Span<const int64_t> shape) {
+  dnnl::memory::dims strides(shape.size(), 1);
+  for (size_t i = shape.size(); i-- > 1;) {
+    strides[i - 1] = strides[i] * shape[i];
+  }
+  return strides;
+}
+
+dnnl::memory::desc PlainDesc(absl::Span<const int64_t> shape) {
+  if (shape.empty()) {
+    return dnnl::memory::desc({1}, dnnl::memory::data_type::f32, {1});
+  }
+  return dnnl::memory::desc(dnnl::memory::dims(shape.begin(), shape.end()),
+                            dnnl::memory::data_type::f32, PlainStrides(shape));
+}
+
+AlignedBuffer::AlignedBuffer(size_t bytes) : bytes_(bytes) {
+  constexpr size_t kAlign = 64;
+  const size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
+  void* p = std::aligned_alloc(kAlign, rounded == 0 ? kAlign : rounded);
+  std::memset(p, 0, rounded == 0 ? kAlign : rounded);
+  data_.reset(static_cast<float*>(p));
+}
+
+void AlignedBuffer::Free::operator()(float* p) const { std::free(p); }
+
+}  // namespace esb::runtime

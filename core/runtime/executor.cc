@@ -1,0 +1,176 @@
+#include "core/runtime/executor.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/graph/shapes.h"
+#include "core/runtime/dnnl_adapter.h"
+#include "core/runtime/plan.h"
+
+namespace esb::runtime {
+namespace internal {
+
+// The oneDNN engine and the executor's one stream.
+struct Device {
+  dnnl::engine engine;
+  dnnl::stream stream;
+};
+
+}  // namespace internal
+
+namespace {
+
+// Sets the calling thread's OpenMP thread count, which oneDNN 2.6 (OpenMP
+// runtime, no dnnl_set_max_threads) reads when it creates and runs
+// primitives, and restores it on exit.
+class ScopedThreads {
+ public:
+  explicit ScopedThreads(int threads) : previous_(omp_get_max_threads()) {
+    omp_set_num_threads(threads);
+  }
+  ~ScopedThreads() { omp_set_num_threads(previous_); }
+  ScopedThreads(const ScopedThreads&) = delete;
+  ScopedThreads& operator=(const ScopedThreads&) = delete;
+
+ private:
+  int previous_;
+};
+
+// Ops whose second input the runtime needs as a constant initializer.
+absl::Status CheckConstants(const graph::Graph& graph) {
+  for (const graph::Node& node : graph.nodes) {
+    const bool needs_constant = node.op == graph::Op::kConv ||
+                                node.op == graph::Op::kGemm ||
+                                node.op == graph::Op::kMatMul;
+    if (!needs_constant) continue;
+    for (size_t i = 1; i < node.inputs.size(); ++i) {
+      if (node.op == graph::Op::kConv && i == 2) continue;  // Bias: any.
+      if (graph.FindConstant(node.inputs[i]) == nullptr) {
+        return absl::UnimplementedError(absl::StrCat(
+            "node '", node.name, "' (", graph::OpName(node.op), "): input '",
+            node.inputs[i], "' must be a constant initializer"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
+    const graph::Graph& graph, const ExecutorOptions& options) {
+  if (options.threads < 0 || options.max_cached_shapes < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("executor options: threads (", options.threads,
+                     ") must be >= 0 and max_cached_shapes (",
+                     options.max_cached_shapes, ") >= 1"));
+  }
+  if (absl::Status s = CheckConstants(graph); !s.ok()) return s;
+  const int threads =
+      options.threads > 0 ? options.threads : omp_get_num_procs();
+  std::unique_ptr<Executor> executor(new Executor(graph, options, threads));
+  absl::Status status = CallDnnl("creating the oneDNN engine", [&] {
+    executor->device_ = std::make_unique<internal::Device>();
+    executor->device_->engine = dnnl::engine(dnnl::engine::kind::cpu, 0);
+    executor->device_->stream = dnnl::stream(executor->device_->engine);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+
+  // Batch 1 when every other dim is known: errors surface here.
+  ShapeKey key;
+  for (const graph::ValueInfo& input : graph.inputs) {
+    std::vector<int64_t> shape = input.shape;
+    if (!shape.empty() && shape[0] == graph::kBatch) shape[0] = 1;
+    const bool known =
+        !shape.empty() && std::all_of(shape.begin(), shape.end(),
+                                      [](int64_t d) { return d >= 0; });
+    if (!known) return executor;
+    key.push_back(std::move(shape));
+  }
+  absl::MutexLock lock(&executor->mu_);
+  ScopedThreads scoped(threads);
+  auto plan = executor->PlanFor(key);
+  if (!plan.ok()) return plan.status();
+  return executor;
+}
+
+Executor::Executor(const graph::Graph& graph, const ExecutorOptions& options,
+                   int threads)
+    : graph_(graph),
+      options_(options),
+      threads_(threads),
+      weights_(std::make_unique<internal::WeightCache>()) {}
+
+Executor::~Executor() = default;
+
+int Executor::cached_shapes() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(plans_.size());
+}
+
+absl::StatusOr<internal::Plan*> Executor::PlanFor(const ShapeKey& key) {
+  for (auto it = plans_.begin(); it != plans_.end(); ++it) {
+    if (it->first == key) {
+      plans_.splice(plans_.begin(), plans_, it);
+      return plans_.front().second.get();
+    }
+  }
+  auto plan = internal::Plan::Build(graph_, key, device_->engine,
+                                    device_->stream, *weights_);
+  if (!plan.ok()) return plan.status();
+  plans_.emplace_front(key, *std::move(plan));
+  while (static_cast<int>(plans_.size()) > options_.max_cached_shapes) {
+    plans_.pop_back();
+  }
+  return plans_.front().second.get();
+}
+
+absl::StatusOr<std::vector<graph::Tensor>> Executor::Run(
+    const std::vector<graph::Tensor>& inputs) {
+  if (inputs.size() != graph_.inputs.size()) {
+    std::string names;
+    for (const graph::ValueInfo& input : graph_.inputs) {
+      absl::StrAppend(&names, names.empty() ? "'" : ", '", input.name, "'");
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected ", graph_.inputs.size(), " inputs (", names,
+                     ") but got ", inputs.size()));
+  }
+  ShapeKey key;
+  std::vector<const float*> input_data;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const graph::Tensor& t = inputs[i];
+    if (static_cast<int64_t>(t.data.size()) != t.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", graph_.inputs[i].name, "' has shape ",
+                       graph::ShapeToString(t.shape), " (", t.size(),
+                       " elements) but ", t.data.size(), " values"));
+    }
+    key.push_back(t.shape);
+    input_data.push_back(t.data.data());
+  }
+
+  absl::MutexLock lock(&mu_);
+  ScopedThreads scoped(threads_);
+  auto plan = PlanFor(key);
+  if (!plan.ok()) return plan.status();
+  std::vector<graph::Tensor> outputs((*plan)->output_shapes().size());
+  std::vector<float*> output_data;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    outputs[i].shape = (*plan)->output_shapes()[i];
+    outputs[i].data.resize(outputs[i].size());
+    output_data.push_back(outputs[i].data.data());
+  }
+  absl::Status status =
+      (*plan)->Execute(input_data, output_data, device_->stream);
+  if (!status.ok()) return status;
+  return outputs;
+}
+
+}  // namespace esb::runtime

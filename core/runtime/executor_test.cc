@@ -1,0 +1,682 @@
+#include "core/runtime/executor.h"
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "core/runtime/reference.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace esb::runtime {
+namespace {
+
+using graph::Activation;
+using graph::Attributes;
+using graph::Graph;
+using graph::kBatch;
+using graph::Node;
+using graph::Op;
+using graph::Tensor;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using Shape = std::vector<int64_t>;
+
+Tensor Random(Shape shape, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  Tensor t;
+  t.shape = std::move(shape);
+  t.data.resize(t.size());
+  for (float& v : t.data) v = dist(rng);
+  return t;
+}
+
+Tensor Values(Shape shape, std::vector<float> data) {
+  Tensor t;
+  t.shape = std::move(shape);
+  t.data = std::move(data);
+  return t;
+}
+
+// |a - e| <= atol + rtol * |e| elementwise, shapes equal.
+void ExpectClose(const Tensor& actual, const Tensor& expected,
+                 const std::string& what) {
+  ASSERT_EQ(actual.shape, expected.shape) << what;
+  ASSERT_EQ(actual.data.size(), expected.data.size()) << what;
+  int reported = 0;
+  for (size_t i = 0; i < actual.data.size(); ++i) {
+    const float a = actual.data[i], e = expected.data[i];
+    if (!(std::abs(a - e) <= 1e-5f + 1e-4f * std::abs(e)) && reported++ < 5) {
+      ADD_FAILURE() << what << ": element " << i << " is " << a << ", expected "
+                    << e;
+    }
+  }
+}
+
+// A graph "x" -> node "n" (reading x and the constants) -> "y".
+Graph OneNode(Op op, Shape x_shape,
+              std::vector<std::pair<std::string, Tensor>> constants,
+              Attributes attrs = {}) {
+  Graph g;
+  g.inputs.push_back({"x", std::move(x_shape)});
+  Node node{"n", op, {"x"}, {"y"}, std::move(attrs)};
+  for (auto& [name, tensor] : constants) {
+    node.inputs.push_back(name);
+    g.constants[name] = std::move(tensor);
+  }
+  g.nodes.push_back(std::move(node));
+  g.outputs.push_back({"y", {}});
+  return g;
+}
+
+// Runs `inputs` through a fresh executor and the reference; compares.
+void CheckAgainstReference(const Graph& g, const std::vector<Tensor>& inputs,
+                           const std::string& what,
+                           const ExecutorOptions& options = {}) {
+  auto executor = Executor::Create(g, options);
+  ASSERT_TRUE(executor.ok()) << what << ": " << executor.status();
+  auto actual = (*executor)->Run(inputs);
+  ASSERT_TRUE(actual.ok()) << what << ": " << actual.status();
+  auto expected = ReferenceRun(g, inputs);
+  ASSERT_TRUE(expected.ok()) << what << ": " << expected.status();
+  ASSERT_EQ(actual->size(), expected->size());
+  for (size_t i = 0; i < actual->size(); ++i) {
+    ExpectClose((*actual)[i], (*expected)[i], what);
+  }
+}
+
+// The same graph at batch 1 and 5 (each through the reference).
+void CheckBatches(const Graph& g, const Shape& per_item, uint32_t seed,
+                  const std::string& what) {
+  for (int64_t batch : {1, 5}) {
+    Shape shape = per_item;
+    shape.insert(shape.begin(), batch);
+    CheckAgainstReference(g, {Random(shape, seed)},
+                          what + " batch " + std::to_string(batch));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The reference itself, on values worked out by hand.
+
+TEST(ReferenceTest, ConvAndCeilModeAveragePoolByHand) {
+  Attributes a;
+  a.pads = {1, 0, 0, 0};  // One row of zeros on top.
+  Graph conv = OneNode(
+      Op::kConv, {1, 1, 2, 2},
+      {{"w", Values({1, 1, 2, 1}, {1, 10})}, {"b", Values({1}, {0.5f})}}, a);
+  auto y = ReferenceRun(conv, {Values({1, 1, 2, 2}, {1, 2, 3, 4})});
+  ASSERT_TRUE(y.ok()) << y.status();
+  // Rows: [0,0],[1,2],[3,4]; y[r] = row[r] + 10 * row[r + 1] + 0.5.
+  EXPECT_EQ((*y)[0].data, (std::vector<float>{10.5f, 20.5f, 31.5f, 42.5f}));
+
+  Attributes p;
+  p.kernel = {1, 2};
+  p.strides = {1, 2};
+  p.pads = {0, 1, 0, 0};
+  p.ceil_mode = true;
+  p.count_include_pad = true;
+  Graph pool = OneNode(Op::kAveragePool, {1, 1, 1, 4}, {}, p);
+  // Padded row: [pad, 1, 2, 3, 4]; windows [pad,1], [2,3], [4, overhang]:
+  // the pad counts, the overhang does not.
+  y = ReferenceRun(pool, {Values({1, 1, 1, 4}, {1, 2, 3, 4})});
+  ASSERT_TRUE(y.ok()) << y.status();
+  EXPECT_EQ((*y)[0].data, (std::vector<float>{0.5f, 2.5f, 4.0f}));
+}
+
+// ---------------------------------------------------------------------------
+// Conv.
+
+struct ConvCase {
+  std::string name;
+  Shape x;  // Without the batch.
+  Shape w;
+  int64_t group;
+  Shape strides, pads, dilations;
+  bool bias;
+  Activation activation;
+};
+
+TEST(ExecutorTest, ConvVariants) {
+  const Activation none;
+  const Activation relu{Activation::Kind::kRelu, 0, 0};
+  const Activation relu6{Activation::Kind::kClip, 0.0f, 6.0f};
+  const std::vector<ConvCase> cases = {
+      {"3x3 same",
+       {3, 8, 8},
+       {16, 3, 3, 3},
+       1,
+       {},
+       {1, 1, 1, 1},
+       {},
+       true,
+       none},
+      {"strided asymmetric pads",
+       {4, 9, 10},
+       {8, 4, 3, 3},
+       1,
+       {2, 2},
+       {0, 1, 2, 0},
+       {},
+       true,
+       relu},
+      {"dilated",
+       {5, 11, 12},
+       {6, 5, 3, 3},
+       1,
+       {1, 1},
+       {2, 2, 2, 1},
+       {2, 3},
+       false,
+       none},
+      {"grouped",
+       {8, 7, 7},
+       {12, 4, 3, 3},
+       2,
+       {1, 2},
+       {1, 0, 1, 2},
+       {},
+       true,
+       relu6},
+      {"depthwise",
+       {16, 9, 9},
+       {16, 1, 3, 3},
+       16,
+       {2, 2},
+       {1, 1, 0, 0},
+       {},
+       true,
+       relu6},
+      {"depthwise multiplier 2",
+       {6, 8, 8},
+       {12, 1, 5, 5},
+       6,
+       {1, 1},
+       {2, 2, 2, 2},
+       {2, 1},
+       true,
+       none},
+      {"1x1", {32, 5, 5}, {17, 32, 1, 1}, 1, {}, {}, {}, true, relu},
+      {"rectangular kernel",
+       {3, 10, 6},
+       {4, 3, 1, 5},
+       1,
+       {3, 1},
+       {0, 2, 0, 3},
+       {},
+       false,
+       none},
+  };
+  uint32_t seed = 1;
+  for (const ConvCase& c : cases) {
+    Attributes a;
+    a.group = c.group;
+    a.strides = c.strides;
+    a.pads = c.pads;
+    a.dilations = c.dilations;
+    a.activation = c.activation;
+    std::vector<std::pair<std::string, Tensor>> constants = {
+        {"w", Random(c.w, ++seed)}};
+    if (c.bias) constants.push_back({"b", Random({c.w[0]}, ++seed)});
+    Shape declared = c.x;
+    declared.insert(declared.begin(), kBatch);
+    Graph g = OneNode(Op::kConv, declared, constants, a);
+    CheckBatches(g, c.x, ++seed, c.name);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Gemm and MatMul.
+
+TEST(ExecutorTest, GemmTransposesAlphaBetaAndBiasShapes) {
+  struct Case {
+    bool trans_a, trans_b;
+    float alpha, beta;
+    Shape c;  // Empty: no C.
+    Activation activation;
+  };
+  const std::vector<Case> cases = {
+      {false, false, 1.0f, 1.0f, {7}, {}},
+      {false, true, 0.5f, 2.0f, {1, 7}, {Activation::Kind::kRelu, 0, 0}},
+      {true, false, 1.5f, -1.0f, {4, 1}, {}},
+      {true, true, -1.0f, 0.25f, {4, 7}, {Activation::Kind::kClip, -1, 1}},
+      {false, false, 2.0f, 3.0f, {}, {}},
+      {false, true, 1.0f, 0.5f, {1}, {}},
+  };
+  uint32_t seed = 100;
+  for (const Case& c : cases) {
+    Attributes a;
+    a.trans_a = c.trans_a;
+    a.trans_b = c.trans_b;
+    a.alpha = c.alpha;
+    a.beta = c.beta;
+    a.activation = c.activation;
+    std::vector<std::pair<std::string, Tensor>> constants = {
+        {"b", Random(c.trans_b ? Shape{7, 9} : Shape{9, 7}, ++seed)}};
+    if (!c.c.empty()) constants.push_back({"c", Random(c.c, ++seed)});
+    const Shape x = c.trans_a ? Shape{9, 4} : Shape{4, 9};
+    Graph g = OneNode(Op::kGemm, x, constants, a);
+    CheckAgainstReference(
+        g, {Random(x, ++seed)},
+        "gemm trans " + std::to_string(c.trans_a) + std::to_string(c.trans_b));
+  }
+  // The batch is free when C has no rows.
+  Graph g = OneNode(Op::kGemm, {kBatch, 9},
+                    {{"b", Random({9, 3}, 1)}, {"c", Random({3}, 2)}});
+  CheckBatches(g, {9}, 3, "gemm batch");
+}
+
+TEST(ExecutorTest, MatMulWithBatchedA) {
+  Attributes a;
+  a.activation = {Activation::Kind::kRelu, 0, 0};
+  Graph g =
+      OneNode(Op::kMatMul, {kBatch, 3, 10}, {{"b", Random({10, 6}, 4)}}, a);
+  CheckBatches(g, {3, 10}, 5, "matmul 3-d");
+  Graph g2 = OneNode(Op::kMatMul, {kBatch, 10}, {{"b", Random({10, 6}, 6)}});
+  CheckBatches(g2, {10}, 7, "matmul 2-d");
+}
+
+// ---------------------------------------------------------------------------
+// BatchNormalization and elementwise activations.
+
+TEST(ExecutorTest, BatchNorm) {
+  Attributes a;
+  a.epsilon = 1e-3f;
+  for (const Shape& x : {Shape{6, 5, 4}, Shape{6}}) {
+    Graph g = OneNode(Op::kBatchNorm, {},
+                      {{"scale", Random({6}, 10)},
+                       {"bias", Random({6}, 11)},
+                       {"mean", Random({6}, 12)},
+                       {"var", Random({6}, 13, 0.1f, 2.0f)}},
+                      a);
+    CheckBatches(g, x, 14, "batchnorm rank " + std::to_string(x.size() + 1));
+  }
+}
+
+TEST(ExecutorTest, ElementwiseActivations) {
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<std::pair<std::string, Attributes>> cases;
+  Attributes a;
+  cases.push_back({"relu", a});
+  cases.push_back({"sigmoid", a});
+  a.alpha = 0.1f;
+  cases.push_back({"leaky", a});
+  a.min = -0.5f;
+  a.max = 0.25f;
+  cases.push_back({"clip", a});
+  a.min = -inf;
+  a.max = 0.3f;
+  cases.push_back({"clip max only", a});
+  a.min = -0.2f;
+  a.max = inf;
+  cases.push_back({"clip min only", a});
+  for (const auto& [name, attrs] : cases) {
+    const Op op = name == "relu"      ? Op::kRelu
+                  : name == "sigmoid" ? Op::kSigmoid
+                  : name == "leaky"   ? Op::kLeakyRelu
+                                      : Op::kClip;
+    Graph g = OneNode(op, {kBatch, 5, 3, 3}, {}, attrs);
+    CheckBatches(g, {5, 3, 3}, 20, name);
+  }
+}
+
+// Activations, pooling, BN and Add after a Conv see oneDNN's blocked layout.
+TEST(ExecutorTest, OpsOnBlockedConvOutput) {
+  for (Op op : {Op::kRelu, Op::kSigmoid, Op::kLeakyRelu, Op::kClip,
+                Op::kMaxPool, Op::kAveragePool, Op::kGlobalAveragePool,
+                Op::kBatchNorm, Op::kAdd, Op::kMul, Op::kConcat, Op::kTranspose,
+                Op::kSoftmax, Op::kFlatten, Op::kPad}) {
+    Graph g;
+    g.inputs.push_back({"x", {kBatch, 3, 9, 9}});
+    g.constants["w"] = Random({20, 3, 3, 3}, 30);
+    g.nodes.push_back({"conv", Op::kConv, {"x", "w"}, {"c"}, {}});
+    Node node{"n", op, {"c"}, {"y"}, {}};
+    node.attrs.min = -0.1f;
+    node.attrs.max = 0.2f;
+    node.attrs.kernel = {3, 3};
+    node.attrs.strides = {2, 2};
+    node.attrs.ceil_mode = true;
+    node.attrs.perm = {0, 2, 3, 1};
+    if (op == Op::kPad) node.attrs.pads = {0, 1, 0, 0, 0, 0, 2, 1};
+    if (op == Op::kBatchNorm) {
+      for (const char* p : {"s", "t", "u"}) {
+        g.constants[p] = Random({20}, 31);
+        node.inputs.push_back(p);
+      }
+      g.constants["v"] = Random({20}, 32, 0.5f, 1.0f);
+      node.inputs.push_back("v");
+    }
+    if (op == Op::kAdd || op == Op::kConcat) node.inputs.push_back("c");
+    if (op == Op::kMul) {
+      g.constants["m"] = Random({20, 1, 1}, 33);
+      node.inputs.push_back("m");
+    }
+    g.nodes.push_back(node);
+    g.outputs.push_back({"y", {}});
+    CheckBatches(g, {3, 9, 9}, 34,
+                 "after conv: " + std::string(graph::OpName(op)));
+  }
+}
+
+// A blocked Conv output meets a plain graph input.
+TEST(ExecutorTest, MixedLayouts) {
+  for (Op op : {Op::kAdd, Op::kMul, Op::kConcat}) {
+    Graph g;
+    g.inputs = {{"x", {kBatch, 3, 9, 9}}, {"z", {kBatch, 20, 7, 7}}};
+    g.constants["w"] = Random({20, 3, 3, 3}, 35);
+    g.nodes.push_back({"conv", Op::kConv, {"x", "w"}, {"c"}, {}});
+    g.nodes.push_back({"n", op, {"z", "c"}, {"y"}, {}});
+    g.outputs.push_back({"y", {}});
+    for (int64_t batch : {1, 5}) {
+      CheckAgainstReference(
+          g, {Random({batch, 3, 9, 9}, 36), Random({batch, 20, 7, 7}, 37)},
+          "mixed layouts: " + std::string(graph::OpName(op)));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Pooling.
+
+TEST(ExecutorTest, MaxPool) {
+  struct Case {
+    Shape kernel, strides, pads, dilations;
+    bool ceil;
+  };
+  const std::vector<Case> cases = {
+      {{2, 2}, {2, 2}, {}, {}, false},
+      {{3, 3}, {2, 2}, {1, 1, 1, 1}, {}, false},
+      {{3, 3}, {2, 2}, {}, {}, true},
+      {{3, 2}, {2, 3}, {1, 0, 0, 1}, {}, true},
+      {{3, 3}, {1, 1}, {2, 2, 2, 2}, {2, 2}, false},
+      {{2, 3}, {2, 2}, {}, {2, 1}, true},
+  };
+  int i = 0;
+  for (const Case& c : cases) {
+    Attributes a;
+    a.kernel = c.kernel;
+    a.strides = c.strides;
+    a.pads = c.pads;
+    a.dilations = c.dilations;
+    a.ceil_mode = c.ceil;
+    Graph g = OneNode(Op::kMaxPool, {kBatch, 4, 11, 10}, {}, a);
+    CheckBatches(g, {4, 11, 10}, 40 + i, "maxpool case " + std::to_string(i));
+    ++i;
+  }
+}
+
+TEST(ExecutorTest, AveragePoolCountIncludePadAndCeilMode) {
+  int i = 0;
+  for (bool include : {false, true}) {
+    for (bool ceil : {false, true}) {
+      for (const Shape& pads :
+           {Shape{}, Shape{1, 0, 0, 1}, Shape{1, 1, 1, 1}}) {
+        Attributes a;
+        a.kernel = {3, 3};
+        a.strides = {2, 2};
+        a.pads = pads;
+        a.ceil_mode = ceil;
+        a.count_include_pad = include;
+        Graph g = OneNode(Op::kAveragePool, {kBatch, 3, 10, 9}, {}, a);
+        CheckBatches(g, {3, 10, 9}, 50 + i,
+                     "avgpool include " + std::to_string(include) + " ceil " +
+                         std::to_string(ceil) + " case " + std::to_string(i));
+        ++i;
+      }
+    }
+  }
+}
+
+TEST(ExecutorTest, GlobalAveragePool) {
+  Graph g = OneNode(Op::kGlobalAveragePool, {kBatch, 7, 5, 6}, {});
+  CheckBatches(g, {7, 5, 6}, 60, "gap");
+}
+
+// ---------------------------------------------------------------------------
+// Add and Mul with broadcasting.
+
+TEST(ExecutorTest, BroadcastingAddAndMul) {
+  struct Case {
+    std::string name;
+    Shape x;  // Without batch.
+    Shape c;
+    bool constant_first;
+  };
+  const std::vector<Case> cases = {
+      {"per channel", {4, 3, 3}, {4, 1, 1}, false},
+      {"per channel, constant first", {4, 3, 3}, {1, 4, 1, 1}, true},
+      {"scalar", {4, 3}, {}, false},
+      {"row", {4, 3}, {3}, true},
+      {"both broadcast", {1}, {1, 6}, false},
+      {"both broadcast, rank 4", {3, 1, 5}, {2, 1}, true},
+      {"same shape", {2, 3}, {1, 2, 3}, false},
+  };
+  uint32_t seed = 70;
+  for (Op op : {Op::kAdd, Op::kMul}) {
+    for (const Case& c : cases) {
+      Graph g = OneNode(op, {}, {{"c", Random(c.c, ++seed)}});
+      if (c.constant_first)
+        std::swap(g.nodes[0].inputs[0], g.nodes[0].inputs[1]);
+      CheckBatches(g, c.x, ++seed,
+                   std::string(graph::OpName(op)) + " " + c.name);
+    }
+  }
+  // Two graph inputs.
+  Graph g;
+  g.inputs = {{"a", {kBatch, 3, 4}}, {"b", {kBatch, 1, 4}}};
+  g.nodes.push_back({"add", Op::kAdd, {"b", "a"}, {"y"}, {}});
+  g.outputs.push_back({"y", {}});
+  CheckAgainstReference(g, {Random({2, 3, 4}, 1), Random({2, 1, 4}, 2)},
+                        "two inputs");
+}
+
+// ---------------------------------------------------------------------------
+// Shape and data-movement ops.
+
+TEST(ExecutorTest, ConcatFlattenReshapeTransposeSoftmaxIdentityPad) {
+  Attributes concat;
+  concat.axis = 2;
+  CheckAgainstReference(OneNode(Op::kConcat, {2, 2, 3, 4},
+                                {{"c", Random({2, 2, 5, 4}, 80)}}, concat),
+                        {Random({2, 2, 3, 4}, 81)}, "concat with constant");
+  Graph two;
+  two.inputs = {{"a", {kBatch, 2, 3}}, {"b", {kBatch, 1, 3}}};
+  two.nodes.push_back({"cat", Op::kConcat, {"b", "a", "b"}, {"y"}, {}});
+  two.outputs.push_back({"y", {}});
+  for (int64_t batch : {1, 5}) {
+    CheckAgainstReference(two,
+                          {Random({batch, 2, 3}, 1), Random({batch, 1, 3}, 2)},
+                          "concat inputs");
+  }
+  Attributes flatten;
+  flatten.axis = 2;
+  CheckBatches(OneNode(Op::kFlatten, {}, {}, flatten), {2, 3, 4}, 82,
+               "flatten");
+  Attributes reshape;
+  reshape.shape = {0, -1, 2};
+  CheckBatches(OneNode(Op::kReshape, {}, {}, reshape), {3, 4}, 83, "reshape");
+  Attributes transpose;
+  transpose.perm = {2, 0, 3, 1};
+  CheckBatches(OneNode(Op::kTranspose, {}, {}, transpose), {2, 3, 4}, 84,
+               "transpose");
+  CheckBatches(OneNode(Op::kTranspose, {}, {}), {2, 3}, 85,
+               "transpose reverse");
+  for (int64_t axis : {1, 3}) {
+    Attributes softmax;
+    softmax.axis = axis;
+    CheckBatches(OneNode(Op::kSoftmax, {}, {}, softmax), {5, 2, 7}, 86,
+                 "softmax axis " + std::to_string(axis));
+  }
+  CheckBatches(OneNode(Op::kIdentity, {}, {}), {3, 2}, 87, "identity");
+  Attributes pad;
+  pad.pads = {0, 1, 0, 2, 0, 0, -1, 1};
+  pad.value = 0.75f;
+  CheckBatches(OneNode(Op::kPad, {}, {}, pad), {2, 3, 4}, 88, "pad");
+}
+
+// ---------------------------------------------------------------------------
+// A small CNN end to end.
+
+Graph SmallCnn() {
+  Graph g;
+  g.inputs.push_back({"image", {kBatch, 3, 16, 16}});
+  g.constants["w1"] = Random({16, 3, 3, 3}, 90, -0.5f, 0.5f);
+  g.constants["b1"] = Random({16}, 91);
+  g.constants["w2"] = Random({16, 16, 3, 3}, 92, -0.2f, 0.2f);
+  g.constants["b2"] = Random({16}, 93);
+  g.constants["fc_w"] = Random({10, 16}, 94);
+  g.constants["fc_b"] = Random({10}, 95);
+  Attributes conv1;
+  conv1.pads = {1, 1, 1, 1};
+  conv1.activation.kind = Activation::Kind::kRelu;
+  g.nodes.push_back({"conv1", Op::kConv, {"image", "w1", "b1"}, {"c1"}, conv1});
+  Attributes pool;
+  pool.kernel = {2, 2};
+  pool.strides = {2, 2};
+  g.nodes.push_back({"pool", Op::kMaxPool, {"c1"}, {"p"}, pool});
+  Attributes conv2;
+  conv2.pads = {1, 1, 1, 1};
+  g.nodes.push_back({"conv2", Op::kConv, {"p", "w2", "b2"}, {"c2"}, conv2});
+  g.nodes.push_back({"skip", Op::kAdd, {"c2", "p"}, {"s"}, {}});
+  g.nodes.push_back({"relu", Op::kRelu, {"s"}, {"r"}, {}});
+  g.nodes.push_back({"gap", Op::kGlobalAveragePool, {"r"}, {"g"}, {}});
+  g.nodes.push_back({"flatten", Op::kFlatten, {"g"}, {"f"}, {}});
+  Attributes fc;
+  fc.trans_b = true;
+  g.nodes.push_back({"fc", Op::kGemm, {"f", "fc_w", "fc_b"}, {"logits"}, fc});
+  g.outputs.push_back({"logits", {kBatch, 10}});
+  return g;
+}
+
+TEST(ExecutorTest, SmallCnnMatchesReference) {
+  CheckBatches(SmallCnn(), {3, 16, 16}, 96, "small cnn");
+  ExecutorOptions one_thread;
+  one_thread.threads = 1;
+  CheckAgainstReference(SmallCnn(), {Random({2, 3, 16, 16}, 97)},
+                        "small cnn, one thread", one_thread);
+}
+
+TEST(ExecutorTest, PlansAreCachedPerInputShape) {
+  auto executor = Executor::Create(SmallCnn());
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  Executor& e = **executor;
+  EXPECT_EQ(e.cached_shapes(), 1);  // Batch 1, built by Create.
+  const Tensor one = Random({1, 3, 16, 16}, 98);
+  const Tensor five = Random({5, 3, 16, 16}, 99);
+  auto first = e.Run({one});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(e.cached_shapes(), 1);
+  auto batch5 = e.Run({five});
+  ASSERT_TRUE(batch5.ok()) << batch5.status();
+  EXPECT_EQ(e.cached_shapes(), 2);
+  ExpectClose((*batch5)[0], (*ReferenceRun(SmallCnn(), {five}))[0], "five");
+  // Back to batch 1 on the cached plan: the same answer, bit for bit.
+  auto again = e.Run({one});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(e.cached_shapes(), 2);
+  EXPECT_EQ((*again)[0].data, (*first)[0].data);
+  ExpectClose((*again)[0], (*ReferenceRun(SmallCnn(), {one}))[0], "one");
+}
+
+TEST(ExecutorTest, LeastRecentlyUsedPlanIsDropped) {
+  ExecutorOptions options;
+  options.max_cached_shapes = 2;
+  auto executor = Executor::Create(SmallCnn(), options);
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  for (int64_t batch : {2, 3, 4}) {
+    const Tensor x = Random({batch, 3, 16, 16}, 100);
+    auto y = (*executor)->Run({x});
+    ASSERT_TRUE(y.ok()) << y.status();
+    ExpectClose((*y)[0], (*ReferenceRun(SmallCnn(), {x}))[0], "lru");
+  }
+  EXPECT_EQ((*executor)->cached_shapes(), 2);
+}
+
+// Outputs that are intermediate values, graph inputs, or read twice.
+TEST(ExecutorTest, OutputsMayBeInputsOrIntermediates) {
+  Graph g;
+  g.inputs.push_back({"x", {kBatch, 4}});
+  g.constants["w"] = Random({4, 4}, 101);
+  g.nodes.push_back({"mm", Op::kMatMul, {"x", "w"}, {"h"}, {}});
+  g.nodes.push_back({"id", Op::kIdentity, {"x"}, {"x2"}, {}});
+  g.nodes.push_back({"sum", Op::kAdd, {"h", "x2"}, {"y"}, {}});
+  g.outputs = {{"y", {}}, {"h", {}}, {"x", {}}, {"x2", {}}};
+  CheckAgainstReference(g, {Random({3, 4}, 102)}, "mixed outputs");
+}
+
+// ---------------------------------------------------------------------------
+// Errors.
+
+TEST(ExecutorTest, WrongInputsAreInvalidArgumentNamingTheInput) {
+  auto executor = Executor::Create(SmallCnn());
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  Executor& e = **executor;
+
+  auto r = e.Run({});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(),
+              AllOf(HasSubstr("expected 1 inputs ('image') but got 0")));
+
+  r = e.Run({Random({2, 3, 16, 15}, 1)});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(),
+              AllOf(HasSubstr("input 'image'"), HasSubstr("[2,3,16,15]"),
+                    HasSubstr("[-1,3,16,16]")));
+
+  Tensor short_data = Random({2, 3, 16, 16}, 1);
+  short_data.data.pop_back();
+  r = e.Run({short_data});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(),
+              AllOf(HasSubstr("input 'image'"), HasSubstr("1535 values")));
+  // Still healthy afterwards.
+  EXPECT_TRUE(e.Run({Random({2, 3, 16, 16}, 1)}).ok());
+}
+
+TEST(ExecutorTest, BadGraphsFailAtCreate) {
+  Graph g = SmallCnn();
+  g.constants["w2"] = Random({16, 8, 3, 3}, 1);
+  auto executor = Executor::Create(g);
+  EXPECT_EQ(executor.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(executor.status().message(),
+              AllOf(HasSubstr("node 'conv2' (Conv)"),
+                    HasSubstr("input has 16 channels but the weight expects "
+                              "8")));
+
+  Graph dynamic_weight;
+  dynamic_weight.inputs = {{"x", {kBatch, 3, 4, 4}}, {"w", {4, 3, 1, 1}}};
+  dynamic_weight.nodes.push_back({"conv", Op::kConv, {"x", "w"}, {"y"}, {}});
+  dynamic_weight.outputs.push_back({"y", {}});
+  executor = Executor::Create(dynamic_weight);
+  EXPECT_EQ(executor.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(executor.status().message(),
+              HasSubstr("node 'conv' (Conv): input 'w' must be a constant"));
+
+  ExecutorOptions bad;
+  bad.threads = -1;
+  EXPECT_EQ(Executor::Create(SmallCnn(), bad).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ExecutorTest, FreeSpatialDimsAreResolvedPerRun) {
+  Graph g = SmallCnn();
+  g.inputs[0].shape = {kBatch, 3, kBatch, kBatch};
+  auto executor = Executor::Create(g);
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  EXPECT_EQ((*executor)->cached_shapes(), 0);  // Nothing known to build.
+  for (const Shape& shape : {Shape{1, 3, 8, 12}, Shape{2, 3, 16, 16}}) {
+    const Tensor x = Random(shape, 103);
+    auto y = (*executor)->Run({x});
+    ASSERT_TRUE(y.ok()) << y.status();
+    ExpectClose((*y)[0], (*ReferenceRun(g, {x}))[0], "free spatial dims");
+  }
+}
+
+}  // namespace
+}  // namespace esb::runtime

@@ -1,0 +1,46 @@
+// Plain-loop kernels for the cases oneDNN 2.6 cannot express. All tensors
+// are dense row-major float32; shapes are ONNX shapes (rank 0 is a scalar).
+//
+//   PadConstant:     y[o] = x[o - begin] where that index is inside x, else
+//                    `value`; pads = begin..., end... over all dims, either
+//                    sign (negative pads crop). oneDNN has no pad primitive.
+//   BroadcastBinary: y[o] = a[o'] op b[o''] with numpy broadcasting of both
+//                    operands. oneDNN's binary broadcasts src1 only; this
+//                    handles the case where both sides broadcast
+//                    ([N,1] + [1,M]).
+//   AveragePool:     y = sum over the window's taps inside x / divisor, with
+//                    divisor = the taps inside [-pb, in + pe) when
+//                    count_include_pad, else the taps inside [0, in). Used
+//                    when ceil mode lets a window run past the end padding
+//                    with count_include_pad: oneDNN would count the overhang
+//                    in the divisor, ONNX Runtime and PyTorch do not.
+//
+// Functions are thread-safe.
+#ifndef ESB_CORE_RUNTIME_LOOP_KERNELS_H_
+#define ESB_CORE_RUNTIME_LOOP_KERNELS_H_
+
+#include <cstdint>
+
+#include "absl/types/span.h"
+#include "core/graph/shapes.h"
+
+namespace esb::runtime {
+
+void PadConstant(const float* x, absl::Span<const int64_t> x_shape,
+                 absl::Span<const int64_t> pads, float value, float* y);
+
+enum class BinaryOp { kAdd, kMul };
+
+void BroadcastBinary(BinaryOp op, const float* a,
+                     absl::Span<const int64_t> a_shape, const float* b,
+                     absl::Span<const int64_t> b_shape, float* y,
+                     absl::Span<const int64_t> y_shape);
+
+// x is [N,C,spatial...]; `window` comes from graph::ResolveWindow.
+void AveragePool(const float* x, absl::Span<const int64_t> x_shape,
+                 const graph::WindowGeometry& window, bool count_include_pad,
+                 float* y);
+
+}  // namespace esb::runtime
+
+#endif  // ESB_CORE_RUNTIME_LOOP_KERNELS_H_

@@ -1,0 +1,80 @@
+// Internal to the executor: lowers graph nodes into the steps of a Plan
+// (see plan.h for what each op becomes).
+//
+// Thread-compatible.
+#ifndef ESB_CORE_RUNTIME_LOWER_H_
+#define ESB_CORE_RUNTIME_LOWER_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "core/graph/graph.h"
+#include "core/runtime/plan.h"
+
+namespace esb::runtime::internal {
+
+class PlanBuilder {
+ public:
+  // `shapes` holds every value's shape (graph::InferShapes).
+  PlanBuilder(const graph::Graph& graph,
+              const std::map<std::string, std::vector<int64_t>>& shapes,
+              const dnnl::engine& engine, dnnl::stream& stream,
+              WeightCache& weights, Plan& plan);
+
+  // Call in this order; Lower once per node, in graph order. Lower and
+  // AddOutputs must run inside CallDnnl.
+  void AddInputs();
+  absl::Status Lower(int node_index);
+  void AddOutputs();
+
+ private:
+  // A value: the buffer holding it and its layout there.
+  struct Value {
+    int buffer;
+    dnnl::memory::desc desc;
+  };
+
+  const std::vector<int64_t>& ShapeOf(const std::string& name) const;
+  Value Get(const std::string& name);
+  // `name` in layout `desc`, reordered once (and remembered) if needed.
+  Value As(const std::string& name, const dnnl::memory::desc& desc);
+  Value AsPlain(const std::string& name);
+  int AddBuffer(Plan::Buffer buffer);
+  Value NewArena(const dnnl::memory::desc& desc);
+  Value AddConstant(float* data, const dnnl::memory::desc& desc);
+  void AddPrimitive(const dnnl::primitive& primitive,
+                    const std::vector<std::pair<int, Value>>& args);
+  void AddLoop(std::function<void(absl::Span<float* const>)> loop,
+               const std::vector<Value>& args);
+  void Define(const std::string& name, const Value& value);
+  absl::Status NotConstant(const std::string& what, const std::string& name);
+
+  absl::Status LowerConv(int node_index, const graph::Node& node);
+  absl::Status LowerGemm(int node_index, const graph::Node& node);
+  absl::Status LowerMatMul(int node_index, const graph::Node& node);
+  void LowerBatchNorm(const graph::Node& node);
+  void LowerEltwise(const graph::Node& node);
+  void LowerPool(const graph::Node& node);
+  void LowerBinary(const graph::Node& node);
+  void LowerConcat(const graph::Node& node);
+  void LowerTranspose(const graph::Node& node);
+  void LowerSoftmax(const graph::Node& node);
+  void LowerPad(const graph::Node& node);
+
+  const graph::Graph& graph_;
+  const std::map<std::string, std::vector<int64_t>>& shapes_;
+  const dnnl::engine& engine_;
+  dnnl::stream& stream_;
+  WeightCache& weights_;
+  Plan& plan_;
+  std::string context_;  // Of the node being lowered.
+  std::map<std::string, Value> values_;
+  std::map<std::string, std::vector<Value>> layouts_;  // Reordered copies.
+};
+
+}  // namespace esb::runtime::internal
+
+#endif  // ESB_CORE_RUNTIME_LOWER_H_
