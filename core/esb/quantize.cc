@@ -78,22 +78,26 @@ __attribute__((target("avx2"))) inline __m256 RoundBlock(const VectorParams& p,
   return q;
 }
 
+// `scaled`: out = alpha * q (QuantizeKernel); else out = q (RoundKernel).
 __attribute__((target("avx2"))) size_t QuantizeAvx2(const Format& format,
                                                     float alpha,
                                                     const float* in, float* out,
-                                                    size_t n) {
+                                                    size_t n, bool scaled) {
   const VectorParams p = MakeParams(format, alpha);
   size_t nans = 0;
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     __m256 nan_mask;
     const __m256 q = RoundBlock(p, _mm256_loadu_ps(in + i), &nan_mask);
-    const __m256 y =
-        _mm256_blendv_ps(_mm256_mul_ps(p.alpha, q), p.nan, nan_mask);
+    const __m256 y = _mm256_blendv_ps(scaled ? _mm256_mul_ps(p.alpha, q) : q,
+                                      p.nan, nan_mask);
     _mm256_storeu_ps(out + i, y);
     nans += std::popcount(static_cast<unsigned>(_mm256_movemask_ps(nan_mask)));
   }
-  return nans + QuantizeReference(format, alpha, in + i, out + i, n - i);
+  return nans + (scaled ? QuantizeReference(format, alpha, in + i, out + i,
+                                            n - i)
+                        : RoundReference(format, alpha, in + i, out + i,
+                                         n - i));
 }
 
 __attribute__((target("avx2"))) ErrorSums ErrorAvx2(const Format& format,
@@ -166,8 +170,24 @@ size_t QuantizeReference(const Format& format, float alpha, const float* in,
 
 size_t QuantizeKernel(const Format& format, float alpha, const float* in,
                       float* out, size_t n) {
-  if (CpuHasAvx2()) return QuantizeAvx2(format, alpha, in, out, n);
+  if (CpuHasAvx2()) return QuantizeAvx2(format, alpha, in, out, n, true);
   return QuantizeReference(format, alpha, in, out, n);
+}
+
+size_t RoundReference(const Format& format, float alpha, const float* in,
+                      float* out, size_t n) {
+  size_t nans = 0;
+  for (size_t i = 0; i < n; ++i) {
+    out[i] = format.Round(in[i] / alpha);
+    if (std::isnan(in[i])) ++nans;
+  }
+  return nans;
+}
+
+size_t RoundKernel(const Format& format, float alpha, const float* in,
+                   float* out, size_t n) {
+  if (CpuHasAvx2()) return QuantizeAvx2(format, alpha, in, out, n, false);
+  return RoundReference(format, alpha, in, out, n);
 }
 
 absl::Status Quantize(const Format& format, float alpha,

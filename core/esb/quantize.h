@@ -33,6 +33,14 @@ size_t QuantizeReference(const Format& format, float alpha, const float* in,
 size_t QuantizeKernel(const Format& format, float alpha, const float* in,
                       float* out, size_t n);
 
+// The levels themselves, out[i] = Round(in[i] / alpha) in units of alpha
+// (canonical NaN for NaN): what the integer views are made from. The kernel
+// is bit-identical to the reference. Return the number of NaN inputs.
+size_t RoundReference(const Format& format, float alpha, const float* in,
+                      float* out, size_t n);
+size_t RoundKernel(const Format& format, float alpha, const float* in,
+                   float* out, size_t n);
+
 // Caller-facing: validates alpha and sizes, quantizes, and returns
 // INVALID_ARGUMENT naming the first NaN's index if any input is NaN.
 absl::Status Quantize(const Format& format, float alpha,

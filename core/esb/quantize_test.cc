@@ -69,6 +69,10 @@ TEST(QuantizeTest, KernelMatchesReferenceBitForBitOnEveryFormat) {
       EXPECT_GT(nan_got, 0u);
       ASSERT_EQ(std::memcmp(want.data(), got.data(), in.size() * 4), 0)
           << f.ToString() << " alpha=" << alpha;
+      EXPECT_EQ(RoundReference(f, alpha, in.data(), want.data(), in.size()),
+                RoundKernel(f, alpha, in.data(), got.data(), in.size()));
+      ASSERT_EQ(std::memcmp(want.data(), got.data(), in.size() * 4), 0)
+          << "levels of " << f.ToString() << " alpha=" << alpha;
       checked += in.size();
     }
   }

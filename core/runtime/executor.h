@@ -47,6 +47,9 @@ struct ExecutorOptions {
   int max_cached_shapes = 8;
 };
 
+// Runs one graph; see the file comment for plans and layouts.
+// Thread-safe: Run may be called concurrently; calls are serialized by an
+// internal mutex (one oneDNN stream per executor).
 class Executor {
  public:
   // Checks the graph and, when every input dim but the batch is known,

@@ -1,0 +1,168 @@
+// Inference throughput of the CPU runtime, next to the machine's peaks.
+//
+//   build/bench/esb_runtime_bench [--benchmark_filter=...] MODEL.onnx...
+//
+// For every model, at batch 1 and 64: FP32 images/s and the GFLOP/s that
+// makes (2 flops per MAC of its Conv/Gemm/MatMul layers), as a fraction of
+// the FP32 FMA peak measured by bench/peak.h in the same run. bench/run.sh
+// passes the demo models and a ResNet-18-shaped model at 224x224.
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench/peak.h"
+#include "core/graph/onnx_import.h"
+#include "core/graph/passes.h"
+#include "core/graph/shapes.h"
+#include "core/runtime/executor.h"
+
+namespace {
+
+using esb::graph::Graph;
+using esb::graph::Op;
+using esb::graph::Tensor;
+
+// Multiply-accumulates of one image.
+int64_t MacsPerImage(const Graph& g) {
+  std::map<std::string, std::vector<int64_t>> inputs;
+  for (const auto& in : g.inputs) {
+    std::vector<int64_t> s = in.shape;
+    if (!s.empty() && s[0] == esb::graph::kBatch) s[0] = 1;
+    inputs[in.name] = s;
+  }
+  auto shapes = esb::graph::InferShapes(g, inputs);
+  if (!shapes.ok()) return 0;
+  int64_t macs = 0;
+  for (const auto& n : g.nodes) {
+    if (n.op != Op::kConv && n.op != Op::kGemm && n.op != Op::kMatMul) {
+      continue;
+    }
+    const auto& out = shapes->at(n.outputs[0]);
+    int64_t out_elems = 1;
+    for (int64_t d : out) out_elems *= d;
+    const Tensor& w = g.constants.at(n.inputs[1]);
+    const int64_t reduction =
+        n.op == Op::kConv
+            ? w.size() / w.shape[0]
+            : (n.op == Op::kGemm && n.attrs.trans_b ? w.shape[1] : w.shape[0]);
+    macs += out_elems * reduction;
+  }
+  return macs;
+}
+
+struct Model {
+  std::string name;
+  Graph graph;
+  int64_t macs = 0;
+};
+
+std::map<std::string, double> g_images_per_second;
+
+void RunFp32(benchmark::State& state, const Model* model, int batch) {
+  auto executor = esb::runtime::Executor::Create(model->graph, {});
+  if (!executor.ok()) {
+    state.SkipWithError(std::string(executor.status().message()).c_str());
+    return;
+  }
+  std::vector<int64_t> shape = model->graph.inputs[0].shape;
+  shape[0] = batch;
+  Tensor input{shape, {}};
+  input.data.resize(input.size());
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal;
+  for (float& v : input.data) v = normal(rng);
+  if (!(*executor)->Run({input}).ok()) {  // Builds the plan.
+    state.SkipWithError("run failed");
+    return;
+  }
+  for (auto _ : state) {
+    auto out = (*executor)->Run({input});
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+  state.counters["images/s"] =
+      benchmark::Counter(static_cast<double>(batch),
+                         benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * model->macs * batch / 1e9,
+                         benchmark::Counter::kIsIterationInvariantRate);
+}
+
+class Recorder : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& r : runs) {
+      auto it = r.counters.find("images/s");
+      if (it != r.counters.end()) {
+        g_images_per_second[r.benchmark_name()] = it->second.value;
+      }
+    }
+    ConsoleReporter::ReportRuns(runs);
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  std::vector<Model> models;
+  for (int i = 1; i < argc; ++i) {
+    auto g = esb::graph::ImportOnnxFile(argv[i]);
+    if (!g.ok()) {
+      std::cerr << g.status().message() << "\n";
+      return 1;
+    }
+    esb::graph::Optimize(*g);
+    Model m;
+    m.name = std::filesystem::path(argv[i]).stem().string();
+    m.macs = MacsPerImage(*g);
+    m.graph = *std::move(g);
+    models.push_back(std::move(m));
+  }
+  if (models.empty()) {
+    std::cerr << "usage: esb_runtime_bench [benchmark flags] MODEL.onnx...\n";
+    return 2;
+  }
+  for (const Model& m : models) {
+    for (int batch : {1, 64}) {
+      benchmark::RegisterBenchmark(
+          ("fp32/" + m.name + "/batch:" + std::to_string(batch)).c_str(),
+          [&m, batch](benchmark::State& s) { RunFp32(s, &m, batch); })
+          ->UseRealTime()
+          ->MinTime(2.0)
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
+  const esb::bench::Peaks peaks = esb::bench::MeasurePeaks(0, 1.0);
+  Recorder recorder;
+  benchmark::RunSpecifiedBenchmarks(&recorder);
+
+  std::printf(
+      "\nmachine peaks (%d threads, %s): FP32 %.1f GFLOP/s, int8 %.1f "
+      "GOP/s%s\n",
+      peaks.threads, peaks.isa.c_str(), peaks.fp32_gflops, peaks.int8_gops,
+      peaks.cpu_share < 0.95 ? " (busy machine: low figures)" : "");
+  std::printf("%-28s %12s %10s %10s\n", "model/batch", "images/s", "GFLOP/s",
+              "% of peak");
+  for (const Model& m : models) {
+    for (int batch : {1, 64}) {
+      const std::string key = "fp32/" + m.name +
+                              "/batch:" + std::to_string(batch) +
+                              "/min_time:2.000/real_time";
+      auto it = g_images_per_second.find(key);
+      if (it == g_images_per_second.end()) continue;
+      const double gflops = it->second * 2.0 * m.macs / 1e9;
+      std::printf("%-28s %12.1f %10.1f %9.1f%%\n",
+                  (m.name + "/" + std::to_string(batch)).c_str(), it->second,
+                  gflops, 100.0 * gflops / peaks.fp32_gflops);
+    }
+  }
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,56 @@
+// Calibration: fits ESB scales for every Conv, Gemm and MatMul of a graph.
+//
+// Weights: DDA per output channel on the exact values. Activations (each
+// quantized layer's input): the FP32 model runs over the calibration
+// batches, a streaming histogram per input collects what it sees (memory is
+// bounded whatever the number of batches), and DDA fits one scale per
+// tensor on the histogram. An input whose calibration values are all >= 0
+// (after ReLU, ReLU6, or raw pixels) gets the unsigned format, others the
+// signed one.
+//
+// Thread-compatible.
+#ifndef ESB_CORE_PIPELINE_CALIBRATE_H_
+#define ESB_CORE_PIPELINE_CALIBRATE_H_
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/esb/dda.h"
+#include "core/esb/layer_quant.h"
+#include "core/graph/graph.h"
+
+namespace esb::pipeline {
+
+struct CalibrationOptions {
+  int weight_bits = 4;
+  int weight_sb = 2;
+  int act_bits = 4;
+  int act_sb = 2;
+  DdaOptions dda;   // Mode for weights and activations.
+  int threads = 0;  // FP32 runs; 0: every core.
+};
+
+// Yields calibration batches (graph inputs in graph order) until it returns
+// an empty vector.
+using BatchSource = std::function<std::vector<graph::Tensor>()>;
+
+// Per quantized node (by name): formats and scales. INVALID_ARGUMENT when
+// a format is invalid (naming the layer and the signedness it needs), when
+// the source yields nothing, or when the model cannot run.
+absl::StatusOr<std::map<std::string, LayerQuant>> Calibrate(
+    const graph::Graph& graph, const BatchSource& batches,
+    const CalibrationOptions& options);
+
+// The output-channel axis of a quantized node's weights (Conv 0; Gemm 0
+// when trans_b, else 1; MatMul 1).
+int WeightChannelAxis(const graph::Node& node);
+
+// True for the ops ESB quantizes.
+bool IsQuantizedOp(graph::Op op);
+
+}  // namespace esb::pipeline
+
+#endif  // ESB_CORE_PIPELINE_CALIBRATE_H_
