@@ -94,10 +94,9 @@ __attribute__((target("avx2"))) size_t QuantizeAvx2(const Format& format,
     _mm256_storeu_ps(out + i, y);
     nans += std::popcount(static_cast<unsigned>(_mm256_movemask_ps(nan_mask)));
   }
-  return nans + (scaled ? QuantizeReference(format, alpha, in + i, out + i,
-                                            n - i)
-                        : RoundReference(format, alpha, in + i, out + i,
-                                         n - i));
+  return nans + (scaled
+                     ? QuantizeReference(format, alpha, in + i, out + i, n - i)
+                     : RoundReference(format, alpha, in + i, out + i, n - i));
 }
 
 __attribute__((target("avx2"))) ErrorSums ErrorAvx2(const Format& format,
