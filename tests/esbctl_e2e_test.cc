@@ -3,8 +3,11 @@
 
 #include <array>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <string>
 
+#include "core/data/npy.h"
 #include "core/esb/format.h"
 #include "esb/v1/report.pb.h"
 #include "gmock/gmock.h"
@@ -15,15 +18,15 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct Result {
+struct RunResult {
   int exit_code;
   std::string out;  // stdout and stderr together.
 };
 
-Result RunEsbctl(const std::string& args) {
+RunResult RunEsbctl(const std::string& args) {
   const std::string command = std::string(ESBCTL_PATH) + " " + args + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
-  Result r{-1, ""};
+  RunResult r{-1, ""};
   if (pipe == nullptr) return r;
   std::array<char, 4096> buffer;
   size_t n;
@@ -37,7 +40,7 @@ Result RunEsbctl(const std::string& args) {
 
 TEST(EsbctlTest, LevelsJsonHasTheKeysScriptsUse) {
   for (const esb::Format& f : esb::Format::All()) {
-    const Result r = RunEsbctl(
+    const RunResult r = RunEsbctl(
         "levels --json --bits " + std::to_string(f.bits()) + " --sb " +
         std::to_string(f.sb()) + (f.is_signed() ? "" : " --unsigned"));
     ASSERT_EQ(r.exit_code, 0) << r.out;
@@ -62,17 +65,17 @@ TEST(EsbctlTest, LevelsJsonHasTheKeysScriptsUse) {
 }
 
 TEST(EsbctlTest, LevelsTextShowsTheFp4Grid) {
-  const Result r = RunEsbctl("levels --bits 4 --sb 2");
+  const RunResult r = RunEsbctl("levels --bits 4 --sb 2");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_THAT(r.out, HasSubstr("largest integer 12"));
   EXPECT_THAT(r.out, HasSubstr("0b0111"));
 }
 
 TEST(EsbctlTest, InvalidFormatExitsNonZeroListingValidSb) {
-  const Result r = RunEsbctl("levels --bits 8 --sb 2");
+  const RunResult r = RunEsbctl("levels --bits 8 --sb 2");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.out, HasSubstr("valid sb for bits = 8: {4, 5, 6, 7}"));
-  const Result u = RunEsbctl("levels --bits 8 --sb 2 --unsigned");
+  const RunResult u = RunEsbctl("levels --bits 8 --sb 2 --unsigned");
   EXPECT_EQ(u.exit_code, 2);
   EXPECT_THAT(u.out, HasSubstr("{5, 6, 7, 8}"));
   EXPECT_EQ(RunEsbctl("levels --bits 12 --sb 2").exit_code, 2);
@@ -81,7 +84,7 @@ TEST(EsbctlTest, InvalidFormatExitsNonZeroListingValidSb) {
 TEST(EsbctlTest, UnknownCommandAndFlagFail) {
   EXPECT_EQ(RunEsbctl("frobnicate").exit_code, 2);
   EXPECT_NE(RunEsbctl("levels --no-such-flag").exit_code, 0);
-  const Result help = RunEsbctl("help");
+  const RunResult help = RunEsbctl("help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_THAT(help.out, HasSubstr("esbctl levels"));
 }
@@ -89,7 +92,7 @@ TEST(EsbctlTest, UnknownCommandAndFlagFail) {
 TEST(EsbctlTest, FitOnTheBundledTensor) {
   const std::string tensor =
       std::string(ESB_SOURCE_DIR) + "/models/resnet_stage3_conv.npy";
-  const Result mse = RunEsbctl("fit --json --bits 4 --sb 2 " + tensor);
+  const RunResult mse = RunEsbctl("fit --json --bits 4 --sb 2 " + tensor);
   ASSERT_EQ(mse.exit_code, 0) << mse.out;
   esb::v1::TensorFit fit;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(mse.out, &fit).ok());
@@ -97,7 +100,7 @@ TEST(EsbctlTest, FitOnTheBundledTensor) {
   EXPECT_LE(fit.mse(), fit.mse_gaussian());
   EXPECT_GT(fit.sqnr_db(), 0.0);
 
-  const Result gauss =
+  const RunResult gauss =
       RunEsbctl("fit --json --bits 4 --sb 2 --dda gaussian " + tensor);
   ASSERT_EQ(gauss.exit_code, 0) << gauss.out;
   esb::v1::TensorFit g;
@@ -105,6 +108,93 @@ TEST(EsbctlTest, FitOnTheBundledTensor) {
   EXPECT_LE(fit.mse(), g.mse());
   EXPECT_EQ(RunEsbctl("fit --dda minmax " + tensor).exit_code, 2);
   EXPECT_EQ(RunEsbctl("fit /nonexistent.npy").exit_code, 1);
+}
+
+constexpr char kTestImages[] =
+    "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
+constexpr char kTestLabels[] =
+    "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
+
+// top1_fp32 of `model` in models/accuracy.json (written at training time).
+double RecordedTop1(const std::string& model) {
+  std::ifstream in(std::string(ESB_SOURCE_DIR) + "/models/accuracy.json");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string json = buffer.str();
+  const size_t at = json.find("\"" + model + "\"");
+  const size_t key = json.find("\"top1_fp32\":", at);
+  if (at == std::string::npos || key == std::string::npos) return -1;
+  return std::stod(json.substr(key + 12));
+}
+
+// The FP32 top-1 of esbctl eval on the full 10k test set must be the one
+// measured in PyTorch at training time (within 0.05 points).
+TEST(EsbctlEvalTest, DemoModelsMatchTheirTrainingAccuracy) {
+  for (const std::string model : {"lenet", "resnet"}) {
+    const RunResult r = RunEsbctl(
+        "eval --json --quiet " + std::string(ESB_SOURCE_DIR) + "/models/" +
+        model + ".onnx --images " + kTestImages + " --labels " + kTestLabels);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    esb::v1::EvalReport report;
+    ASSERT_TRUE(
+        google::protobuf::util::JsonStringToMessage(r.out, &report).ok())
+        << r.out;
+    EXPECT_EQ(report.images(), 10000);
+    EXPECT_EQ(report.precision(), "fp32");
+    EXPECT_EQ(report.normalization(), "model metadata");
+    EXPECT_GT(report.images_per_second(), 0.0);
+    const double recorded = RecordedTop1(model);
+    ASSERT_GT(recorded, 0.5) << model;
+    EXPECT_NEAR(report.top1(), recorded, 0.0005) << model;
+  }
+}
+
+TEST(EsbctlEvalTest, BadInputsAreNamed) {
+  const std::string lenet = std::string(ESB_SOURCE_DIR) + "/models/lenet.onnx";
+  RunResult r = RunEsbctl("eval " + lenet + " --images /nonexistent.gz " +
+                          "--labels " + kTestLabels);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.out, HasSubstr("/nonexistent.gz"));
+  r = RunEsbctl("eval " + lenet + " --images " + kTestLabels + " --labels " +
+                kTestLabels);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("do not fit the model input"));
+  r = RunEsbctl("eval " + lenet + " --images " + kTestImages + " --labels " +
+                kTestLabels + " --mean 0.5 --std 0");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.out, HasSubstr("std"));
+  r = RunEsbctl("eval " + std::string(ESB_SOURCE_DIR) +
+                "/models/accuracy.json --images " + kTestImages + " --labels " +
+                kTestLabels);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.out, HasSubstr("accuracy.json"));
+}
+
+// run: a float32 .npy through the model to an .npy of logits, whose argmax
+// matches eval's verdict on the same images.
+TEST(EsbctlRunTest, WritesTheOutputTensor) {
+  const std::string dir = testing::TempDir();
+  // Ten normalized zero images: every pixel (0 - mean) / std.
+  std::vector<float> x(10 * 784, (0.0f - 0.2860f) / 0.3530f);
+  std::ofstream(dir + "/x.npy", std::ios::binary)
+      << esb::data::SerializeNpy(x, std::vector<int64_t>{10, 1, 28, 28});
+  const RunResult r = RunEsbctl("run --quiet " + std::string(ESB_SOURCE_DIR) +
+                                "/models/resnet.onnx" + " --input " + dir +
+                                "/x.npy --output " + dir + "/y.npy");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto y = esb::data::ReadNpy(dir + "/y.npy");
+  ASSERT_TRUE(y.ok()) << y.status();
+  EXPECT_EQ(y->shape, (std::vector<int64_t>{10, 10}));
+  // Identical inputs give identical logits in every row.
+  for (int i = 1; i < 10; ++i) {
+    for (int k = 0; k < 10; ++k) EXPECT_EQ(y->f32[i * 10 + k], y->f32[k]);
+  }
+  const RunResult bad =
+      RunEsbctl("run " + std::string(ESB_SOURCE_DIR) +
+                "/models/resnet.onnx --input " + std::string(ESB_SOURCE_DIR) +
+                "/models/resnet_stage3_conv.npy --output " + dir + "/z.npy");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.out, HasSubstr("does not fit the model input"));
 }
 
 }  // namespace
