@@ -216,8 +216,9 @@ absl::StatusOr<Graph> Importer::Run() {
     if (!c.ok()) return c.status();
     consts_[t.name()] = *std::move(c);
   }
-  for (const auto& n : g.node())
+  for (const auto& n : g.node()) {
     read_.insert(n.input().begin(), n.input().end());
+  }
   for (const auto& vi : g.output()) read_.insert(vi.name());
   for (const auto& vi : g.value_info()) shapes_[vi.name()] = ShapeOf(vi.type());
   for (const auto& vi : g.output()) shapes_[vi.name()] = ShapeOf(vi.type());

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every benchmark and prints its figures. Builds first (scripts/setup.sh)
+# and writes the ResNet-18-shaped model (random weights) to build/bench/ with
+# Debian's python3-torch, installing it when missing.
+#
+#   bash bench/run.sh            # all
+#   bash bench/run.sh core       # quantizer and DDA only
+#   bash bench/run.sh runtime    # CPU inference throughput only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh >/dev/null
+what=${1:-all}
+
+if [[ $what == all || $what == core ]]; then
+  echo "== quantizer and DDA (build/bench/esb_core_bench) =="
+  build/bench/esb_core_bench --benchmark_color=false
+fi
+
+if [[ $what == all || $what == runtime ]]; then
+  resnet18=build/bench/resnet18.onnx
+  if [[ ! -f $resnet18 ]]; then
+    if ! /usr/bin/python3 -c "import torch, onnx" 2>/dev/null; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        python3-torch python3-onnx >/dev/null
+    fi
+    /usr/bin/python3 bench/make_resnet18.py "$resnet18"
+  fi
+  echo "== CPU runtime (build/bench/esb_runtime_bench) =="
+  build/bench/esb_runtime_bench --benchmark_color=false \
+    models/lenet.onnx models/resnet.onnx "$resnet18"
+fi

@@ -1,0 +1,236 @@
+#include "core/runtime/esb_layers.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/esb/quantize.h"
+#include "core/graph/shapes.h"
+
+namespace esb::runtime::internal {
+namespace {
+
+using graph::Node;
+using graph::Op;
+
+bool IsQuantizedOp(Op op) {
+  return op == Op::kConv || op == Op::kGemm || op == Op::kMatMul;
+}
+
+std::string Context(const Node& node) {
+  return absl::StrCat("layer '", node.name, "' (", graph::OpName(node.op),
+                      ")");
+}
+
+// beta * C per output channel, or an error for C shapes that are not a
+// scalar or per-column.
+absl::StatusOr<std::vector<float>> GemmBias(const graph::Graph& graph,
+                                            const Node& node, int64_t m) {
+  std::vector<float> bias(m, 0.0f);
+  if (node.inputs.size() < 3 || node.attrs.beta == 0.0f) return bias;
+  const graph::Tensor* c = graph.FindConstant(node.inputs[2]);
+  if (c == nullptr) {
+    return absl::UnimplementedError(
+        absl::StrCat(Context(node), ": C '", node.inputs[2],
+                     "' must be a constant initializer"));
+  }
+  bool per_column = !c->shape.empty() && c->shape.back() == m;
+  for (size_t d = 0; d + 1 < c->shape.size(); ++d) {
+    per_column = per_column && c->shape[d] == 1;
+  }
+  if (c->size() != 1 && !per_column) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Context(node), ": C of shape ", graph::ShapeToString(c->shape),
+        " is neither a scalar nor one value per output column [", m,
+        "]; ESB layers need one bias per output channel"));
+  }
+  for (int64_t j = 0; j < m; ++j) {
+    bias[j] = node.attrs.beta * c->data[c->size() == 1 ? 0 : j];
+  }
+  return bias;
+}
+
+absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
+                                       const Node& node, const LayerQuant& q,
+                                       const std::string& no_fast_reason) {
+  QuantizedLayer layer(q);
+  layer.name = node.name;
+  const graph::Tensor* w = graph.FindConstant(node.inputs[1]);
+  if (w == nullptr) {
+    return absl::UnimplementedError(
+        absl::StrCat(Context(node), ": weight '", node.inputs[1],
+                     "' must be a constant initializer"));
+  }
+  if (w->shape.size() < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Context(node), ": weight '", node.inputs[1],
+                     "' has shape ", graph::ShapeToString(w->shape)));
+  }
+  if (absl::Status s = ValidateScale(q.input_alpha); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Context(node), ": input scale: ", s.message()));
+  }
+  const int axis = WeightChannelAxis(node);
+  auto weights =
+      QuantizeWeights(q.weight_format, q.weight_alpha, w->data, w->shape, axis);
+  if (!weights.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Context(node), ": weights: ", weights.status().message()));
+  }
+  layer.weights = *std::move(weights);
+  layer.weight_shape = w->shape;
+  const int64_t m = w->shape[axis];
+
+  const float gemm_alpha = node.op == Op::kGemm ? node.attrs.alpha : 1.0f;
+  layer.scales = OutputScales(q, gemm_alpha);
+  if (layer.scales.size() == 1 && m > 1) layer.scales.assign(m, layer.scales[0]);
+  layer.bias.assign(m, 0.0f);
+  if (node.op == Op::kConv && node.inputs.size() > 2) {
+    const graph::Tensor* b = graph.FindConstant(node.inputs[2]);
+    if (b == nullptr) {
+      return absl::UnimplementedError(
+          absl::StrCat(Context(node), ": bias '", node.inputs[2],
+                       "' must be a constant initializer"));
+    }
+    if (b->size() != m) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(Context(node), ": bias has ", b->size(),
+                       " values for ", m, " output channels"));
+    }
+    layer.bias = b->data;
+  } else if (node.op == Op::kGemm) {
+    auto bias = GemmBias(graph, node, m);
+    if (!bias.ok()) return bias.status();
+    layer.bias = *std::move(bias);
+  }
+  switch (node.attrs.activation.kind) {
+    case graph::Activation::Kind::kNone:
+      break;
+    case graph::Activation::Kind::kRelu:
+      layer.activation = 1;
+      break;
+    case graph::Activation::Kind::kClip:
+      layer.activation = 2;
+      layer.lo = node.attrs.activation.min;
+      layer.hi = node.attrs.activation.max;
+      break;
+  }
+
+  // acc_bound: max|xi| times the largest per-channel L1 norm of wi.
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < axis; ++d) outer *= w->shape[d];
+  for (size_t d = axis + 1; d < w->shape.size(); ++d) inner *= w->shape[d];
+  int64_t max_l1 = 0;
+  for (int64_t c = 0; c < m; ++c) {
+    int64_t l1 = 0;
+    for (int64_t o = 0; o < outer; ++o) {
+      const int32_t* row = layer.weights.data() + (o * m + c) * inner;
+      for (int64_t i = 0; i < inner; ++i) l1 += std::abs(row[i]);
+    }
+    max_l1 = std::max(max_l1, l1);
+  }
+  layer.acc_bound = max_l1 * q.input_format.max_integer();
+
+  const Format& in = q.input_format;
+  const Format& wf = q.weight_format;
+  if (!no_fast_reason.empty()) {
+    layer.reason = no_fast_reason;
+  } else if (!in.fits_int8()) {
+    layer.reason = absl::StrCat("input ", in.ToString(), " does not fit ",
+                                in.is_signed() ? "int8" : "uint8");
+  } else if (!wf.is_signed() || !wf.fits_int8()) {
+    layer.reason = absl::StrCat(wf.ToString(), " weights do not fit int8");
+  } else if (node.op == Op::kGemm && node.attrs.trans_a) {
+    layer.reason = "Gemm with trans_a (the int8 path reads A row-major)";
+  } else if (layer.acc_bound > kExactAccumulatorLimit) {
+    layer.reason = absl::StrCat("worst-case |accumulator| ", layer.acc_bound,
+                                " exceeds 2^24, the exact range of oneDNN's "
+                                "int8 output");
+  } else if (node.op == Op::kConv &&
+             (w->shape.size() < 3 || w->shape.size() > 5)) {
+    layer.reason = "Conv with other than 1 to 3 spatial dims";
+  }
+  layer.fast = layer.reason.empty();
+  return layer;
+}
+
+bool ConvFamily(Op op) { return op == Op::kConv; }
+
+// Sets next_format on fast layers whose output only feeds fast layers of
+// the same family with one input format and scale.
+void LinkRequantization(const graph::Graph& graph, QuantizedLayers& layers) {
+  for (auto& [index, layer] : layers.by_node) {
+    if (!layer.fast) continue;
+    const Node& node = graph.nodes[index];
+    const std::string& out = node.outputs[0];
+    bool ok = true;
+    for (const graph::ValueInfo& o : graph.outputs) ok = ok && o.name != out;
+    const QuantizedLayer* first = nullptr;
+    for (size_t j = 0; ok && j < graph.nodes.size(); ++j) {
+      const Node& consumer = graph.nodes[j];
+      bool reads = false;
+      for (const std::string& name : consumer.inputs) reads |= name == out;
+      if (!reads) continue;
+      const QuantizedLayer* c = layers.Find(static_cast<int>(j));
+      ok = c != nullptr && c->fast && consumer.inputs[0] == out &&
+           ConvFamily(consumer.op) == ConvFamily(node.op);
+      for (size_t i = 1; ok && i < consumer.inputs.size(); ++i) {
+        ok = consumer.inputs[i] != out;
+      }
+      if (ok && first != nullptr) {
+        ok = c->quant.input_format == first->quant.input_format &&
+             std::memcmp(&c->quant.input_alpha, &first->quant.input_alpha,
+                         sizeof(float)) == 0;
+      }
+      if (ok && first == nullptr) first = c;
+    }
+    if (ok && first != nullptr) {
+      layer.next_format = first->quant.input_format;
+      layer.next_alpha = first->quant.input_alpha;
+    }
+  }
+}
+
+}  // namespace
+
+int WeightChannelAxis(const Node& node) {
+  if (node.op == Op::kConv) return 0;
+  if (node.op == Op::kGemm) return node.attrs.trans_b ? 0 : 1;
+  return 1;
+}
+
+absl::StatusOr<QuantizedLayers> PrepareLayers(
+    const graph::Graph& graph, const std::map<std::string, LayerQuant>& layers,
+    const std::string& no_fast_reason) {
+  std::map<std::string, int> index_of;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    index_of[graph.nodes[i].name] = static_cast<int>(i);
+  }
+  QuantizedLayers out;
+  for (const auto& [name, quant] : layers) {
+    auto it = index_of.find(name);
+    if (it == index_of.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer '", name, "' names no node of the graph"));
+    }
+    const Node& node = graph.nodes[it->second];
+    if (!IsQuantizedOp(node.op)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer '", name, "' is a ", graph::OpName(node.op),
+                       " node; only Conv, Gemm and MatMul are quantized"));
+    }
+    auto layer = Prepare(graph, node, quant, no_fast_reason);
+    if (!layer.ok()) return layer.status();
+    out.by_node.emplace(it->second, *std::move(layer));
+  }
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    if (IsQuantizedOp(graph.nodes[i].op) && !out.Find(static_cast<int>(i))) {
+      ++out.unquantized;
+    }
+  }
+  LinkRequantization(graph, out);
+  return out;
+}
+
+}  // namespace esb::runtime::internal
