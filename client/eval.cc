@@ -11,6 +11,8 @@
 #include "client/progress.h"
 #include "core/data/idx.h"
 #include "core/data/npy.h"
+#include "core/pipeline/calibrate.h"
+#include "core/runtime/esb_executor.h"
 #include "core/runtime/executor.h"
 
 namespace esb::client {
@@ -24,14 +26,10 @@ struct Engine {
   InferFn infer;
   std::string esb_path;  // Empty for FP32.
   std::unique_ptr<runtime::Executor> fp32;
+  std::unique_ptr<runtime::EsbExecutor> esb;
 };
 
-absl::StatusOr<Engine> MakeEngine(const graph::Graph& graph, int threads,
-                                  bool esb) {
-  if (esb) {
-    return absl::UnimplementedError(
-        "--precision esb needs the ESB executor, which is not built yet");
-  }
+absl::StatusOr<Engine> MakeFp32Engine(const graph::Graph& graph, int threads) {
   runtime::ExecutorOptions options;
   options.threads = threads;
   absl::StatusOr<std::unique_ptr<runtime::Executor>> executor =
@@ -47,6 +45,74 @@ absl::StatusOr<Engine> MakeEngine(const graph::Graph& graph, int threads,
     return std::move(out->front());
   };
   return engine;
+}
+
+// --precision esb: DDA scales fitted on the calibration images (weights
+// per channel, activations on histograms), then the exact ESB executor.
+absl::StatusOr<Engine> MakeEsbEngine(const graph::Graph& graph,
+                                     const ImageInput& input,
+                                     const data::Normalization& norm,
+                                     const EsbSettings& esb, int threads,
+                                     bool quiet) {
+  if (esb.calib_path.empty()) {
+    return absl::InvalidArgumentError(
+        "--precision esb needs --calib IMAGES to fit the activation scales");
+  }
+  int64_t count = 0;
+  absl::StatusOr<std::vector<float>> images =
+      LoadImages(esb.calib_path, esb.calib_count, input, norm, &count);
+  if (!images.ok()) return images.status();
+  pipeline::CalibrationOptions options;
+  options.weight_bits = esb.bits;
+  options.weight_sb = esb.sb;
+  options.act_bits = esb.act_bits;
+  options.act_sb = esb.act_sb;
+  options.threads = threads;
+  constexpr int64_t kCalibBatch = 64;
+  int64_t next = 0;
+  Progress progress("calibrate", count, "images", quiet);
+  auto source = [&]() -> std::vector<graph::Tensor> {
+    if (next >= count) return {};
+    const int64_t n = std::min(kCalibBatch, count - next);
+    graph::Tensor t;
+    t.shape = {n, input.channels, input.height, input.width};
+    t.data.assign(images->begin() + next * input.pixels(),
+                  images->begin() + (next + n) * input.pixels());
+    next += n;
+    progress.Update(next);
+    return {std::move(t)};
+  };
+  absl::StatusOr<std::map<std::string, LayerQuant>> layers =
+      pipeline::Calibrate(graph, source, options);
+  if (!layers.ok()) return layers.status();
+  progress.Finish();
+  runtime::EsbExecutorOptions exec_options;
+  exec_options.threads = threads;
+  absl::StatusOr<std::unique_ptr<runtime::EsbExecutor>> executor =
+      runtime::EsbExecutor::Create(graph, *layers, exec_options);
+  if (!executor.ok()) return executor.status();
+  Engine engine;
+  engine.esb_path = (*executor)->Description();
+  engine.esb = *std::move(executor);
+  runtime::EsbExecutor* e = engine.esb.get();
+  engine.infer =
+      [e](const graph::Tensor& batch) -> absl::StatusOr<graph::Tensor> {
+    absl::StatusOr<std::vector<graph::Tensor>> out = e->Run({batch});
+    if (!out.ok()) return out.status();
+    return std::move(out->front());
+  };
+  return engine;
+}
+
+absl::StatusOr<Engine> MakeEngine(const graph::Graph& graph,
+                                  const ImageInput& input,
+                                  const data::Normalization& norm, bool esb,
+                                  const EsbSettings& settings, int threads,
+                                  bool quiet) {
+  if (esb) {
+    return MakeEsbEngine(graph, input, norm, settings, threads, quiet);
+  }
+  return MakeFp32Engine(graph, threads);
 }
 
 // Feeds `count` items of `per_item` floats in batches of `batch` (or the
@@ -108,7 +174,8 @@ absl::StatusOr<esb::v1::EvalReport> Evaluate(const EvalOptions& options) {
   }
 
   absl::StatusOr<Engine> engine =
-      MakeEngine(*graph, options.threads, options.esb);
+      MakeEngine(*graph, *input, *norm, options.esb, options.esb_settings,
+                 options.threads, options.quiet);
   if (!engine.ok()) return engine.status();
 
   Progress progress("eval", count, "images", options.quiet);
@@ -181,8 +248,13 @@ absl::StatusOr<std::string> RunModel(const RunOptions& options) {
         input->height * input->width, *norm, data.data());
     if (!s.ok()) return s;
   }
+  std::string calib_norm_source;
+  absl::StatusOr<data::Normalization> calib_norm = ResolveNormalization(
+      options.mean_csv, options.std_csv, *graph, &calib_norm_source);
+  if (!calib_norm.ok()) return calib_norm.status();
   absl::StatusOr<Engine> engine =
-      MakeEngine(*graph, options.threads, options.esb);
+      MakeEngine(*graph, *input, *calib_norm, options.esb, options.esb_settings,
+                 options.threads, options.quiet);
   if (!engine.ok()) return engine.status();
   Progress progress("run", count, "items", options.quiet);
   std::vector<float> outputs;

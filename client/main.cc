@@ -11,27 +11,33 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "client/eval.h"
 #include "client/fit.h"
 #include "client/levels.h"
+#include "client/quantize.h"
+#include "core/data/normalize.h"
 #include "google/protobuf/util/json_util.h"
 
 ABSL_FLAG(int, bits, 4,
           "Bit width b of the format, 2..8 (includes the sign "
           "bit for signed formats).");
-ABSL_FLAG(int, sb, 2,
-          "Significant bits per value: a multiply costs sb "
-          "shift-adds. Valid values depend on --bits.");
+ABSL_FLAG(std::string, sb, "2",
+          "Significant bits per value: a multiply costs sb shift-adds. Valid "
+          "values depend on --bits. quantize also takes 'auto' (DDA picks sb "
+          "per layer, at most --max-sb).");
 ABSL_FLAG(bool, unsigned, false,
           "Unsigned format (activations after "
           "ReLU/ReLU6): all bits hold magnitude.");
 ABSL_FLAG(bool, json, false, "Print one JSON object instead of text.");
-ABSL_FLAG(std::string, dda, "mse",
-          "fit: DDA mode, 'mse' (search the scale "
-          "that minimises the error on the values) "
-          "or 'gaussian' (closed form only).");
+ABSL_FLAG(std::string, dda, "",
+          "DDA rule. fit: 'mse' (default: the scale minimising the error on "
+          "the values) or 'gaussian' (closed form). quantize: 'output' "
+          "(default: scales scored by each layer's output error, with bias "
+          "correction), 'mse' or 'gaussian'.");
 ABSL_FLAG(int, axis, 0,
           "fit: channel axis for per-channel scales "
           "(0 = output channels of ONNX Conv/Gemm weights; "
@@ -72,6 +78,30 @@ ABSL_FLAG(int64_t, calib_count, 512,
           "run/eval --precision esb: "
           "calibration images used.");
 ABSL_FLAG(bool, quiet, false, "No progress output.");
+ABSL_FLAG(std::string, o, "",
+          "quantize: output folder for model.esb.onnx, "
+          "model.esbm and report.json.");
+ABSL_FLAG(std::string, eval, "",
+          "quantize: IDX images to measure top-1 "
+          "before and after (with --labels).");
+ABSL_FLAG(int, max_sb, 0,
+          "quantize --sb auto: at most this many "
+          "shift-adds per multiply (default bits - 1).");
+ABSL_FLAG(std::string, method, "esb",
+          "quantize: 'esb', or the baselines "
+          "'uniform' and 'pot' (power of two).");
+ABSL_FLAG(std::string, scale_rule, "dda",
+          "quantize: 'dda' or 'minmax' "
+          "(baseline scales).");
+ABSL_FLAG(bool, all_layers, false,
+          "quantize: quantize the first and last "
+          "layers like the rest (default: they get "
+          "--edge-bits).");
+ABSL_FLAG(int, edge_bits, 8, "quantize: bits of the first and last layers.");
+ABSL_FLAG(uint64_t, seed, 0, "quantize: picks the calibration images.");
+ABSL_FLAG(std::string, override, "",
+          "quantize: per-layer precision, e.g. "
+          "'conv1:bits=8:sb=7;fc:act_bits=8'.");
 
 namespace {
 
@@ -90,6 +120,14 @@ commands:
   run MODEL.onnx    Run a model on CPU over every item of an .npy input.
                       esbctl run m.onnx --input x.npy --output y.npy
                           [--precision fp32|esb] [--batch 64] [--threads 0]
+  quantize MODEL.onnx  Quantize a model: calibrate, fit ESB formats and
+                    scales, write model.esb.onnx, model.esbm, report.json.
+                      esbctl quantize m.onnx --sb 2 [--bits 4] [--act-bits 4]
+                          [--act-sb 2] --calib train-images-idx3-ubyte.gz
+                          [--calib-count 512] [--eval IMAGES --labels LABELS]
+                          -o OUTDIR [--sb auto --max-sb 3] [--all-layers]
+                          [--dda output|mse|gaussian] [--method esb|uniform|pot]
+                          [--json]
   eval MODEL.onnx   Top-1 accuracy and throughput on labelled IDX images.
                       esbctl eval m.onnx --images t10k-images-idx3-ubyte.gz
                           --labels t10k-labels-idx1-ubyte.gz [--limit N]
@@ -126,8 +164,19 @@ int PrintJson(const google::protobuf::Message& message) {
   return 0;
 }
 
+absl::StatusOr<int> SbFromFlag() {
+  int sb;
+  if (!absl::SimpleAtoi(absl::GetFlag(FLAGS_sb), &sb)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--sb '", absl::GetFlag(FLAGS_sb), "' is not a number"));
+  }
+  return sb;
+}
+
 absl::StatusOr<esb::Format> FormatFromFlags() {
-  return esb::Format::Create(absl::GetFlag(FLAGS_bits), absl::GetFlag(FLAGS_sb),
+  absl::StatusOr<int> sb = SbFromFlag();
+  if (!sb.ok()) return sb.status();
+  return esb::Format::Create(absl::GetFlag(FLAGS_bits), *sb,
                              !absl::GetFlag(FLAGS_unsigned));
 }
 
@@ -150,7 +199,8 @@ int Fit(const std::vector<char*>& args) {
   }
   auto format = FormatFromFlags();
   if (!format.ok()) return Fail(format.status());
-  auto mode = esb::ParseDdaMode(absl::GetFlag(FLAGS_dda));
+  const std::string dda = absl::GetFlag(FLAGS_dda);
+  auto mode = esb::ParseDdaMode(dda.empty() ? "mse" : dda);
   if (!mode.ok()) return Fail(mode.status());
   esb::client::FitOptions options;
   options.path = args[2];
@@ -173,7 +223,9 @@ absl::StatusOr<esb::client::EsbSettings> EsbFromFlags(bool* esb) {
   *esb = precision == "esb";
   esb::client::EsbSettings s;
   s.bits = absl::GetFlag(FLAGS_bits);
-  s.sb = absl::GetFlag(FLAGS_sb);
+  absl::StatusOr<int> sb = SbFromFlag();
+  if (!sb.ok()) return sb.status();
+  s.sb = *sb;
   s.act_bits = absl::GetFlag(FLAGS_act_bits);
   s.act_sb = absl::GetFlag(FLAGS_act_sb);
   s.calib_path = absl::GetFlag(FLAGS_calib);
@@ -242,6 +294,101 @@ int Run(const std::vector<char*>& args) {
   return 0;
 }
 
+// 'conv1:bits=8:sb=7;fc:act_bits=8' -> overrides.
+absl::Status ParseOverrides(const std::string& text,
+                            esb::v1::JobConfig* config) {
+  for (absl::string_view entry : absl::StrSplit(text, ';', absl::SkipEmpty())) {
+    std::vector<std::string> parts = absl::StrSplit(entry, ':');
+    esb::v1::LayerOverride* o = config->add_overrides();
+    o->set_node(parts[0]);
+    for (size_t i = 1; i < parts.size(); ++i) {
+      std::vector<std::string> kv = absl::StrSplit(parts[i], '=');
+      int value;
+      if (kv.size() != 2 || !absl::SimpleAtoi(kv[1], &value)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--override '", entry, "': '", parts[i], "' is not key=number"));
+      }
+      if (kv[0] == "bits") {
+        o->set_bits(value);
+      } else if (kv[0] == "sb") {
+        o->set_sb(value);
+      } else if (kv[0] == "act_bits") {
+        o->set_act_bits(value);
+      } else if (kv[0] == "act_sb") {
+        o->set_act_sb(value);
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--override '", entry, "': key '", kv[0],
+                         "' is unknown; valid: bits, sb, act_bits, act_sb"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+int QuantizeCommand(const std::vector<char*>& args) {
+  if (args.size() != 3) {
+    return Fail(absl::InvalidArgumentError(
+        "quantize takes one argument, the model: esbctl quantize MODEL.onnx "
+        "--calib IMAGES -o OUTDIR"));
+  }
+  esb::pipeline::JobInputs in;
+  in.model_path = args[2];
+  in.calib_images = absl::GetFlag(FLAGS_calib);
+  in.eval_images = absl::GetFlag(FLAGS_eval);
+  in.eval_labels = absl::GetFlag(FLAGS_labels);
+  in.eval_limit = absl::GetFlag(FLAGS_limit);
+  in.output_dir = absl::GetFlag(FLAGS_o);
+  if (in.output_dir.empty()) in.output_dir = absl::GetFlag(FLAGS_output);
+  in.threads = absl::GetFlag(FLAGS_threads);
+  if (in.calib_images.empty() || in.output_dir.empty()) {
+    return Fail(absl::InvalidArgumentError(
+        "quantize needs --calib IMAGES and -o OUTDIR"));
+  }
+  if (in.eval_images.empty() != in.eval_labels.empty()) {
+    return Fail(absl::InvalidArgumentError("--eval and --labels go together"));
+  }
+  esb::v1::JobConfig config;
+  config.set_weight_bits(absl::GetFlag(FLAGS_bits));
+  if (absl::GetFlag(FLAGS_sb) == "auto") {
+    config.set_sb_auto(true);
+  } else {
+    absl::StatusOr<int> sb = SbFromFlag();
+    if (!sb.ok()) return Fail(sb.status());
+    config.set_weight_sb(*sb);
+  }
+  if (absl::GetFlag(FLAGS_max_sb) > 0) {
+    config.set_max_sb(absl::GetFlag(FLAGS_max_sb));
+  }
+  config.set_act_bits(absl::GetFlag(FLAGS_act_bits));
+  config.set_act_sb(absl::GetFlag(FLAGS_act_sb));
+  config.set_granularity(absl::GetFlag(FLAGS_per_tensor) ? "per-tensor"
+                                                         : "per-channel");
+  config.set_dda(absl::GetFlag(FLAGS_dda));
+  config.set_method(absl::GetFlag(FLAGS_method));
+  config.set_scale_rule(absl::GetFlag(FLAGS_scale_rule));
+  config.set_edge_bits(absl::GetFlag(FLAGS_edge_bits));
+  config.set_all_layers(absl::GetFlag(FLAGS_all_layers));
+  config.set_calib_count(
+      static_cast<int32_t>(absl::GetFlag(FLAGS_calib_count)));
+  config.set_seed(absl::GetFlag(FLAGS_seed));
+  if (absl::Status s = ParseOverrides(absl::GetFlag(FLAGS_override), &config);
+      !s.ok()) {
+    return Fail(s);
+  }
+  auto norm = esb::data::ParseNormalization(absl::GetFlag(FLAGS_mean),
+                                            absl::GetFlag(FLAGS_std));
+  if (!norm.ok()) return Fail(norm.status());
+  for (float m : norm->mean) config.add_mean(m);
+  for (float s : norm->std) config.add_std(s);
+
+  auto result = esb::client::Quantize(in, config, absl::GetFlag(FLAGS_quiet));
+  if (!result.ok()) return Fail(result.status());
+  if (absl::GetFlag(FLAGS_json)) return PrintJson(result->report);
+  std::cout << esb::client::QuantizeSummary(*result);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -256,6 +403,7 @@ int main(int argc, char** argv) {
   if (command == "fit") return Fit(args);
   if (command == "eval") return Eval(args);
   if (command == "run") return Run(args);
+  if (command == "quantize") return QuantizeCommand(args);
   if (command == "help") {
     std::cout << kUsage << "\n";
     return 0;

@@ -45,7 +45,8 @@ void Progress::Draw(bool final) {
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
           .count();
-  const double rate = elapsed > 0 ? done_ / elapsed : 0.0;
+  // Too early for a meaningful rate: report none.
+  const double rate = elapsed > 0.05 ? done_ / elapsed : 0.0;
   const double fraction = static_cast<double>(done_) / total_;
   std::string tail;
   if (final) {

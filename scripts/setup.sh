@@ -10,7 +10,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libdnnl-dev prometheus-cpp-dev libonnx-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
-  zlib1g-dev dataset-fashion-mnist libonnx-testdata
+  zlib1g-dev libssl-dev dataset-fashion-mnist libonnx-testdata
 )
 
 missing=()

@@ -6,19 +6,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/esb/histogram.h"
+#include "core/pipeline/progress.h"
 #include "core/runtime/executor.h"
 
 namespace esb::pipeline {
-namespace {
-
-// What one tapped tensor has shown so far.
-struct Tap {
-  Histogram signed_hist{true};
-  Histogram unsigned_hist{false};
-  float min = std::numeric_limits<float>::infinity();
-};
-
-}  // namespace
+namespace {}  // namespace
 
 bool IsQuantizedOp(graph::Op op) {
   return op == graph::Op::kConv || op == graph::Op::kGemm ||
@@ -31,16 +23,9 @@ int WeightChannelAxis(const graph::Node& node) {
   return 1;
 }
 
-absl::StatusOr<std::map<std::string, LayerQuant>> Calibrate(
-    const graph::Graph& graph, const BatchSource& batches,
-    const CalibrationOptions& options) {
-  absl::StatusOr<Format> wf =
-      Format::Create(options.weight_bits, options.weight_sb, true);
-  if (!wf.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("weight format: ", wf.status().message()));
-  }
-
+absl::StatusOr<std::map<std::string, ActivationStats>> CollectActivationStats(
+    const graph::Graph& graph, const BatchSource& batches, int threads,
+    ProgressSink* progress) {
   // The inputs of quantized layers become extra outputs of a tapped copy.
   std::set<std::string> graph_inputs;
   for (const auto& in : graph.inputs) graph_inputs.insert(in.name);
@@ -63,15 +48,18 @@ absl::StatusOr<std::map<std::string, LayerQuant>> Calibrate(
         "the model has no Conv, Gemm or MatMul to quantize");
   }
   runtime::ExecutorOptions exec_options;
-  exec_options.threads = options.threads;
+  exec_options.threads = threads;
   absl::StatusOr<std::unique_ptr<runtime::Executor>> executor =
       runtime::Executor::Create(tapped, exec_options);
   if (!executor.ok()) return executor.status();
 
-  std::map<std::string, Tap> seen;
+  std::map<std::string, ActivationStats> seen;
   int64_t batches_seen = 0;
   for (std::vector<graph::Tensor> batch = batches(); !batch.empty();
        batch = batches()) {
+    if (progress != nullptr && progress->Cancelled()) {
+      return absl::CancelledError("calibration cancelled");
+    }
     absl::StatusOr<std::vector<graph::Tensor>> outputs =
         (*executor)->Run(batch);
     if (!outputs.ok()) return outputs.status();
@@ -87,7 +75,11 @@ absl::StatusOr<std::map<std::string, LayerQuant>> Calibrate(
       if (t == nullptr) {
         return absl::InternalError(absl::StrCat("no values for ", value));
       }
-      Tap& tap = seen[value];
+      ActivationStats& tap = seen[value];
+      if (!tap.seen) {
+        tap.seen = true;
+        tap.min = std::numeric_limits<float>::infinity();
+      }
       if (absl::Status s = tap.signed_hist.Add(t->data); !s.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat("tensor '", value, "': ", s.message()));
@@ -95,15 +87,37 @@ absl::StatusOr<std::map<std::string, LayerQuant>> Calibrate(
       (void)tap.unsigned_hist.Add(t->data);  // Same values: cannot fail.
       for (float v : t->data) tap.min = std::min(tap.min, v);
     }
+    if (progress != nullptr) {
+      progress->OnProgress(
+          {"calibrate", batches_seen, 0, absl::StrCat("batch ", batches_seen)});
+    }
   }
   if (batches_seen == 0) {
     return absl::InvalidArgumentError("the calibration set is empty");
   }
 
+  return seen;
+}
+
+absl::StatusOr<std::map<std::string, LayerQuant>> Calibrate(
+    const graph::Graph& graph, const BatchSource& batches,
+    const CalibrationOptions& options) {
+  absl::StatusOr<Format> wf =
+      Format::Create(options.weight_bits, options.weight_sb, true);
+  if (!wf.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weight format: ", wf.status().message()));
+  }
+
+  absl::StatusOr<std::map<std::string, ActivationStats>> stats =
+      CollectActivationStats(graph, batches, options.threads, nullptr);
+  if (!stats.ok()) return stats.status();
+  const std::map<std::string, ActivationStats>& seen = *stats;
+
   std::map<std::string, LayerQuant> layers;
   for (const graph::Node& n : graph.nodes) {
     if (!IsQuantizedOp(n.op)) continue;
-    const Tap& tap = seen.at(n.inputs[0]);
+    const ActivationStats& tap = seen.at(n.inputs[0]);
     const bool is_unsigned = tap.min >= 0.0f;
     absl::StatusOr<Format> af =
         Format::Create(options.act_bits, options.act_sb, !is_unsigned);

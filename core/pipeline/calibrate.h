@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/esb/dda.h"
+#include "core/esb/histogram.h"
 #include "core/esb/layer_quant.h"
 #include "core/graph/graph.h"
 
@@ -36,6 +37,23 @@ struct CalibrationOptions {
 // Yields calibration batches (graph inputs in graph order) until it returns
 // an empty vector.
 using BatchSource = std::function<std::vector<graph::Tensor>()>;
+
+// What calibration saw of one quantized layer's input.
+struct ActivationStats {
+  Histogram signed_hist{true};
+  Histogram unsigned_hist{false};
+  float min = 0.0f;
+  bool seen = false;
+};
+
+class ProgressSink;
+
+// Runs the FP32 model over every batch and collects the input statistics of
+// every quantized layer, keyed by value name. `progress` may be null; the
+// stage is "calibrate", one step per batch; CANCELLED when it asks.
+absl::StatusOr<std::map<std::string, ActivationStats>> CollectActivationStats(
+    const graph::Graph& graph, const BatchSource& batches, int threads,
+    ProgressSink* progress);
 
 // Per quantized node (by name): formats and scales. INVALID_ARGUMENT when
 // a format is invalid (naming the layer and the signedness it needs), when

@@ -1,7 +1,9 @@
 #include "core/runtime/esb_layers.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"

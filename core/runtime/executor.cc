@@ -64,6 +64,12 @@ absl::Status CheckConstants(const graph::Graph& graph) {
 
 absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
     const graph::Graph& graph, const ExecutorOptions& options) {
+  return CreateWithLayers(graph, options, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<Executor>> Executor::CreateWithLayers(
+    const graph::Graph& graph, const ExecutorOptions& options,
+    std::shared_ptr<const internal::QuantizedLayers> layers) {
   if (options.threads < 0 || options.max_cached_shapes < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("executor options: threads (", options.threads,
@@ -73,7 +79,8 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
   if (absl::Status s = CheckConstants(graph); !s.ok()) return s;
   const int threads =
       options.threads > 0 ? options.threads : omp_get_num_procs();
-  std::unique_ptr<Executor> executor(new Executor(graph, options, threads));
+  std::unique_ptr<Executor> executor(
+      new Executor(graph, options, threads, std::move(layers)));
   absl::Status status = CallDnnl("creating the oneDNN engine", [&] {
     executor->device_ = std::make_unique<internal::Device>();
     executor->device_->engine = dnnl::engine(dnnl::engine::kind::cpu, 0);
@@ -101,10 +108,12 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
 }
 
 Executor::Executor(const graph::Graph& graph, const ExecutorOptions& options,
-                   int threads)
+                   int threads,
+                   std::shared_ptr<const internal::QuantizedLayers> layers)
     : graph_(graph),
       options_(options),
       threads_(threads),
+      layers_(std::move(layers)),
       weights_(std::make_unique<internal::WeightCache>()) {}
 
 Executor::~Executor() = default;
@@ -122,7 +131,7 @@ absl::StatusOr<internal::Plan*> Executor::PlanFor(const ShapeKey& key) {
     }
   }
   auto plan = internal::Plan::Build(graph_, key, device_->engine,
-                                    device_->stream, *weights_);
+                                    device_->stream, *weights_, layers_.get());
   if (!plan.ok()) return plan.status();
   plans_.emplace_front(key, *std::move(plan));
   while (static_cast<int>(plans_.size()) > options_.max_cached_shapes) {

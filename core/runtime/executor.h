@@ -36,7 +36,10 @@ namespace internal {
 class Plan;
 class WeightCache;
 struct Device;
+struct QuantizedLayers;
 }  // namespace internal
+
+class EsbExecutor;
 
 struct ExecutorOptions {
   // OpenMP threads oneDNN may use during a run (and while building a plan).
@@ -74,10 +77,17 @@ class Executor {
   int cached_shapes() const;
 
  private:
+  friend class EsbExecutor;
   using ShapeKey = std::vector<std::vector<int64_t>>;
 
+  // Create, with the nodes in `layers` (may be null) lowered as ESB layers.
+  static absl::StatusOr<std::unique_ptr<Executor>> CreateWithLayers(
+      const graph::Graph& graph, const ExecutorOptions& options,
+      std::shared_ptr<const internal::QuantizedLayers> layers);
+
   Executor(const graph::Graph& graph, const ExecutorOptions& options,
-           int threads);
+           int threads,
+           std::shared_ptr<const internal::QuantizedLayers> layers);
   // The plan for `key`, built on a miss; most recently used first.
   absl::StatusOr<internal::Plan*> PlanFor(const ShapeKey& key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -85,6 +95,7 @@ class Executor {
   const graph::Graph graph_;  // Plans read its constants in place.
   const ExecutorOptions options_;
   const int threads_;
+  const std::shared_ptr<const internal::QuantizedLayers> layers_;
 
   mutable absl::Mutex mu_;
   std::unique_ptr<internal::Device> device_ ABSL_GUARDED_BY(mu_);

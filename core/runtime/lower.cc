@@ -56,13 +56,14 @@ PlanBuilder::PlanBuilder(
     const graph::Graph& graph,
     const std::map<std::string, std::vector<int64_t>>& shapes,
     const dnnl::engine& engine, dnnl::stream& stream, WeightCache& weights,
-    Plan& plan)
+    const QuantizedLayers* layers, Plan& plan)
     : graph_(graph),
       shapes_(shapes),
       engine_(engine),
       stream_(stream),
       weights_(weights),
-      plan_(plan) {}
+      plan_(plan),
+      layers_(layers) {}
 
 const std::vector<int64_t>& PlanBuilder::ShapeOf(
     const std::string& name) const {
@@ -181,6 +182,10 @@ absl::Status PlanBuilder::Lower(int node_index) {
   const Node& node = graph_.nodes[node_index];
   context_ =
       absl::StrCat("node '", node.name, "' (", graph::OpName(node.op), ")");
+  if (const QuantizedLayer* layer =
+          layers_ == nullptr ? nullptr : layers_->Find(node_index)) {
+    return LowerQuantized(node_index, node, *layer);
+  }
   switch (node.op) {
     case Op::kConv:
       return LowerConv(node_index, node);

@@ -12,17 +12,20 @@
 
 #include "absl/status/status.h"
 #include "core/graph/graph.h"
+#include "core/runtime/esb_kernels.h"
+#include "core/runtime/esb_layers.h"
 #include "core/runtime/plan.h"
 
 namespace esb::runtime::internal {
 
 class PlanBuilder {
  public:
-  // `shapes` holds every value's shape (graph::InferShapes).
+  // `shapes` holds every value's shape (graph::InferShapes). Nodes with an
+  // entry in `layers` (may be null) are lowered as ESB layers (esb_lower.cc).
   PlanBuilder(const graph::Graph& graph,
               const std::map<std::string, std::vector<int64_t>>& shapes,
               const dnnl::engine& engine, dnnl::stream& stream,
-              WeightCache& weights, Plan& plan);
+              WeightCache& weights, const QuantizedLayers* layers, Plan& plan);
 
   // Call in this order; Lower once per node, in graph order. Lower and
   // AddOutputs must run inside CallDnnl.
@@ -64,6 +67,19 @@ class PlanBuilder {
   void LowerSoftmax(const graph::Node& node);
   void LowerPad(const graph::Node& node);
 
+  // ESB layers (esb_lower.cc).
+  absl::Status LowerQuantized(int node_index, const graph::Node& node,
+                              const QuantizedLayer& layer);
+  absl::Status LowerQuantizedFast(int node_index, const graph::Node& node,
+                                  const QuantizedLayer& layer,
+                                  const LayerGeometry& geometry);
+  // The u8/s8 integer view of value `name` for `format` and `alpha`,
+  // channels-last (Conv) or plain (Gemm/MatMul): the one a producer's
+  // epilogue wrote, or quantized here once from the float value.
+  absl::StatusOr<Value> IntegerInput(const std::string& name,
+                                     const Format& format, float alpha,
+                                     bool channels_last);
+
   const graph::Graph& graph_;
   const std::map<std::string, std::vector<int64_t>>& shapes_;
   const dnnl::engine& engine_;
@@ -73,6 +89,9 @@ class PlanBuilder {
   std::string context_;  // Of the node being lowered.
   std::map<std::string, Value> values_;
   std::map<std::string, std::vector<Value>> layouts_;  // Reordered copies.
+  const QuantizedLayers* layers_;                      // May be null.
+  // Integer views by value, format, scale and layout (esb_lower.cc).
+  std::map<std::string, Value> integer_values_;
 };
 
 }  // namespace esb::runtime::internal

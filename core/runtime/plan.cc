@@ -33,7 +33,8 @@ std::shared_ptr<const WeightCache::Packed> WeightCache::Get(
 absl::StatusOr<std::unique_ptr<Plan>> Plan::Build(
     const graph::Graph& graph,
     const std::vector<std::vector<int64_t>>& input_shapes,
-    const dnnl::engine& engine, dnnl::stream& stream, WeightCache& weights) {
+    const dnnl::engine& engine, dnnl::stream& stream, WeightCache& weights,
+    const QuantizedLayers* layers) {
   std::map<std::string, std::vector<int64_t>> given;
   for (size_t i = 0; i < graph.inputs.size(); ++i) {
     given[graph.inputs[i].name] = input_shapes[i];
@@ -61,7 +62,8 @@ absl::StatusOr<std::unique_ptr<Plan>> Plan::Build(
   }
 
   std::unique_ptr<Plan> plan(new Plan());
-  PlanBuilder builder(graph, *shapes, engine, stream, weights, *plan);
+  PlanBuilder builder(graph, *shapes, engine, stream, weights, layers,
+                      *plan);
   builder.AddInputs();
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const graph::Node& node = graph.nodes[i];

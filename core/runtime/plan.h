@@ -54,6 +54,8 @@
 
 namespace esb::runtime::internal {
 
+struct QuantizedLayers;
+
 // Weights packed into oneDNN's preferred layout, shared by every plan whose
 // primitive asks for that layout (a new batch size usually reuses them).
 class WeightCache {
@@ -81,11 +83,13 @@ class Plan {
  public:
   // Lowers `graph` (which must outlive the plan: constants are read in
   // place) for `input_shapes` (graph.inputs order), checking shapes with
-  // graph::InferShapes.
+  // graph::InferShapes. Nodes with an entry in `layers` (null for none;
+  // must outlive the plan) run as ESB layers (esb_layers.h).
   static absl::StatusOr<std::unique_ptr<Plan>> Build(
       const graph::Graph& graph,
       const std::vector<std::vector<int64_t>>& input_shapes,
-      const dnnl::engine& engine, dnnl::stream& stream, WeightCache& weights);
+      const dnnl::engine& engine, dnnl::stream& stream, WeightCache& weights,
+      const QuantizedLayers* layers = nullptr);
 
   // Runs the steps. `inputs` and `outputs` hold one pointer per graph input
   // and output, sized for input_shapes and output_shapes(); inputs are only

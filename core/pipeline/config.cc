@@ -1,0 +1,251 @@
+#include "core/pipeline/config.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace esb::pipeline {
+namespace {
+
+absl::Status Bad(absl::string_view field, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
+}
+
+const char* DdaName(DdaRule r) {
+  switch (r) {
+    case DdaRule::kOutput:
+      return "output";
+    case DdaRule::kMse:
+      return "mse";
+    case DdaRule::kGaussian:
+      return "gaussian";
+    case DdaRule::kMinMax:
+      return "minmax";
+  }
+  return "?";
+}
+
+const char* MethodName(Method m) {
+  switch (m) {
+    case Method::kEsb:
+      return "esb";
+    case Method::kUniform:
+      return "uniform";
+    case Method::kPot:
+      return "pot";
+  }
+  return "?";
+}
+
+// The sb a method gives `bits` for a signed or unsigned tensor.
+int MethodSb(Method m, int bits, int esb_sb, bool is_signed) {
+  switch (m) {
+    case Method::kUniform:
+      return is_signed ? bits - 1 : bits;
+    case Method::kPot:
+      return 1;
+    case Method::kEsb:
+      break;
+  }
+  return esb_sb;
+}
+
+}  // namespace
+
+std::string JobSettings::Summary() const {
+  return absl::StrCat(
+      "W", weight_bits, "A", act_bits, " ",
+      sb_auto ? absl::StrCat("sb auto (max ", max_sb, ")")
+              : absl::StrCat("sb ", weight_sb),
+      " act sb ", act_sb, " ", MethodName(method), " dda=", DdaName(dda),
+      per_channel ? " per-channel" : " per-tensor",
+      all_layers ? " all layers" : absl::StrCat(" edges ", edge_bits, "-bit"));
+}
+
+std::map<std::string, std::string> JobSettings::AsMap() const {
+  return {{"weight_bits", absl::StrCat(weight_bits)},
+          {"weight_sb", sb_auto ? "auto" : absl::StrCat(weight_sb)},
+          {"max_sb", absl::StrCat(max_sb)},
+          {"act_bits", absl::StrCat(act_bits)},
+          {"act_sb", absl::StrCat(act_sb)},
+          {"granularity", per_channel ? "per-channel" : "per-tensor"},
+          {"dda", DdaName(dda)},
+          {"method", MethodName(method)},
+          {"edge_bits", all_layers ? "off" : absl::StrCat(edge_bits)},
+          {"calib_count", absl::StrCat(calib_count)},
+          {"seed", absl::StrCat(seed)}};
+}
+
+absl::StatusOr<JobSettings> ResolveConfig(const esb::v1::JobConfig& c) {
+  JobSettings s;
+  if (c.method().empty() || c.method() == "esb") {
+    s.method = Method::kEsb;
+  } else if (c.method() == "uniform") {
+    s.method = Method::kUniform;
+  } else if (c.method() == "pot") {
+    s.method = Method::kPot;
+  } else {
+    return Bad("method",
+               absl::StrCat("'", c.method(),
+                            "' is unknown; valid: esb, uniform, pot"));
+  }
+  if (c.dda().empty() || c.dda() == "output") {
+    s.dda = DdaRule::kOutput;
+  } else if (c.dda() == "mse") {
+    s.dda = DdaRule::kMse;
+  } else if (c.dda() == "gaussian") {
+    s.dda = DdaRule::kGaussian;
+  } else {
+    return Bad("dda",
+               absl::StrCat("'", c.dda(),
+                            "' is unknown; valid: output, mse, gaussian"));
+  }
+  if (c.scale_rule() == "minmax") {
+    s.dda = DdaRule::kMinMax;
+  } else if (!c.scale_rule().empty() && c.scale_rule() != "dda") {
+    return Bad("scale_rule", absl::StrCat("'", c.scale_rule(),
+                                          "' is unknown; valid: dda, minmax"));
+  }
+  if (c.granularity().empty() || c.granularity() == "per-channel") {
+    s.per_channel = true;
+  } else if (c.granularity() == "per-tensor") {
+    s.per_channel = false;
+  } else {
+    return Bad("granularity",
+               absl::StrCat("'", c.granularity(),
+                            "' is unknown; valid: per-channel, per-tensor"));
+  }
+  s.weight_bits = c.has_weight_bits() ? c.weight_bits() : 4;
+  s.act_bits = c.has_act_bits() ? c.act_bits() : 4;
+  s.weight_sb = c.has_weight_sb() ? c.weight_sb() : 2;
+  s.act_sb = c.has_act_sb() ? c.act_sb() : 2;
+  s.sb_auto = c.sb_auto();
+  s.edge_bits = c.has_edge_bits() ? c.edge_bits() : 8;
+  s.all_layers = c.all_layers();
+  s.calib_count = c.has_calib_count() ? c.calib_count() : 512;
+  s.seed = c.seed();
+  s.max_sb = c.has_max_sb() ? c.max_sb() : s.weight_bits - 1;
+
+  for (auto [field, bits] : {std::pair{"weight_bits", s.weight_bits},
+                             std::pair{"act_bits", s.act_bits},
+                             std::pair{"edge_bits", s.edge_bits}}) {
+    if (bits < Format::kMinBits || bits > Format::kMaxBits) {
+      return Bad(field,
+                 absl::StrCat(bits, " is out of range [", Format::kMinBits,
+                              ", ", Format::kMaxBits, "]"));
+    }
+  }
+  if (s.method == Method::kEsb && !s.sb_auto) {
+    if (absl::StatusOr<Format> f =
+            Format::Create(s.weight_bits, s.weight_sb, true);
+        !f.ok()) {
+      return Bad("weight_sb", f.status().message());
+    }
+  }
+  if (s.method == Method::kPot &&
+      !Format::Create(s.weight_bits, 1, true).ok()) {
+    return Bad(
+        "weight_bits",
+        absl::StrCat("power-of-two weights need bits <= 5 (", s.weight_bits,
+                     " leaves more than 4 exponent bits)"));
+  }
+  if (s.sb_auto) {
+    const std::vector<int> valid = Format::ValidSb(s.weight_bits, true);
+    if (s.max_sb < valid.front()) {
+      return Bad("max_sb", absl::StrCat(s.max_sb, " allows no valid sb for ",
+                                        s.weight_bits, "-bit weights {",
+                                        absl::StrJoin(valid, ", "), "}"));
+    }
+  }
+  if (s.method == Method::kEsb) {
+    const bool any = Format::Create(s.act_bits, s.act_sb, true).ok() ||
+                     Format::Create(s.act_bits, s.act_sb, false).ok();
+    if (!any) {
+      return Bad(
+          "act_sb",
+          absl::StrCat("sb = ", s.act_sb, " is invalid for ", s.act_bits,
+                       "-bit activations; valid: signed {",
+                       absl::StrJoin(Format::ValidSb(s.act_bits, true), ", "),
+                       "}, unsigned {",
+                       absl::StrJoin(Format::ValidSb(s.act_bits, false), ", "),
+                       "}"));
+    }
+  }
+  if (s.calib_count < 1 || s.calib_count > 1000000) {
+    return Bad("calib_count",
+               absl::StrCat(s.calib_count, " is out of range [1, 1000000]"));
+  }
+  s.mean.assign(c.mean().begin(), c.mean().end());
+  s.std.assign(c.std().begin(), c.std().end());
+  if (s.mean.size() != s.std.size() && s.mean.size() != 1 &&
+      s.std.size() != 1) {
+    return Bad("mean/std", "counts differ");
+  }
+  for (float v : s.std) {
+    if (!(v > 0.0f)) return Bad("std", "every value must be > 0");
+  }
+  for (const auto& o : c.overrides()) {
+    if (o.node().empty()) return Bad("overrides", "an override names no node");
+    s.overrides[o.node()] = o;
+  }
+  return s;
+}
+
+absl::StatusOr<LayerPlan> PlanLayer(const JobSettings& s,
+                                    const std::string& node, bool edge) {
+  LayerPlan plan;
+  plan.edge = edge && !s.all_layers;
+  int wbits = plan.edge ? s.edge_bits : s.weight_bits;
+  int abits = plan.edge ? s.edge_bits : s.act_bits;
+  // Edge layers run the common 8-bit practice: uniform grids.
+  const Method m = plan.edge ? Method::kUniform : s.method;
+  int wsb = MethodSb(m, wbits, s.weight_sb, true);
+  plan.act_sb_signed = MethodSb(m, abits, s.act_sb, true);
+  plan.act_sb_unsigned = MethodSb(m, abits, s.act_sb, false);
+  bool auto_sb = s.sb_auto && !plan.edge && m == Method::kEsb;
+  auto o = s.overrides.find(node);
+  if (o != s.overrides.end()) {
+    if (o->second.has_bits()) wbits = o->second.bits();
+    if (o->second.has_sb()) {
+      wsb = o->second.sb();
+      auto_sb = false;
+    }
+    if (o->second.has_act_bits()) abits = o->second.act_bits();
+    if (o->second.has_act_sb()) {
+      plan.act_sb_signed = plan.act_sb_unsigned = o->second.act_sb();
+    }
+  }
+  plan.act_bits = abits;
+  if (auto_sb) {
+    for (int sb : Format::ValidSb(wbits, true)) {
+      if (sb <= s.max_sb)
+        plan.weight_formats.push_back(*Format::Create(wbits, sb, true));
+    }
+  } else {
+    absl::StatusOr<Format> f = Format::Create(wbits, wsb, true);
+    if (!f.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer '", node, "' weights: ", f.status().message()));
+    }
+    plan.weight_formats.push_back(*f);
+  }
+  if (plan.weight_formats.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer '", node, "': no weight format within max_sb"));
+  }
+  return plan;
+}
+
+absl::StatusOr<Format> ActivationFormat(const LayerPlan& plan, bool is_signed,
+                                        const std::string& node) {
+  absl::StatusOr<Format> f = Format::Create(
+      plan.act_bits, is_signed ? plan.act_sb_signed : plan.act_sb_unsigned,
+      is_signed);
+  if (!f.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "layer '", node, "' reads ", is_signed ? "signed" : "non-negative",
+        " activations: ", f.status().message()));
+  }
+  return f;
+}
+
+}  // namespace esb::pipeline

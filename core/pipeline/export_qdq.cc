@@ -1,0 +1,498 @@
+#include "core/pipeline/export_qdq.h"
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/esb/quantize.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "onnx/checker.h"
+#include "onnx/defs/schema.h"
+#include "onnx/onnx_pb.h"
+#include "onnx/shape_inference/implementation.h"
+
+namespace esb::pipeline {
+namespace {
+
+using graph::Node;
+using graph::Op;
+
+// Initializers are written as raw_data, which ONNX defines little-endian.
+static_assert(std::endian::native == std::endian::little,
+              "raw_data tensors are written in host byte order");
+
+constexpr int64_t kOpset = 13;
+constexpr int64_t kIrVersion = 7;
+
+std::string Context(const Node& node) {
+  return absl::StrCat("layer '", node.name, "' (", graph::OpName(node.op), ")");
+}
+
+// Conv 0; Gemm 0 when trans_b, else 1; MatMul 1.
+int ChannelAxis(const Node& node) {
+  if (node.op == Op::kConv) return 0;
+  if (node.op == Op::kGemm) return node.attrs.trans_b ? 0 : 1;
+  return 1;
+}
+
+// Drops trailing omitted ("") optional inputs.
+std::vector<std::string> TrimOptional(std::vector<std::string> inputs) {
+  while (!inputs.empty() && inputs.back().empty()) inputs.pop_back();
+  return inputs;
+}
+
+template <typename T>
+void SetRaw(onnx::TensorProto& t, const std::vector<T>& values) {
+  t.set_raw_data(std::string(reinterpret_cast<const char*>(values.data()),
+                             values.size() * sizeof(T)));
+}
+
+// Writes one graph as an ONNX ModelProto. Single use.
+class QdqWriter {
+ public:
+  QdqWriter(const graph::Graph& graph,
+            const std::map<std::string, LayerQuant>& layers,
+            const QdqOptions& options)
+      : graph_(graph), layers_(layers), options_(options) {}
+
+  absl::StatusOr<onnx::ModelProto> Run();
+
+ private:
+  onnx::GraphProto& g() { return *model_.mutable_graph(); }
+
+  onnx::NodeProto* AddNode(absl::string_view op, const std::string& name,
+                           const std::vector<std::string>& inputs,
+                           const std::vector<std::string>& outputs);
+  onnx::TensorProto* AddInitializer(const std::string& name,
+                                    onnx::TensorProto::DataType type,
+                                    const std::vector<int64_t>& shape);
+  void AddFloats(const std::string& name, const std::vector<int64_t>& shape,
+                 const std::vector<float>& data) {
+    SetRaw(*AddInitializer(name, onnx::TensorProto::FLOAT, shape), data);
+  }
+  void AddInt64s(const std::string& name, const std::vector<int64_t>& data) {
+    SetRaw(*AddInitializer(name, onnx::TensorProto::INT64,
+                           {static_cast<int64_t>(data.size())}),
+           data);
+  }
+  // A scalar float initializer, or "" (an omitted optional input) for an
+  // infinite Clip bound.
+  std::string Bound(const std::string& name, float value) {
+    if (std::isinf(value)) return "";
+    AddFloats(name, {}, {value});
+    return name;
+  }
+  // The name of a node input, noting graph constants to write.
+  std::string In(const std::string& value) {
+    if (graph_.constants.count(value)) used_constants_.insert(value);
+    return value;
+  }
+
+  absl::Status WriteNode(const Node& node);
+  absl::Status WriteQuantizedInputs(const Node& node, const LayerQuant& q,
+                                    std::vector<std::string>& inputs);
+  void WriteValueInfo(const graph::ValueInfo& info, onnx::ValueInfoProto* out);
+
+  const graph::Graph& graph_;
+  const std::map<std::string, LayerQuant>& layers_;
+  const QdqOptions& options_;
+  onnx::ModelProto model_;
+  std::set<std::string> used_constants_;
+  std::map<std::string, std::string> metadata_;
+};
+
+onnx::NodeProto* QdqWriter::AddNode(absl::string_view op,
+                                    const std::string& name,
+                                    const std::vector<std::string>& inputs,
+                                    const std::vector<std::string>& outputs) {
+  onnx::NodeProto* n = g().add_node();
+  n->set_op_type(std::string{op});
+  n->set_name(name);
+  for (const std::string& in : inputs) n->add_input(in);
+  for (const std::string& out : outputs) n->add_output(out);
+  return n;
+}
+
+onnx::TensorProto* QdqWriter::AddInitializer(
+    const std::string& name, onnx::TensorProto::DataType type,
+    const std::vector<int64_t>& shape) {
+  onnx::TensorProto* t = g().add_initializer();
+  t->set_name(name);
+  t->set_data_type(type);
+  for (int64_t d : shape) t->add_dims(d);
+  return t;
+}
+
+void AddInt(onnx::NodeProto* n, const std::string& name, int64_t value) {
+  onnx::AttributeProto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(value);
+}
+
+void AddFloat(onnx::NodeProto* n, const std::string& name, float value) {
+  onnx::AttributeProto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::FLOAT);
+  a->set_f(value);
+}
+
+// Skipped when empty: ONNX's default (or, for kernel_shape, the weights)
+// then applies, as in the IR.
+void AddInts(onnx::NodeProto* n, const std::string& name,
+             const std::vector<int64_t>& values) {
+  if (values.empty()) return;
+  onnx::AttributeProto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INTS);
+  for (int64_t v : values) a->add_ints(v);
+}
+
+void QdqWriter::WriteValueInfo(const graph::ValueInfo& info,
+                               onnx::ValueInfoProto* out) {
+  out->set_name(info.name);
+  auto* tensor = out->mutable_type()->mutable_tensor_type();
+  tensor->set_elem_type(onnx::TensorProto::FLOAT);
+  // An empty shape is unknown in the IR (outputs shape inference could not
+  // resolve); leave the rank open rather than claim a scalar.
+  if (info.shape.empty()) return;
+  auto* shape = tensor->mutable_shape();
+  for (size_t d = 0; d < info.shape.size(); ++d) {
+    auto* dim = shape->add_dim();
+    if (info.shape[d] >= 0) {
+      dim->set_dim_value(info.shape[d]);
+    } else if (d == 0) {
+      dim->set_dim_param("N");
+    }
+  }
+}
+
+absl::Status QdqWriter::WriteQuantizedInputs(const Node& node,
+                                             const LayerQuant& q,
+                                             std::vector<std::string>& inputs) {
+  const std::string& layer = node.name;
+  if (node.inputs.size() < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Context(node), " has no weight input"));
+  }
+  const graph::Tensor* w = graph_.FindConstant(node.inputs[1]);
+  if (w == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Context(node), ": weight '", node.inputs[1],
+                     "' is not a constant; only constant weights quantize"));
+  }
+  if (absl::Status s = ValidateScale(q.input_alpha); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Context(node), ": input scale: ", s.message()));
+  }
+  const int axis = ChannelAxis(node);
+  auto ints =
+      QuantizeWeights(q.weight_format, q.weight_alpha, w->data, w->shape, axis);
+  if (!ints.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Context(node), ": weights: ", ints.status().message()));
+  }
+
+  // Weights.
+  const Format& fw = q.weight_format;
+  const int lw = fw.mantissa_bits();
+  const bool per_channel = q.weight_alpha.size() > 1;
+  std::string weight;
+  if (fw.fits_int8()) {
+    const auto type =
+        fw.is_signed() ? onnx::TensorProto::INT8 : onnx::TensorProto::UINT8;
+    const std::string wq = layer + "/w_int8";
+    const std::string scale = layer + "/w_scale";
+    const std::string zero = layer + "/w_zero_point";
+    if (fw.is_signed()) {
+      SetRaw(*AddInitializer(wq, type, w->shape),
+             std::vector<int8_t>(ints->begin(), ints->end()));
+    } else {
+      SetRaw(*AddInitializer(wq, type, w->shape),
+             std::vector<uint8_t>(ints->begin(), ints->end()));
+    }
+    std::vector<float> scales;
+    for (float a : q.weight_alpha) scales.push_back(std::ldexp(a, -lw));
+    const std::vector<int64_t> scale_shape =
+        per_channel ? std::vector<int64_t>{static_cast<int64_t>(scales.size())}
+                    : std::vector<int64_t>{};
+    AddFloats(scale, scale_shape, scales);
+    // Zero points are 0 whatever their type: one zero byte per channel.
+    SetRaw(*AddInitializer(zero, type, scale_shape),
+           std::vector<int8_t>(scales.size(), 0));
+    weight = layer + "/w_dq";
+    onnx::NodeProto* dq =
+        AddNode("DequantizeLinear", weight, {wq, scale, zero}, {weight});
+    if (per_channel) AddInt(dq, "axis", axis);
+  } else {
+    // alpha * level, level = wi * 2^-Lw exactly.
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < axis; ++d) outer *= w->shape[d];
+    for (size_t d = axis + 1; d < w->shape.size(); ++d) inner *= w->shape[d];
+    const int64_t channels = w->shape[axis];
+    std::vector<float> values(ints->size());
+    for (int64_t o = 0; o < outer; ++o) {
+      for (int64_t c = 0; c < channels; ++c) {
+        const float a = per_channel ? q.weight_alpha[c] : q.weight_alpha[0];
+        const int64_t base = (o * channels + c) * inner;
+        for (int64_t i = 0; i < inner; ++i) {
+          values[base + i] =
+              a * std::ldexp(static_cast<float>((*ints)[base + i]), -lw);
+        }
+      }
+    }
+    weight = layer + "/w_esb";
+    AddFloats(weight, w->shape, values);
+  }
+
+  // Input QDQ.
+  const Format& fx = q.input_format;
+  const int32_t qmax = fx.is_signed() ? 127 : 255;
+  float sx;
+  if (fx.max_integer() <= qmax) {
+    sx = std::ldexp(q.input_alpha, -fx.mantissa_bits());
+  } else {
+    sx = fx.max_level() * q.input_alpha / static_cast<float>(qmax);
+    metadata_[absl::StrCat(kQdqInputScaleKeyPrefix, layer)] = absl::StrCat(
+        "input format ", fx.ToString(), " has integers up to ",
+        fx.max_integer(), ", beyond ", fx.is_signed() ? "int8" : "uint8",
+        "; QDQ scale is c * alpha / ", qmax, " = ", sx,
+        " instead of alpha / 2^", fx.mantissa_bits(),
+        " (coarser than ESB near zero)");
+  }
+  const auto xtype =
+      fx.is_signed() ? onnx::TensorProto::INT8 : onnx::TensorProto::UINT8;
+  const std::string xscale = layer + "/x_scale";
+  const std::string xzero = layer + "/x_zero_point";
+  const std::string xq = layer + "/x_q";
+  const std::string xdq = layer + "/x_dq";
+  AddFloats(xscale, {}, {sx});
+  SetRaw(*AddInitializer(xzero, xtype, {}), std::vector<int8_t>{0});
+  AddNode("QuantizeLinear", xq, {node.inputs[0], xscale, xzero}, {xq});
+  AddNode("DequantizeLinear", xdq, {xq, xscale, xzero}, {xdq});
+
+  inputs = {xdq, weight};
+  for (size_t i = 2; i < node.inputs.size(); ++i) {
+    inputs.push_back(In(node.inputs[i]));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status QdqWriter::WriteNode(const Node& node) {
+  const std::string& layer = node.name;
+  if (node.inputs.empty() || node.outputs.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Context(node), " has no inputs or no outputs"));
+  }
+  // Reshape, Clip and Pad carry their operands as attributes in the IR and
+  // read only input 0 (shapes.h); their ONNX operands are written below.
+  const bool data_only =
+      node.op == Op::kReshape || node.op == Op::kClip || node.op == Op::kPad;
+  std::vector<std::string> inputs;
+  auto quant = layers_.find(node.name);
+  if (quant != layers_.end()) {
+    if (absl::Status s = WriteQuantizedInputs(node, quant->second, inputs);
+        !s.ok()) {
+      return s;
+    }
+  } else if (data_only) {
+    inputs.push_back(In(node.inputs[0]));
+  } else {
+    for (const std::string& in : node.inputs) inputs.push_back(In(in));
+  }
+  std::vector<std::string> outputs = node.outputs;
+  const graph::Activation& act = node.attrs.activation;
+  const bool fused = act.kind != graph::Activation::Kind::kNone;
+  if (fused) outputs[0] = layer + "/pre_activation";
+
+  const graph::Attributes& a = node.attrs;
+  const absl::string_view op = graph::OpName(node.op);
+  onnx::NodeProto* n = nullptr;
+  switch (node.op) {
+    case Op::kConv:
+      n = AddNode(op, layer, inputs, outputs);
+      AddInts(n, "kernel_shape", a.kernel);
+      AddInts(n, "strides", a.strides);
+      AddInts(n, "pads", a.pads);
+      AddInts(n, "dilations", a.dilations);
+      AddInt(n, "group", a.group);
+      break;
+    case Op::kGemm:
+      n = AddNode(op, layer, inputs, outputs);
+      AddFloat(n, "alpha", a.alpha);
+      AddFloat(n, "beta", a.beta);
+      AddInt(n, "transA", a.trans_a ? 1 : 0);
+      AddInt(n, "transB", a.trans_b ? 1 : 0);
+      break;
+    case Op::kBatchNorm:
+      n = AddNode(op, layer, inputs, outputs);
+      AddFloat(n, "epsilon", a.epsilon);
+      break;
+    case Op::kClip:
+      inputs.push_back(Bound(layer + "/min", a.min));
+      inputs.push_back(Bound(layer + "/max", a.max));
+      AddNode(op, layer, TrimOptional(inputs), outputs);
+      break;
+    case Op::kLeakyRelu:
+      AddFloat(AddNode(op, layer, inputs, outputs), "alpha", a.alpha);
+      break;
+    case Op::kMaxPool:
+      n = AddNode(op, layer, inputs, outputs);
+      AddInts(n, "kernel_shape", a.kernel);
+      AddInts(n, "strides", a.strides);
+      AddInts(n, "pads", a.pads);
+      AddInts(n, "dilations", a.dilations);
+      AddInt(n, "ceil_mode", a.ceil_mode ? 1 : 0);
+      break;
+    case Op::kAveragePool:
+      n = AddNode(op, layer, inputs, outputs);
+      AddInts(n, "kernel_shape", a.kernel);
+      AddInts(n, "strides", a.strides);
+      AddInts(n, "pads", a.pads);
+      AddInt(n, "ceil_mode", a.ceil_mode ? 1 : 0);
+      AddInt(n, "count_include_pad", a.count_include_pad ? 1 : 0);
+      break;
+    case Op::kConcat:
+    case Op::kFlatten:
+    case Op::kSoftmax:
+      AddInt(AddNode(op, layer, inputs, outputs), "axis", a.axis);
+      break;
+    case Op::kReshape:
+      inputs.push_back(layer + "/shape");
+      AddInt64s(inputs.back(), a.shape);
+      AddNode(op, layer, inputs, outputs);
+      break;
+    case Op::kTranspose:
+      AddInts(AddNode(op, layer, inputs, outputs), "perm", a.perm);
+      break;
+    case Op::kPad:
+      inputs.push_back(layer + "/pads");
+      AddInt64s(inputs.back(), a.pads);
+      inputs.push_back(layer + "/value");
+      AddFloats(inputs.back(), {}, {a.value});
+      AddNode(op, layer, inputs, outputs);
+      break;
+    case Op::kMatMul:
+    case Op::kRelu:
+    case Op::kSigmoid:
+    case Op::kGlobalAveragePool:
+    case Op::kAdd:
+    case Op::kMul:
+    case Op::kIdentity:
+      AddNode(op, layer, inputs, outputs);
+      break;
+  }
+
+  if (act.kind == graph::Activation::Kind::kRelu) {
+    AddNode("Relu", layer + "/relu", {outputs[0]}, {node.outputs[0]});
+  } else if (act.kind == graph::Activation::Kind::kClip) {
+    AddNode("Clip", layer + "/clip",
+            TrimOptional({outputs[0], Bound(layer + "/clip_min", act.min),
+                          Bound(layer + "/clip_max", act.max)}),
+            {node.outputs[0]});
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<onnx::ModelProto> QdqWriter::Run() {
+  for (const auto& [name, q] : layers_) {
+    const Node* node = nullptr;
+    for (const Node& n : graph_.nodes) {
+      if (n.name == name) node = &n;
+    }
+    if (node == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "quantized layer '", name, "' is not a node of the graph"));
+    }
+    if (node->op != Op::kConv && node->op != Op::kGemm &&
+        node->op != Op::kMatMul) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(Context(*node),
+                       " has quantization settings; only Conv, Gemm and "
+                       "MatMul layers quantize"));
+    }
+  }
+
+  model_.set_ir_version(kIrVersion);
+  model_.set_producer_name(options_.producer_name);
+  model_.set_producer_version(options_.producer_version);
+  onnx::OperatorSetIdProto* opset = model_.add_opset_import();
+  opset->set_domain("");
+  opset->set_version(kOpset);
+  g().set_name(options_.graph_name);
+
+  for (const graph::ValueInfo& in : graph_.inputs) {
+    WriteValueInfo(in, g().add_input());
+  }
+  for (const graph::ValueInfo& out : graph_.outputs) {
+    WriteValueInfo(out, g().add_output());
+  }
+  metadata_ = graph_.metadata;
+  for (const auto& [key, value] : options_.metadata) metadata_[key] = value;
+  for (const Node& node : graph_.nodes) {
+    if (absl::Status s = WriteNode(node); !s.ok()) return s;
+  }
+  for (const std::string& name : used_constants_) {
+    const graph::Tensor& t = graph_.constants.at(name);
+    if (static_cast<int64_t>(t.data.size()) != t.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("constant '", name, "' has ", t.data.size(),
+                       " values for its shape of ", t.size()));
+    }
+    AddFloats(name, t.shape, t.data);
+  }
+  for (const auto& [key, value] : metadata_) {
+    onnx::StringStringEntryProto* p = model_.add_metadata_props();
+    p->set_key(key);
+    p->set_value(value);
+  }
+
+  try {
+    onnx::checker::check_model(model_);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(
+        "the exported QDQ model fails the ONNX checker: ", e.what()));
+  }
+  try {
+    onnx::ModelProto copy = model_;
+    onnx::ShapeInferenceOptions shape_options(/*check_type_val=*/true,
+                                              /*strict_mode_val=*/1,
+                                              /*data_prop_val=*/false);
+    onnx::shape_inference::InferShapes(copy, onnx::OpSchemaRegistry::Instance(),
+                                       shape_options);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(
+        "the exported QDQ model fails ONNX shape inference: ", e.what()));
+  }
+  return std::move(model_);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ExportQdqOnnx(
+    const graph::Graph& graph, const std::map<std::string, LayerQuant>& layers,
+    const QdqOptions& options) {
+  absl::StatusOr<onnx::ModelProto> model =
+      QdqWriter(graph, layers, options).Run();
+  if (!model.ok()) return model.status();
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    if (!model->SerializeToCodedStream(&coded)) {
+      return absl::InternalError("serializing the QDQ model failed");
+    }
+  }
+  return bytes;
+}
+
+}  // namespace esb::pipeline

@@ -1,0 +1,481 @@
+#include "core/pipeline/fit.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "core/esb/dda.h"
+#include "core/esb/quantize.h"
+#include "core/pipeline/node_runner.h"
+
+namespace esb::pipeline {
+namespace {
+
+// Multiples of the starting scales tried by the `output` rule.
+constexpr float kActMultiples[] = {0.5f, 0.6f,  0.7f, 0.8f, 0.9f,
+                                   1.0f, 1.15f, 1.3f, 1.5f};
+constexpr float kWeightMultiples[] = {0.7f,  0.8f, 0.9f, 0.95f, 1.0f,
+                                      1.05f, 1.1f, 1.2f, 1.35f};
+
+// Output channel axis of a quantized node's output of rank `rank`.
+int OutputChannelAxis(const graph::Node& node, size_t rank) {
+  return node.op == graph::Op::kConv ? 1 : static_cast<int>(rank) - 1;
+}
+
+// Per-channel sums of squared differences of two same-shaped tensors.
+std::vector<double> ChannelErrors(const graph::Tensor& a,
+                                  const graph::Tensor& b, int axis) {
+  int64_t inner = 1;
+  for (size_t d = axis + 1; d < a.shape.size(); ++d) inner *= a.shape[d];
+  const int64_t channels = a.shape[axis];
+  std::vector<double> err(channels, 0.0);
+  for (size_t i = 0; i < a.data.size(); ++i) {
+    const double d = static_cast<double>(a.data[i]) - b.data[i];
+    err[(i / inner) % channels] += d * d;
+  }
+  return err;
+}
+
+// Per-channel means of a - b.
+std::vector<double> ChannelMeanShift(const graph::Tensor& a,
+                                     const graph::Tensor& b, int axis) {
+  int64_t inner = 1;
+  for (size_t d = axis + 1; d < a.shape.size(); ++d) inner *= a.shape[d];
+  const int64_t channels = a.shape[axis];
+  std::vector<double> sum(channels, 0.0);
+  for (size_t i = 0; i < a.data.size(); ++i) {
+    sum[(i / inner) % channels] += static_cast<double>(a.data[i]) - b.data[i];
+  }
+  const double per_channel = static_cast<double>(a.data.size()) / channels;
+  for (double& s : sum) s /= per_channel;
+  return sum;
+}
+
+double SumSquares(const graph::Tensor& t) {
+  double s = 0.0;
+  for (float v : t.data) s += static_cast<double>(v) * v;
+  return s;
+}
+
+graph::Tensor FakeQuantInput(const Format& f, float alpha,
+                             const graph::Tensor& x) {
+  graph::Tensor out{x.shape, std::vector<float>(x.data.size())};
+  QuantizeKernel(f, alpha, x.data.data(), out.data.data(), x.data.size());
+  return out;
+}
+
+// Weights on the grid: integer view times ldexp(alpha, -L), which equals
+// alpha * level exactly.
+absl::StatusOr<graph::Tensor> FakeQuantWeights(const Format& f,
+                                               const std::vector<float>& alpha,
+                                               const graph::Tensor& w,
+                                               int axis) {
+  absl::StatusOr<std::vector<int32_t>> ints =
+      QuantizeWeights(f, alpha, w.data, w.shape, axis);
+  if (!ints.ok()) return ints.status();
+  int64_t inner = 1;
+  for (size_t d = axis + 1; d < w.shape.size(); ++d) inner *= w.shape[d];
+  const int64_t channels = w.shape[axis];
+  graph::Tensor out{w.shape, std::vector<float>(w.data.size())};
+  for (size_t i = 0; i < out.data.size(); ++i) {
+    const float a =
+        alpha.size() == 1 ? alpha[0] : alpha[(i / inner) % channels];
+    out.data[i] =
+        static_cast<float>((*ints)[i]) * std::ldexp(a, -f.mantissa_bits());
+  }
+  return out;
+}
+
+// Starting per-channel weight scales by the job's rule.
+absl::StatusOr<std::vector<float>> StartWeightScales(const Format& f,
+                                                     const graph::Tensor& w,
+                                                     int axis,
+                                                     const JobSettings& s) {
+  DdaOptions dda;
+  dda.mode = s.dda == DdaRule::kGaussian ? DdaMode::kGaussian : DdaMode::kMse;
+  std::vector<float> alphas;
+  if (s.dda == DdaRule::kMinMax) {
+    int64_t inner = 1;
+    for (size_t d = axis + 1; d < w.shape.size(); ++d) inner *= w.shape[d];
+    const int64_t channels = w.shape[axis];
+    std::vector<float> max_abs(s.per_channel ? channels : 1, 0.0f);
+    for (size_t i = 0; i < w.data.size(); ++i) {
+      float& m = max_abs[s.per_channel ? (i / inner) % channels : 0];
+      m = std::max(m, std::fabs(w.data[i]));
+    }
+    for (float m : max_abs) {
+      alphas.push_back(m > 0.0f ? m / f.max_level() : 1.0f);
+    }
+  } else if (s.per_channel) {
+    absl::StatusOr<std::vector<ScaleFit>> fits =
+        FitPerChannel(f, w.data, w.shape, axis, dda);
+    if (!fits.ok()) return fits.status();
+    for (const ScaleFit& fit : *fits) alphas.push_back(fit.alpha);
+  } else {
+    absl::StatusOr<ScaleFit> fit = FitValues(f, w.data, dda);
+    if (!fit.ok()) return fit.status();
+    alphas.push_back(fit->alpha);
+  }
+  if (alphas.size() == 1) alphas.assign(w.shape[axis], alphas[0]);
+  return alphas;
+}
+
+float StartActScale(const Format& f, const Histogram& h, const JobSettings& s) {
+  if (s.dda == DdaRule::kMinMax) {
+    return h.max_abs() > 0 ? static_cast<float>(h.max_abs()) / f.max_level()
+                           : 1.0f;
+  }
+  DdaOptions dda;
+  dda.mode = s.dda == DdaRule::kGaussian ? DdaMode::kGaussian : DdaMode::kMse;
+  absl::StatusOr<ScaleFit> fit = FitHistogram(f, h, dda);
+  return fit.ok() ? fit->alpha : 1.0f;
+}
+
+// One candidate weight format of a layer, fitted.
+struct Candidate {
+  Format wf;
+  float act_alpha = 1.0f;
+  std::vector<float> weight_alpha;
+  graph::Tensor wq;
+  double error = std::numeric_limits<double>::infinity();
+};
+
+class Fitter {
+ public:
+  Fitter(const graph::Graph& graph,
+         const std::map<std::string, ActivationStats>& stats,
+         const JobSettings& settings, int threads, ProgressSink* progress)
+      : stats_(stats),
+        settings_(settings),
+        progress_(progress),
+        fitted_{graph, {}, {}},
+        runner_(fitted_.graph, threads) {}
+
+  absl::StatusOr<FittedModel> Run(const graph::Tensor& sample);
+
+ private:
+  absl::Status FitLayer(const graph::Node& node, bool edge);
+  absl::StatusOr<Candidate> FitFormat(const graph::Node& node, const Format& wf,
+                                      const Format& af, float act_start,
+                                      const graph::Tensor& xq_stream,
+                                      const graph::Tensor& y_ref);
+  absl::StatusOr<graph::Tensor> Output(const graph::Node& node,
+                                       const graph::Tensor& x,
+                                       const graph::Tensor& wq,
+                                       const graph::Tensor* bias,
+                                       bool drop_activation);
+
+  const std::map<std::string, ActivationStats>& stats_;
+  const JobSettings& settings_;
+  ProgressSink* progress_;
+  FittedModel fitted_;
+  NodeRunner runner_;
+  ValueMap fp_;  // FP32 stream.
+  ValueMap qs_;  // Quantized stream.
+};
+
+absl::StatusOr<graph::Tensor> Fitter::Output(const graph::Node& node,
+                                             const graph::Tensor& x,
+                                             const graph::Tensor& wq,
+                                             const graph::Tensor* bias,
+                                             bool drop_activation) {
+  std::map<std::string, graph::Tensor> constants = {{node.inputs[1], wq}};
+  if (bias != nullptr) constants[node.inputs[2]] = *bias;
+  absl::StatusOr<std::vector<graph::Tensor>> out = runner_.RunWith(
+      node, ValueMap{{node.inputs[0], x}}, constants, drop_activation);
+  if (!out.ok()) return out.status();
+  return std::move(out->front());
+}
+
+absl::StatusOr<Candidate> Fitter::FitFormat(const graph::Node& node,
+                                            const Format& wf, const Format& af,
+                                            float act_start,
+                                            const graph::Tensor& x_stream,
+                                            const graph::Tensor& y_ref) {
+  const graph::Tensor& w = fitted_.graph.constants.at(node.inputs[1]);
+  const int waxis = WeightChannelAxis(node);
+  const int oaxis = OutputChannelAxis(node, y_ref.shape.size());
+  absl::StatusOr<std::vector<float>> w_start =
+      StartWeightScales(wf, w, waxis, settings_);
+  if (!w_start.ok()) return w_start.status();
+  Candidate c{wf, act_start, *w_start, {}, 0.0};
+
+  auto error_of =
+      [&](float act_alpha, const std::vector<float>& walpha,
+          graph::Tensor* wq_out) -> absl::StatusOr<std::vector<double>> {
+    absl::StatusOr<graph::Tensor> wq = FakeQuantWeights(wf, walpha, w, waxis);
+    if (!wq.ok()) return wq.status();
+    absl::StatusOr<graph::Tensor> y = Output(
+        node, FakeQuantInput(af, act_alpha, x_stream), *wq, nullptr, false);
+    if (!y.ok()) return y.status();
+    if (wq_out != nullptr) *wq_out = *std::move(wq);
+    return ChannelErrors(*y, y_ref, oaxis);
+  };
+  auto total = [](const std::vector<double>& e) {
+    double t = 0.0;
+    for (double v : e) t += v;
+    return t;
+  };
+
+  if (settings_.dda == DdaRule::kOutput) {
+    double best = std::numeric_limits<double>::infinity();
+    for (float k : kActMultiples) {
+      absl::StatusOr<std::vector<double>> e =
+          error_of(act_start * k, *w_start, nullptr);
+      if (!e.ok()) return e.status();
+      if (total(*e) < best) {
+        best = total(*e);
+        c.act_alpha = act_start * k;
+      }
+    }
+    const size_t channels = w_start->size();
+    std::vector<double> best_ch(channels,
+                                std::numeric_limits<double>::infinity());
+    std::vector<float> chosen = *w_start;
+    for (float k : kWeightMultiples) {
+      std::vector<float> scaled = *w_start;
+      for (float& a : scaled) a *= k;
+      if (!settings_.per_channel) {
+        // One scale for the tensor: judge the multiple by the total.
+        absl::StatusOr<std::vector<double>> e =
+            error_of(c.act_alpha, scaled, nullptr);
+        if (!e.ok()) return e.status();
+        const double t = total(*e);
+        if (t < best_ch[0]) {
+          std::fill(best_ch.begin(), best_ch.end(), t);
+          chosen = scaled;
+        }
+        continue;
+      }
+      absl::StatusOr<std::vector<double>> e =
+          error_of(c.act_alpha, scaled, nullptr);
+      if (!e.ok()) return e.status();
+      for (size_t m = 0; m < channels; ++m) {
+        if ((*e)[m] < best_ch[m]) {
+          best_ch[m] = (*e)[m];
+          chosen[m] = scaled[m];
+        }
+      }
+    }
+    c.weight_alpha = chosen;
+  }
+  absl::StatusOr<std::vector<double>> e =
+      error_of(c.act_alpha, c.weight_alpha, &c.wq);
+  if (!e.ok()) return e.status();
+  c.error = total(*e);
+  return c;
+}
+
+absl::Status Fitter::FitLayer(const graph::Node& node, bool edge) {
+  absl::StatusOr<LayerPlan> plan = PlanLayer(settings_, node.name, edge);
+  if (!plan.ok()) return plan.status();
+  const std::string& in = node.inputs[0];
+  const ActivationStats& st = stats_.at(in);
+  const bool is_signed = !(st.min >= 0.0f);
+  absl::StatusOr<Format> af = ActivationFormat(*plan, is_signed, node.name);
+  if (!af.ok()) return af.status();
+  const Histogram& hist = is_signed ? st.signed_hist : st.unsigned_hist;
+  const float act_start = StartActScale(*af, hist, settings_);
+
+  const graph::Tensor& y_ref = fp_.at(node.outputs[0]);
+  std::vector<Candidate> candidates;
+  for (const Format& wf : plan->weight_formats) {
+    absl::StatusOr<Candidate> c =
+        FitFormat(node, wf, *af, act_start, qs_.at(in), y_ref);
+    if (!c.ok()) return c.status();
+    candidates.push_back(*std::move(c));
+  }
+  size_t best = 0;
+  for (size_t i = 1; i < candidates.size(); ++i) {
+    if (candidates[i].error < candidates[best].error) best = i;
+  }
+  Candidate& c = candidates[best];
+  esb::v1::LayerReport report;
+  if (candidates.size() > 1) {
+    std::vector<std::string> others;
+    for (const Candidate& o : candidates) {
+      others.push_back(absl::StrFormat("sb %d: %.4g", o.wf.sb(), o.error));
+    }
+    report.set_sb_reason(
+        absl::StrCat("lowest output error (sum of squares) among ",
+                     absl::StrJoin(others, ", ")));
+  }
+
+  // Bias correction on the pre-activation outputs.
+  const graph::Tensor xq = FakeQuantInput(*af, c.act_alpha, qs_.at(in));
+  graph::Graph& g = fitted_.graph;
+  graph::Node& mutable_node =
+      *std::find_if(g.nodes.begin(), g.nodes.end(),
+                    [&](const graph::Node& n) { return n.name == node.name; });
+  double bias_shift = 0.0;
+  if (settings_.dda == DdaRule::kOutput && node.op != graph::Op::kMatMul) {
+    const graph::Tensor& w = g.constants.at(node.inputs[1]);
+    absl::StatusOr<graph::Tensor> y_pre =
+        Output(node, fp_.at(in), w, nullptr, true);
+    if (!y_pre.ok()) return y_pre.status();
+    absl::StatusOr<graph::Tensor> yq_pre =
+        Output(node, xq, c.wq, nullptr, true);
+    if (!yq_pre.ok()) return yq_pre.status();
+    const std::vector<double> shift = ChannelMeanShift(
+        *y_pre, *yq_pre, OutputChannelAxis(node, y_pre->shape.size()));
+    const int64_t m = static_cast<int64_t>(shift.size());
+    graph::Tensor bias{{m}, std::vector<float>(m, 0.0f)};
+    const bool gemm = node.op == graph::Op::kGemm;
+    if (node.inputs.size() > 2) {
+      const graph::Tensor& old = g.constants.at(node.inputs[2]);
+      if (old.size() != m && old.size() != 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "layer '", node.name, "': bias of ", old.size(), " values for ", m,
+            " outputs cannot be corrected per channel"));
+      }
+      const float beta = gemm ? node.attrs.beta : 1.0f;
+      for (int64_t k = 0; k < m; ++k) {
+        bias.data[k] = beta * old.data[old.size() == 1 ? 0 : k];
+      }
+    }
+    for (int64_t k = 0; k < m; ++k) {
+      bias.data[k] += static_cast<float>(shift[k]);
+      bias_shift += std::fabs(shift[k]) / m;
+    }
+    const std::string name = absl::StrCat(node.name, "/corrected_bias");
+    g.constants[name] = std::move(bias);
+    mutable_node.inputs.resize(2);
+    mutable_node.inputs.push_back(name);
+    if (gemm) mutable_node.attrs.beta = 1.0f;
+  }
+  const graph::Node& final_node = mutable_node;
+  const graph::Tensor* final_bias = final_node.inputs.size() > 2
+                                        ? &g.constants.at(final_node.inputs[2])
+                                        : nullptr;
+  absl::StatusOr<graph::Tensor> yq =
+      Output(final_node, xq, c.wq, final_bias, false);
+  if (!yq.ok()) return yq.status();
+
+  // Report.
+  const graph::Tensor& w = g.constants.at(node.inputs[1]);
+  double signal = 0.0, noise = 0.0;
+  int64_t clipped = 0;
+  const int waxis = WeightChannelAxis(node);
+  int64_t inner = 1;
+  for (size_t d = waxis + 1; d < w.shape.size(); ++d) inner *= w.shape[d];
+  for (size_t i = 0; i < w.data.size(); ++i) {
+    const double d = static_cast<double>(w.data[i]) - c.wq.data[i];
+    signal += static_cast<double>(w.data[i]) * w.data[i];
+    noise += d * d;
+    const float a = c.weight_alpha[(i / inner) % w.shape[waxis]];
+    if (std::fabs(w.data[i] / a) > c.wf.max_level()) ++clipped;
+  }
+  const double y_energy = SumSquares(y_ref);
+  double out_err = 0.0;
+  for (size_t i = 0; i < y_ref.data.size(); ++i) {
+    const double d = static_cast<double>(y_ref.data[i]) - yq->data[i];
+    out_err += d * d;
+  }
+  report.set_name(node.name);
+  report.set_op(std::string(graph::OpName(node.op)));
+  auto* wfs = report.mutable_weight_format();
+  wfs->set_bits(c.wf.bits());
+  wfs->set_sb(c.wf.sb());
+  wfs->set_signed_(true);
+  auto* afs = report.mutable_input_format();
+  afs->set_bits(af->bits());
+  afs->set_sb(af->sb());
+  afs->set_signed_(af->is_signed());
+  report.set_weight_alpha_min(
+      *std::min_element(c.weight_alpha.begin(), c.weight_alpha.end()));
+  report.set_weight_alpha_max(
+      *std::max_element(c.weight_alpha.begin(), c.weight_alpha.end()));
+  report.set_input_alpha(c.act_alpha);
+  report.set_weight_sqnr_db(noise > 0 ? 10 * std::log10(signal / noise)
+                                      : 999.0);
+  report.set_weight_clip_pct(100.0 * clipped / w.data.size());
+  report.set_input_clip_pct(
+      100.0 * HistogramError(*af, hist, c.act_alpha).clip_fraction());
+  const int64_t batch = y_ref.shape.empty() ? 1 : y_ref.shape[0];
+  const int64_t reduction = node.op == graph::Op::kConv
+                                ? w.size() / w.shape[0]
+                                : w.shape[waxis == 0 ? 1 : 0];
+  report.set_macs(static_cast<int64_t>(y_ref.data.size()) / batch * reduction);
+  report.set_output_error(y_energy > 0 ? out_err / y_energy : 0.0);
+  report.set_output_sqnr_db(out_err > 0 ? 10 * std::log10(y_energy / out_err)
+                                        : 999.0);
+  report.set_edge(plan->edge);
+  report.set_bias_shift(bias_shift);
+  fitted_.reports.push_back(std::move(report));
+
+  fitted_.layers.emplace(node.name,
+                         LayerQuant{c.wf, c.weight_alpha, *af, c.act_alpha});
+  qs_[node.outputs[0]] = *std::move(yq);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<FittedModel> Fitter::Run(const graph::Tensor& sample) {
+  const graph::Graph& g = fitted_.graph;
+  if (g.inputs.size() != 1) {
+    return absl::InvalidArgumentError("fitting needs a single-input model");
+  }
+  fp_[g.inputs[0].name] = sample;
+  qs_[g.inputs[0].name] = sample;
+  // Readers left per value, to free activations after their last use.
+  std::map<std::string, int> readers;
+  for (const graph::Node& n : g.nodes) {
+    for (const std::string& in : n.inputs) ++readers[in];
+  }
+  std::vector<std::string> quantized;
+  for (const graph::Node& n : g.nodes) {
+    if (IsQuantizedOp(n.op)) quantized.push_back(n.name);
+  }
+  int64_t done = 0;
+  // Nodes are copied: FitLayer may rewrite the node in the graph.
+  const std::vector<graph::Node> nodes = g.nodes;
+  for (const graph::Node& node : nodes) {
+    if (progress_ != nullptr && progress_->Cancelled()) {
+      return absl::CancelledError("fitting cancelled");
+    }
+    absl::StatusOr<std::vector<graph::Tensor>> fp = runner_.Run(node, fp_);
+    if (!fp.ok()) return fp.status();
+    for (size_t i = 0; i < node.outputs.size(); ++i) {
+      fp_[node.outputs[i]] = std::move((*fp)[i]);
+    }
+    if (IsQuantizedOp(node.op)) {
+      const bool edge =
+          node.name == quantized.front() || node.name == quantized.back();
+      if (absl::Status s = FitLayer(node, edge); !s.ok()) return s;
+      ++done;
+      if (progress_ != nullptr) {
+        progress_->OnProgress(
+            {"fit", done, static_cast<int64_t>(quantized.size()), node.name});
+      }
+    } else {
+      absl::StatusOr<std::vector<graph::Tensor>> q = runner_.Run(node, qs_);
+      if (!q.ok()) return q.status();
+      for (size_t i = 0; i < node.outputs.size(); ++i) {
+        qs_[node.outputs[i]] = std::move((*q)[i]);
+      }
+    }
+    for (const std::string& in : node.inputs) {
+      if (--readers[in] == 0) {
+        fp_.erase(in);
+        qs_.erase(in);
+      }
+    }
+  }
+  return std::move(fitted_);
+}
+
+}  // namespace
+
+absl::StatusOr<FittedModel> FitModel(
+    const graph::Graph& graph,
+    const std::map<std::string, ActivationStats>& stats,
+    const graph::Tensor& sample, const JobSettings& settings, int threads,
+    ProgressSink* progress) {
+  Fitter fitter(graph, stats, settings, threads, progress);
+  return fitter.Run(sample);
+}
+
+}  // namespace esb::pipeline

@@ -1,0 +1,100 @@
+#include "core/runtime/esb_executor.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/runtime/dnnl_adapter.h"
+#include "core/runtime/esb_layers.h"
+
+namespace esb::runtime {
+namespace {
+
+// Why no layer may take the fast path on this machine, or "".
+absl::StatusOr<std::string> MachineReason() {
+  dnnl::cpu_isa isa = dnnl::cpu_isa::all;
+  absl::Status status = CallDnnl("querying the CPU", [&] {
+    isa = dnnl::get_effective_cpu_isa();
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  auto has = [isa](dnnl::cpu_isa want) {
+    return (static_cast<unsigned>(isa) & static_cast<unsigned>(want)) ==
+           static_cast<unsigned>(want);
+  };
+  if (has(dnnl::cpu_isa::avx512_core_vnni) || has(dnnl::cpu_isa::avx2_vnni)) {
+    return std::string();
+  }
+  return std::string(
+      "the CPU has no VNNI, so oneDNN would sum u8 x s8 products in "
+      "saturating int16");
+}
+
+std::string Describe(const graph::Graph& graph,
+                     const internal::QuantizedLayers& layers) {
+  const int total = static_cast<int>(layers.by_node.size());
+  int fast = 0;
+  std::string slow;
+  for (const auto& [index, layer] : layers.by_node) {
+    if (layer.fast) {
+      ++fast;
+      continue;
+    }
+    absl::StrAppend(&slow, slow.empty() ? "" : ", ", layer.reason,
+                    " (layer '", graph.nodes[index].name, "')");
+  }
+  std::string out;
+  if (fast > 0 || total == 0) {
+    out = absl::StrCat("int8 fast path on ", fast, " of ", total, " layers");
+  }
+  if (fast < total) {
+    absl::StrAppend(&out, out.empty() ? "" : "; ", "reference path on ",
+                    total - fast, fast > 0 ? "" : absl::StrCat(" of ", total),
+                    total - fast == 1 ? " layer: " : " layers: ", slow);
+  }
+  if (layers.unquantized > 0) {
+    absl::StrAppend(&out, "; ", layers.unquantized,
+                    " Conv/Gemm/MatMul without a layer entry in FP32");
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EsbExecutor>> EsbExecutor::Create(
+    const graph::Graph& graph, const std::map<std::string, LayerQuant>& layers,
+    const EsbExecutorOptions& options) {
+  std::string no_fast;
+  if (options.path == EsbExecutorOptions::Path::kReference) {
+    no_fast = "reference path requested";
+  } else {
+    auto reason = MachineReason();
+    if (!reason.ok()) return reason.status();
+    no_fast = *std::move(reason);
+  }
+  auto prepared = internal::PrepareLayers(graph, layers, no_fast);
+  if (!prepared.ok()) return prepared.status();
+  auto shared = std::make_shared<const internal::QuantizedLayers>(
+      *std::move(prepared));
+  std::map<std::string, bool> fast;
+  int requantized = 0;
+  for (const auto& [index, layer] : shared->by_node) {
+    fast[graph.nodes[index].name] = layer.fast;
+    requantized += layer.next_format.has_value();
+  }
+  std::string description = Describe(graph, *shared);
+  ExecutorOptions executor_options;
+  executor_options.threads = options.threads;
+  auto executor =
+      Executor::CreateWithLayers(graph, executor_options, std::move(shared));
+  if (!executor.ok()) return executor.status();
+  return std::unique_ptr<EsbExecutor>(new EsbExecutor(
+      *std::move(executor), std::move(description), std::move(fast),
+      requantized));
+}
+
+absl::StatusOr<std::vector<graph::Tensor>> EsbExecutor::Run(
+    const std::vector<graph::Tensor>& inputs) {
+  return executor_->Run(inputs);
+}
+
+}  // namespace esb::runtime

@@ -1,0 +1,97 @@
+// Exact ESB inference on the CPU.
+//
+// Every Conv, Gemm and MatMul node with an entry in the layer map runs with
+// the ESB semantics of core/esb/layer_quant.h: the input is rounded to its
+// ESB grid (input_format, input_alpha), the weights per output channel
+// (weight_format, weight_alpha), products are accumulated exactly in
+// integers, and y = act(float(acc) * s[m] + bias[m]) exactly as
+// esb::Dequantize computes it (bias: Conv B; Gemm beta * C for a scalar or
+// per-column C, other C shapes refused; MatMul none). Every other node
+// (pooling, Add, Concat, unfolded BatchNorm, Softmax..., and quantizable
+// nodes without an entry) runs in FP32 exactly as runtime::Executor runs it.
+//
+// Two implementations of a quantized layer, bit-identical by construction
+// and by test:
+//   reference  plain integer loops with int64 accumulators;
+//   int8 fast  oneDNN u8/s8 x s8 -> s32 convolution / matmul (weights
+//              packed once, no scales or post-ops, so the s32 result is the
+//              exact accumulator), then a vectorised epilogue with
+//              Dequantize's float operations that writes floats or, when
+//              the output only feeds quantized layers reading it with one
+//              format and scale, their u8/s8 input directly.
+// kAuto takes the fast path for each layer whose formats fit int8 and whose
+// worst-case accumulator stays exact (core/runtime/esb_layers.h lists the
+// conditions); the others run the reference, and Description() says which
+// and why. kReference runs the reference everywhere.
+//
+// Thread-safe: Run may be called from any thread; calls are serialized.
+#ifndef ESB_CORE_RUNTIME_ESB_EXECUTOR_H_
+#define ESB_CORE_RUNTIME_ESB_EXECUTOR_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/esb/layer_quant.h"
+#include "core/graph/graph.h"
+#include "core/runtime/executor.h"
+
+namespace esb::runtime {
+
+struct EsbExecutorOptions {
+  // OpenMP threads for a run, as ExecutorOptions::threads (0: every core).
+  int threads = 0;
+  // kAuto: the int8 fast path for every layer that fits it, the reference
+  // for the rest. kReference: the reference path for every layer.
+  enum class Path { kAuto, kReference };
+  Path path = Path::kAuto;
+};
+
+// Runs one graph with ESB layers; see the file comment.
+// Thread-safe: Run may be called concurrently; calls are serialized.
+class EsbExecutor {
+ public:
+  // `layers` maps node names to their quantization (pipeline::Calibrate
+  // makes one). INVALID_ARGUMENT naming the layer for an entry that names
+  // no Conv/Gemm/MatMul node, unusable scales or weights, or a Gemm C that
+  // is not a scalar or per-column; otherwise as Executor::Create (the plan
+  // for batch 1 is built here when the input shape allows).
+  static absl::StatusOr<std::unique_ptr<EsbExecutor>> Create(
+      const graph::Graph& graph,
+      const std::map<std::string, LayerQuant>& layers,
+      const EsbExecutorOptions& options = {});
+
+  // As Executor::Run.
+  absl::StatusOr<std::vector<graph::Tensor>> Run(
+      const std::vector<graph::Tensor>& inputs);
+
+  // Which path each layer takes, in one line: "int8 fast path on 4 of 4
+  // layers", or "int8 fast path on 3 of 4 layers; reference path on 1:
+  // b8 sb4 signed weights do not fit int8 (layer 'fc1')".
+  std::string Description() const { return description_; }
+
+  // Per layer name: true when it runs on the int8 fast path.
+  const std::map<std::string, bool>& fast_layers() const { return fast_; }
+  // Fast layers whose epilogue writes the next layers' u8/s8 input.
+  int requantized_layers() const { return requantized_; }
+
+ private:
+  EsbExecutor(std::unique_ptr<Executor> executor, std::string description,
+              std::map<std::string, bool> fast, int requantized)
+      : executor_(std::move(executor)),
+        description_(std::move(description)),
+        fast_(std::move(fast)),
+        requantized_(requantized) {}
+
+  const std::unique_ptr<Executor> executor_;
+  const std::string description_;
+  const std::map<std::string, bool> fast_;
+  const int requantized_;
+};
+
+}  // namespace esb::runtime
+
+#endif  // ESB_CORE_RUNTIME_ESB_EXECUTOR_H_

@@ -1,0 +1,231 @@
+#include "core/runtime/esb_kernels.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+
+#include "core/esb/layer_quant.h"
+
+namespace esb::runtime::internal {
+namespace {
+
+// acc[i] += w * row[i]: the one inner loop of the reference, exact in
+// int64 (|w|, |row[i]| < 2^20). Cloned per ISA so it vectorises.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void
+AccumulateRow(int64_t* acc, int32_t w, const int32_t* row, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    acc[i] += static_cast<int64_t>(w) * static_cast<int64_t>(row[i]);
+  }
+}
+
+// Conv accumulators acc[n, m, p] (p over the output's spatial positions),
+// one image and group at a time: the input window of every output position
+// is gathered into col[k, p] (k over the group's channels and the kernel
+// taps; 0 outside the input), then acc[m, p] = sum_k wi[m, k] * col[k, p].
+void ConvAccumulators(const QuantizedLayer& layer, const LayerGeometry& g,
+                      const int32_t* xi, int64_t* acc) {
+  // Spatial dims right-aligned into three (D, H, W); missing ones are 1.
+  const size_t spatial = g.x_shape.size() - 2;
+  std::array<int64_t, 3> in{1, 1, 1}, out{1, 1, 1}, k{1, 1, 1};
+  std::array<int64_t, 3> s{1, 1, 1}, d{1, 1, 1}, p{0, 0, 0};
+  for (size_t i = 0; i < spatial; ++i) {
+    const size_t j = 3 - spatial + i;
+    in[j] = g.x_shape[2 + i];
+    out[j] = g.y_shape[2 + i];
+    k[j] = layer.weight_shape[2 + i];
+    s[j] = g.window.strides[i];
+    d[j] = g.window.dilations[i];
+    p[j] = g.window.pads_begin[i];
+  }
+  const int64_t n_count = g.x_shape[0], c_count = g.x_shape[1];
+  const int64_t m_count = g.y_shape[1];
+  const int64_t cg = layer.weight_shape[1], mg = m_count / g.group;
+  const int64_t taps = k[0] * k[1] * k[2], kdim = cg * taps;
+  const int64_t in_size = in[0] * in[1] * in[2];
+  const int64_t positions = out[0] * out[1] * out[2];
+
+#pragma omp parallel
+  {
+    std::vector<int32_t> col(kdim * positions);
+#pragma omp for schedule(dynamic)
+    for (int64_t ng = 0; ng < n_count * g.group; ++ng) {
+      const int64_t n = ng / g.group, grp = ng % g.group;
+      for (int64_t c = 0; c < cg; ++c) {
+        const int32_t* plane = xi + (n * c_count + grp * cg + c) * in_size;
+        for (int64_t t = 0; t < taps; ++t) {
+          const int64_t kz = t / (k[1] * k[2]), ky = t / k[2] % k[1],
+                        kx = t % k[2];
+          int32_t* row = col.data() + (c * taps + t) * positions;
+          for (int64_t q = 0; q < positions; ++q) {
+            const int64_t oz = q / (out[1] * out[2]), oy = q / out[2] % out[1],
+                          ox = q % out[2];
+            const int64_t iz = oz * s[0] - p[0] + kz * d[0];
+            const int64_t iy = oy * s[1] - p[1] + ky * d[1];
+            const int64_t ix = ox * s[2] - p[2] + kx * d[2];
+            const bool inside = iz >= 0 && iz < in[0] && iy >= 0 &&
+                                iy < in[1] && ix >= 0 && ix < in[2];
+            row[q] = inside ? plane[(iz * in[1] + iy) * in[2] + ix] : 0;
+          }
+        }
+      }
+      for (int64_t mm = 0; mm < mg; ++mm) {
+        const int64_t m = grp * mg + mm;
+        int64_t* a = acc + (n * m_count + m) * positions;
+        std::fill(a, a + positions, int64_t{0});
+        const int32_t* w = layer.weights.data() + m * kdim;
+        for (int64_t kk = 0; kk < kdim; ++kk) {
+          if (w[kk] == 0) continue;
+          AccumulateRow(a, w[kk], col.data() + kk * positions, positions);
+        }
+      }
+    }
+  }
+}
+
+// acc[r, m] = sum_k A'(r, k) * B'(k, m).
+void GemmAccumulators(const QuantizedLayer& layer, const LayerGeometry& g,
+                      const int32_t* ai, int64_t* acc) {
+  const bool gemm = g.op == graph::Op::kGemm;
+  const bool trans_a = gemm && g.trans_a, trans_b = gemm && g.trans_b;
+  // A is row-major [lead, cols] (MatMul: leading dims folded into lead);
+  // A' is A or, with trans_a, A^T.
+  const int64_t cols = g.x_shape.back();
+  const int64_t lead = graph::NumElements(g.x_shape) / cols;
+  const int64_t k = trans_a ? lead : cols;
+  const int64_t r_count = trans_a ? cols : lead;
+  const int64_t m_count = g.y_shape.back();
+  // B' row-major [K, M].
+  std::vector<int32_t> b(k * m_count);
+  for (int64_t kk = 0; kk < k; ++kk) {
+    for (int64_t m = 0; m < m_count; ++m) {
+      b[kk * m_count + m] =
+          layer.weights[trans_b ? m * k + kk : kk * m_count + m];
+    }
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < r_count; ++r) {
+    int64_t* a = acc + r * m_count;
+    std::fill(a, a + m_count, int64_t{0});
+    for (int64_t kk = 0; kk < k; ++kk) {
+      const int32_t av = trans_a ? ai[kk * cols + r] : ai[r * cols + kk];
+      if (av == 0) continue;
+      AccumulateRow(a, av, b.data() + kk * m_count, m_count);
+    }
+  }
+}
+
+// One row of the epilogue: Dequantize's float operations per channel.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void
+DequantizeRow(const int32_t* acc, int64_t channels, const float* scale,
+              const float* bias, int kind, float lo, float hi, float* out) {
+  if (kind == 1) {
+#pragma omp simd
+    for (int64_t c = 0; c < channels; ++c) {
+      const float product = static_cast<float>(acc[c]) * scale[c];
+      const float y = product + bias[c];
+      out[c] = y > 0.0f ? y : 0.0f;
+    }
+  } else if (kind == 2) {
+#pragma omp simd
+    for (int64_t c = 0; c < channels; ++c) {
+      const float product = static_cast<float>(acc[c]) * scale[c];
+      float y = product + bias[c];
+      y = y < lo ? lo : y;
+      out[c] = y > hi ? hi : y;
+    }
+  } else {
+#pragma omp simd
+    for (int64_t c = 0; c < channels; ++c) {
+      const float product = static_cast<float>(acc[c]) * scale[c];
+      out[c] = product + bias[c];
+    }
+  }
+}
+
+void QuantizeBlock(const Format& format, float alpha, const float* in,
+                   int64_t n, void* out) {
+  if (format.is_signed()) {
+    QuantizeToInt8(format, alpha, in, static_cast<int8_t*>(out), n);
+  } else {
+    QuantizeToUint8(format, alpha, in, static_cast<uint8_t*>(out), n);
+  }
+}
+
+}  // namespace
+
+void ReferenceLayer(const QuantizedLayer& layer, const LayerGeometry& g,
+                    const float* x, float* y) {
+  const LayerQuant& q = layer.quant;
+  const int64_t x_size = graph::NumElements(g.x_shape);
+  std::vector<int32_t> xi(x_size);
+  QuantizeToIntegers(q.input_format, q.input_alpha, x, xi.data(), x_size);
+  std::vector<int64_t> acc(graph::NumElements(g.y_shape));
+  if (g.op == graph::Op::kConv) {
+    ConvAccumulators(layer, g, xi.data(), acc.data());
+    const int64_t m_count = g.y_shape[1];
+    const int64_t positions =
+        static_cast<int64_t>(acc.size()) / (g.y_shape[0] * m_count);
+    for (int64_t nm = 0; nm < g.y_shape[0] * m_count; ++nm) {
+      const int64_t m = nm % m_count;
+      Dequantize(acc.data() + nm * positions, positions, layer.scales[m],
+                 layer.bias[m], layer.activation, layer.lo, layer.hi,
+                 y + nm * positions);
+    }
+    return;
+  }
+  GemmAccumulators(layer, g, xi.data(), acc.data());
+  const int64_t m_count = g.y_shape.back();
+  for (size_t i = 0; i < acc.size(); ++i) {
+    const int64_t m = static_cast<int64_t>(i) % m_count;
+    Dequantize(acc.data() + i, 1, layer.scales[m], layer.bias[m],
+               layer.activation, layer.lo, layer.hi, y + i);
+  }
+}
+
+void EpilogueToFloat(const QuantizedLayer& layer, const int32_t* acc,
+                     int64_t rows, int64_t channels, float* out) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    DequantizeRow(acc + r * channels, channels, layer.scales.data(),
+                  layer.bias.data(), layer.activation, layer.lo, layer.hi,
+                  out + r * channels);
+  }
+}
+
+void EpilogueToInts(const QuantizedLayer& layer, const int32_t* acc,
+                    int64_t rows, int64_t channels, void* out) {
+  const Format& next = *layer.next_format;
+  const int64_t block = std::max<int64_t>(1, 4096 / channels);
+  const int64_t blocks = (rows + block - 1) / block;
+#pragma omp parallel
+  {
+    std::vector<float> y(block * channels);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t r0 = b * block, r1 = std::min(rows, r0 + block);
+      for (int64_t r = r0; r < r1; ++r) {
+        DequantizeRow(acc + r * channels, channels, layer.scales.data(),
+                      layer.bias.data(), layer.activation, layer.lo, layer.hi,
+                      y.data() + (r - r0) * channels);
+      }
+      // One byte per element for either storage type.
+      QuantizeBlock(next, layer.next_alpha, y.data(), (r1 - r0) * channels,
+                    static_cast<char*>(out) + r0 * channels);
+    }
+  }
+}
+
+void QuantizeInput(const Format& format, float alpha, const float* in,
+                   int64_t n, void* out) {
+  constexpr int64_t kChunk = 16384;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t start = c * kChunk;
+    QuantizeBlock(format, alpha, in + start, std::min(kChunk, n - start),
+                  static_cast<char*>(out) + start);
+  }
+}
+
+}  // namespace esb::runtime::internal
