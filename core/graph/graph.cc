@@ -48,4 +48,10 @@ absl::string_view OpName(Op op) {
   return "Unknown";
 }
 
+int WeightChannelAxis(const Node& node) {
+  if (node.op == Op::kConv) return 0;
+  if (node.op == Op::kGemm) return node.attrs.trans_b ? 0 : 1;
+  return 1;
+}
+
 }  // namespace esb::graph

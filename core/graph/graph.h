@@ -28,6 +28,8 @@ namespace esb::graph {
 // Marks the free batch dimension in a shape.
 inline constexpr int64_t kBatch = -1;
 
+struct Node;
+
 enum class Op {
   // inputs: X [N,C,H,W], W [M,C/group,kH,kW], optional B [M].
   // attrs: kernel, strides, pads, dilations, group, activation.
@@ -70,6 +72,11 @@ enum class Op {
 };
 
 absl::string_view OpName(Op op);
+
+// The output-channel axis of a Conv, Gemm or MatMul node's weights
+// (inputs[1]): Conv [M, C/g, kH, kW] 0; Gemm B 0 with trans_b ([M, K]),
+// else 1 ([K, M]); MatMul B [K, M] 1.
+int WeightChannelAxis(const Node& node);
 
 // An elementwise activation fused into Conv, Gemm or MatMul.
 struct Activation {

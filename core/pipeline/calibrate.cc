@@ -17,12 +17,6 @@ bool IsQuantizedOp(graph::Op op) {
          op == graph::Op::kMatMul;
 }
 
-int WeightChannelAxis(const graph::Node& node) {
-  if (node.op == graph::Op::kConv) return 0;
-  if (node.op == graph::Op::kGemm) return node.attrs.trans_b ? 0 : 1;
-  return 1;
-}
-
 absl::StatusOr<std::map<std::string, ActivationStats>> CollectActivationStats(
     const graph::Graph& graph, const BatchSource& batches, int threads,
     ProgressSink* progress) {
@@ -139,7 +133,7 @@ absl::StatusOr<std::map<std::string, LayerQuant>> Calibrate(
                        "' are not a constant"));
     }
     absl::StatusOr<std::vector<ScaleFit>> fits = FitPerChannel(
-        *wf, w->data, w->shape, WeightChannelAxis(n), options.dda);
+        *wf, w->data, w->shape, graph::WeightChannelAxis(n), options.dda);
     if (!fits.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "layer '", n.name, "' weights: ", fits.status().message()));

@@ -62,10 +62,6 @@ absl::StatusOr<std::map<std::string, LayerQuant>> Calibrate(
     const graph::Graph& graph, const BatchSource& batches,
     const CalibrationOptions& options);
 
-// The output-channel axis of a quantized node's weights (Conv 0; Gemm 0
-// when trans_b, else 1; MatMul 1).
-int WeightChannelAxis(const graph::Node& node);
-
 // True for the ops ESB quantizes.
 bool IsQuantizedOp(graph::Op op);
 

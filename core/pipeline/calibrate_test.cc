@@ -57,7 +57,7 @@ TEST(CalibrateTest, FitsEveryLayerWithSignednessFromTheData) {
     const LayerQuant& q = layers->at(n.name);
     const graph::Tensor& w = g.constants.at(n.inputs[1]);
     EXPECT_EQ(static_cast<int64_t>(q.weight_alpha.size()),
-              w.shape[WeightChannelAxis(n)]);
+              w.shape[graph::WeightChannelAxis(n)]);
     EXPECT_GT(q.input_alpha, 0.0f);
     // The first layer reads normalized pixels (signed); the others read
     // ReLU outputs (unsigned).

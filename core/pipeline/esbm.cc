@@ -35,11 +35,6 @@ bool IsQuantizedOp(Op op) {
 }
 
 // Conv 0; Gemm 0 when trans_b, else 1; MatMul 1.
-int ChannelAxis(Op op, bool trans_b) {
-  if (op == Op::kConv) return 0;
-  if (op == Op::kGemm) return trans_b ? 0 : 1;
-  return 1;
-}
 
 std::string Context(const std::string& name, absl::string_view op) {
   return absl::StrCat("layer '", name, "' (", op, ")");
@@ -172,7 +167,7 @@ absl::Status AddQuantized(const graph::Graph& graph, const Node& node,
     return absl::InvalidArgumentError(
         absl::StrCat(Context(node), ": input scale: ", s.message()));
   }
-  const int axis = ChannelAxis(node.op, node.attrs.trans_b);
+  const int axis = graph::WeightChannelAxis(node);
   auto ints =
       QuantizeWeights(q.weight_format, q.weight_alpha, w->data, w->shape, axis);
   if (!ints.ok()) {
@@ -383,7 +378,7 @@ absl::Status Unpacker::ReadQuantized(const esb::v1::PackageLayer& l,
       CheckedCount(shape, kMaxWeights, context + ": weight_shape");
   if (!count.ok()) return count.status();
   if (*count == 0) return fail("weight_shape has a zero dimension");
-  const int axis = ChannelAxis(node.op, node.attrs.trans_b);
+  const int axis = graph::WeightChannelAxis(node);
   if (l.weight_channel_axis() != axis) {
     return fail(absl::StrCat("weight_channel_axis is ", l.weight_channel_axis(),
                              "; this op's is ", axis));

@@ -36,13 +36,6 @@ std::string Context(const Node& node) {
   return absl::StrCat("layer '", node.name, "' (", graph::OpName(node.op), ")");
 }
 
-// Conv 0; Gemm 0 when trans_b, else 1; MatMul 1.
-int ChannelAxis(const Node& node) {
-  if (node.op == Op::kConv) return 0;
-  if (node.op == Op::kGemm) return node.attrs.trans_b ? 0 : 1;
-  return 1;
-}
-
 // Drops trailing omitted ("") optional inputs.
 std::vector<std::string> TrimOptional(std::vector<std::string> inputs) {
   while (!inputs.empty() && inputs.back().empty()) inputs.pop_back();
@@ -193,7 +186,7 @@ absl::Status QdqWriter::WriteQuantizedInputs(const Node& node,
     return absl::InvalidArgumentError(
         absl::StrCat(Context(node), ": input scale: ", s.message()));
   }
-  const int axis = ChannelAxis(node);
+  const int axis = graph::WeightChannelAxis(node);
   auto ints =
       QuantizeWeights(q.weight_format, q.weight_alpha, w->data, w->shape, axis);
   if (!ints.ok()) {

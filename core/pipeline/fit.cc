@@ -197,7 +197,7 @@ absl::StatusOr<Candidate> Fitter::FitFormat(const graph::Node& node,
                                             const graph::Tensor& x_stream,
                                             const graph::Tensor& y_ref) {
   const graph::Tensor& w = fitted_.graph.constants.at(node.inputs[1]);
-  const int waxis = WeightChannelAxis(node);
+  const int waxis = graph::WeightChannelAxis(node);
   const int oaxis = OutputChannelAxis(node, y_ref.shape.size());
   absl::StatusOr<std::vector<float>> w_start =
       StartWeightScales(wf, w, waxis, settings_);
@@ -359,7 +359,7 @@ absl::Status Fitter::FitLayer(const graph::Node& node, bool edge) {
   const graph::Tensor& w = g.constants.at(node.inputs[1]);
   double signal = 0.0, noise = 0.0;
   int64_t clipped = 0;
-  const int waxis = WeightChannelAxis(node);
+  const int waxis = graph::WeightChannelAxis(node);
   int64_t inner = 1;
   for (size_t d = waxis + 1; d < w.shape.size(); ++d) inner *= w.shape[d];
   for (size_t i = 0; i < w.data.size(); ++i) {

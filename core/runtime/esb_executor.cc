@@ -39,8 +39,8 @@ std::string Describe(const graph::Graph& graph,
       ++fast;
       continue;
     }
-    absl::StrAppend(&slow, slow.empty() ? "" : ", ", layer.reason,
-                    " (layer '", graph.nodes[index].name, "')");
+    absl::StrAppend(&slow, slow.empty() ? "" : ", ", layer.reason, " (layer '",
+                    graph.nodes[index].name, "')");
   }
   std::string out;
   if (fast > 0 || total == 0) {
@@ -73,8 +73,8 @@ absl::StatusOr<std::unique_ptr<EsbExecutor>> EsbExecutor::Create(
   }
   auto prepared = internal::PrepareLayers(graph, layers, no_fast);
   if (!prepared.ok()) return prepared.status();
-  auto shared = std::make_shared<const internal::QuantizedLayers>(
-      *std::move(prepared));
+  auto shared =
+      std::make_shared<const internal::QuantizedLayers>(*std::move(prepared));
   std::map<std::string, bool> fast;
   int requantized = 0;
   for (const auto& [index, layer] : shared->by_node) {
@@ -87,9 +87,9 @@ absl::StatusOr<std::unique_ptr<EsbExecutor>> EsbExecutor::Create(
   auto executor =
       Executor::CreateWithLayers(graph, executor_options, std::move(shared));
   if (!executor.ok()) return executor.status();
-  return std::unique_ptr<EsbExecutor>(new EsbExecutor(
-      *std::move(executor), std::move(description), std::move(fast),
-      requantized));
+  return std::unique_ptr<EsbExecutor>(
+      new EsbExecutor(*std::move(executor), std::move(description),
+                      std::move(fast), requantized));
 }
 
 absl::StatusOr<std::vector<graph::Tensor>> EsbExecutor::Run(

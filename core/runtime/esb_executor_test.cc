@@ -5,6 +5,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -52,8 +53,8 @@ int64_t IntegerOf(const Format& f, float alpha, float v) {
 }
 
 float Scale(const LayerQuant& q, int64_t m, float gemm_alpha) {
-  const float aw = q.weight_alpha.size() == 1 ? q.weight_alpha[0]
-                                              : q.weight_alpha[m];
+  const float aw =
+      q.weight_alpha.size() == 1 ? q.weight_alpha[0] : q.weight_alpha[m];
   float s = std::ldexp(q.input_alpha * aw, -(q.input_format.mantissa_bits() +
                                              q.weight_format.mantissa_bits()));
   if (gemm_alpha != 1.0f) s *= gemm_alpha;
@@ -74,8 +75,7 @@ float Finish(int64_t acc, float s, float bias, const Activation& act) {
 // 2-D Conv; attrs.pads = {top, left, bottom, right}.
 Tensor ExpectedConv(const Tensor& x, const Tensor& w, const Tensor* b,
                     const Attributes& a, const LayerQuant& q) {
-  const int64_t n = x.shape[0], c = x.shape[1], h = x.shape[2],
-                wd = x.shape[3];
+  const int64_t n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3];
   const int64_t m = w.shape[0], cg = w.shape[1], kh = w.shape[2],
                 kw = w.shape[3];
   const int64_t sh = a.strides.empty() ? 1 : a.strides[0];
@@ -135,7 +135,8 @@ Tensor ExpectedGemm(const Tensor& x, const Tensor& bmat, const Tensor* cmat,
       int64_t acc = 0;
       for (int64_t i = 0; i < k; ++i) {
         const float xv = a.trans_a ? x.data[i * rows + r] : x.data[r * k + i];
-        const float wv = a.trans_b ? bmat.data[j * k + i] : bmat.data[i * m + j];
+        const float wv =
+            a.trans_b ? bmat.data[j * k + i] : bmat.data[i * m + j];
         acc += IntegerOf(q.input_format, q.input_alpha, xv) *
                IntegerOf(q.weight_format, aw, wv);
       }
@@ -265,9 +266,10 @@ TEST(EsbExecutorTest, ConvPathsAgreeWithTheFormulas) {
   for (const ConvCase& c : ConvCases()) {
     for (const auto& [wf, af] :
          {std::pair{F(4, 2, true), F(4, 2, c.signed_input)},
-          std::pair{F(8, 7, true), F(8, c.signed_input ? 7 : 8, c.signed_input)},
-          std::pair{F(5, 3, true), c.signed_input ? F(6, 4, true)
-                                                    : F(7, 6, false)}}) {
+          std::pair{F(8, 7, true),
+                    F(8, c.signed_input ? 7 : 8, c.signed_input)},
+          std::pair{F(5, 3, true),
+                    c.signed_input ? F(6, 4, true) : F(7, 6, false)}}) {
       const std::string what =
           c.name + " w " + wf.ToString() + " x " + af.ToString();
       const Tensor x = Random(c.x, ++seed, c.signed_input ? -2.0f : 0.0f, 2.0f);
@@ -378,9 +380,9 @@ TEST(EsbExecutorTest, ChainedLayersRequantizeExactly) {
   const Tensor x = Random({2, 3, 6, 6}, 4, -2.0f, 2.0f);
   const Result r = RunBoth(g, {{"c1", q1}, {"c2", q2}}, x);
   EXPECT_EQ(r.description, "int8 fast path on 2 of 2 layers");
-  EXPECT_EQ((*EsbExecutor::Create(g, {{"c1", q1}, {"c2", q2}}))
-                ->requantized_layers(),
-            1);
+  EXPECT_EQ(
+      (*EsbExecutor::Create(g, {{"c1", q1}, {"c2", q2}}))->requantized_layers(),
+      1);
   ExpectBitIdentical(r.fast, r.reference, "chain fast vs reference");
   const Tensor h = ExpectedConv(x, g.constants["w1"], nullptr, pad, q1);
   ExpectBitIdentical(
@@ -402,6 +404,44 @@ TEST(EsbExecutorTest, WeightsThatDoNotFitInt8RunTheReference) {
             "reference path on 1 of 1 layer: b8 sb4 signed weights do not fit "
             "int8 (layer 'n')");
   ExpectBitIdentical(r.fast, ExpectedGemm(x, w, nullptr, {}, q), "b8 sb4");
+}
+
+// 1100 * 255 * 127 > 2^24: oneDNN's s32 output would not be exact.
+TEST(EsbExecutorTest, LongReductionsWithLargeIntegersRunTheReference) {
+  Tensor w = Random({1100, 3}, 5, 0.5f, 1.0f);
+  const Graph g = OneNode(Op::kGemm, {graph::kBatch, 1100}, {{"w", w}}, {});
+  const LayerQuant q{
+      F(8, 7, true), {0.01f, 0.01f, 0.5f}, F(8, 8, false), 0.01f};
+  const Tensor x = Random({2, 1100}, 6, 0.0f, 3.0f);
+  const Result r = RunBoth(g, {{"n", q}}, x);
+  EXPECT_THAT(r.description,
+              HasSubstr("worst-case |accumulator| 35623500 exceeds 2^24"));
+  ExpectBitIdentical(r.fast, ExpectedGemm(x, w, nullptr, {}, q), "long");
+}
+
+// Conv over one and three spatial dims: the paths agree (the reference is
+// checked against the formulas in 2-D above).
+TEST(EsbExecutorTest, OneAndThreeSpatialDims) {
+  Attributes a1;
+  a1.pads = {1, 2};
+  a1.strides = {2};
+  Attributes a3;
+  a3.pads = {1, 0, 1, 1, 0, 1};
+  a3.dilations = {1, 2, 1};
+  for (const auto& [x_shape, w_shape, attrs] :
+       {std::tuple{Shape{2, 3, 11}, Shape{4, 3, 3}, a1},
+        std::tuple{Shape{2, 2, 4, 5, 6}, Shape{3, 2, 2, 2, 3}, a3}}) {
+    const Tensor w = Random(w_shape, 1, -1.0f, 1.0f);
+    Shape decl = x_shape;
+    decl[0] = graph::kBatch;
+    const Graph g = OneNode(Op::kConv, decl, {{"w", w}}, attrs);
+    const LayerQuant q{F(4, 2, true), Alphas(w_shape[0], 0.2f), F(4, 2, true),
+                       0.1f};
+    const Result r = RunBoth(g, {{"n", q}}, Random(x_shape, 2, -1.0f, 1.0f));
+    EXPECT_EQ(r.description, "int8 fast path on 1 of 1 layers");
+    ExpectBitIdentical(r.fast, r.reference,
+                       std::to_string(x_shape.size() - 2) + "-D conv");
+  }
 }
 
 TEST(EsbExecutorTest, MixedPathsAndUnquantizedNodesAreDescribed) {

@@ -12,8 +12,9 @@ namespace {
 
 // acc[i] += w * row[i]: the one inner loop of the reference, exact in
 // int64 (|w|, |row[i]| < 2^20). Cloned per ISA so it vectorises.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void
-AccumulateRow(int64_t* acc, int32_t w, const int32_t* row, int64_t n) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void AccumulateRow(
+    int64_t* acc, int32_t w, const int32_t* row, int64_t n) {
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     acc[i] += static_cast<int64_t>(w) * static_cast<int64_t>(row[i]);
   }
@@ -53,19 +54,26 @@ void ConvAccumulators(const QuantizedLayer& layer, const LayerGeometry& g,
       const int64_t n = ng / g.group, grp = ng % g.group;
       for (int64_t c = 0; c < cg; ++c) {
         const int32_t* plane = xi + (n * c_count + grp * cg + c) * in_size;
-        for (int64_t t = 0; t < taps; ++t) {
-          const int64_t kz = t / (k[1] * k[2]), ky = t / k[2] % k[1],
-                        kx = t % k[2];
-          int32_t* row = col.data() + (c * taps + t) * positions;
-          for (int64_t q = 0; q < positions; ++q) {
-            const int64_t oz = q / (out[1] * out[2]), oy = q / out[2] % out[1],
-                          ox = q % out[2];
-            const int64_t iz = oz * s[0] - p[0] + kz * d[0];
-            const int64_t iy = oy * s[1] - p[1] + ky * d[1];
-            const int64_t ix = ox * s[2] - p[2] + kx * d[2];
-            const bool inside = iz >= 0 && iz < in[0] && iy >= 0 &&
-                                iy < in[1] && ix >= 0 && ix < in[2];
-            row[q] = inside ? plane[(iz * in[1] + iy) * in[2] + ix] : 0;
+        int32_t* row = col.data() + c * taps * positions;
+        for (int64_t kz = 0; kz < k[0]; ++kz) {
+          for (int64_t ky = 0; ky < k[1]; ++ky) {
+            for (int64_t kx = 0; kx < k[2]; ++kx, row += positions) {
+              int32_t* o = row;
+              for (int64_t oz = 0; oz < out[0]; ++oz) {
+                const int64_t iz = oz * s[0] - p[0] + kz * d[0];
+                for (int64_t oy = 0; oy < out[1]; ++oy) {
+                  const int64_t iy = oy * s[1] - p[1] + ky * d[1];
+                  const bool row_inside =
+                      iz >= 0 && iz < in[0] && iy >= 0 && iy < in[1];
+                  const int32_t* line =
+                      row_inside ? plane + (iz * in[1] + iy) * in[2] : nullptr;
+                  for (int64_t ox = 0; ox < out[2]; ++ox, ++o) {
+                    const int64_t ix = ox * s[2] - p[2] + kx * d[2];
+                    *o = row_inside && ix >= 0 && ix < in[2] ? line[ix] : 0;
+                  }
+                }
+              }
+            }
           }
         }
       }
@@ -116,9 +124,9 @@ void GemmAccumulators(const QuantizedLayer& layer, const LayerGeometry& g,
 }
 
 // One row of the epilogue: Dequantize's float operations per channel.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void
-DequantizeRow(const int32_t* acc, int64_t channels, const float* scale,
-              const float* bias, int kind, float lo, float hi, float* out) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void DequantizeRow(
+    const int32_t* acc, int64_t channels, const float* scale, const float* bias,
+    int kind, float lo, float hi, float* out) {
   if (kind == 1) {
 #pragma omp simd
     for (int64_t c = 0; c < channels; ++c) {

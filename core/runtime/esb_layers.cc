@@ -21,8 +21,7 @@ bool IsQuantizedOp(Op op) {
 }
 
 std::string Context(const Node& node) {
-  return absl::StrCat("layer '", node.name, "' (", graph::OpName(node.op),
-                      ")");
+  return absl::StrCat("layer '", node.name, "' (", graph::OpName(node.op), ")");
 }
 
 // beta * C per output channel, or an error for C shapes that are not a
@@ -73,12 +72,12 @@ absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
     return absl::InvalidArgumentError(
         absl::StrCat(Context(node), ": input scale: ", s.message()));
   }
-  const int axis = WeightChannelAxis(node);
+  const int axis = graph::WeightChannelAxis(node);
   auto weights =
       QuantizeWeights(q.weight_format, q.weight_alpha, w->data, w->shape, axis);
   if (!weights.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        Context(node), ": weights: ", weights.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(Context(node), ": weights: ", weights.status().message()));
   }
   layer.weights = *std::move(weights);
   layer.weight_shape = w->shape;
@@ -86,7 +85,8 @@ absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
 
   const float gemm_alpha = node.op == Op::kGemm ? node.attrs.alpha : 1.0f;
   layer.scales = OutputScales(q, gemm_alpha);
-  if (layer.scales.size() == 1 && m > 1) layer.scales.assign(m, layer.scales[0]);
+  if (layer.scales.size() == 1 && m > 1)
+    layer.scales.assign(m, layer.scales[0]);
   layer.bias.assign(m, 0.0f);
   if (node.op == Op::kConv && node.inputs.size() > 2) {
     const graph::Tensor* b = graph.FindConstant(node.inputs[2]);
@@ -97,8 +97,8 @@ absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
     }
     if (b->size() != m) {
       return absl::InvalidArgumentError(
-          absl::StrCat(Context(node), ": bias has ", b->size(),
-                       " values for ", m, " output channels"));
+          absl::StrCat(Context(node), ": bias has ", b->size(), " values for ",
+                       m, " output channels"));
     }
     layer.bias = b->data;
   } else if (node.op == Op::kGemm) {
@@ -195,12 +195,6 @@ void LinkRequantization(const graph::Graph& graph, QuantizedLayers& layers) {
 }
 
 }  // namespace
-
-int WeightChannelAxis(const Node& node) {
-  if (node.op == Op::kConv) return 0;
-  if (node.op == Op::kGemm) return node.attrs.trans_b ? 0 : 1;
-  return 1;
-}
 
 absl::StatusOr<QuantizedLayers> PrepareLayers(
     const graph::Graph& graph, const std::map<std::string, LayerQuant>& layers,

@@ -3,10 +3,10 @@
 // the semantics), and the choice of path for it.
 //
 // Prepared per layer: the integer view of the weights (in the initializer's
-// layout, per output channel along WeightChannelAxis), the output scales
-// s[m] = OutputScales(quant, gemm_alpha), the per-channel bias (Conv B;
-// Gemm beta * C for a scalar or per-column C; none for MatMul) and the fused
-// activation in Dequantize's (kind, lo, hi) form.
+// layout, per output channel along graph::WeightChannelAxis), the output
+// scales s[m] = OutputScales(quant, gemm_alpha), the per-channel bias (Conv
+// B; Gemm beta * C for a scalar or per-column C; none for MatMul) and the
+// fused activation in Dequantize's (kind, lo, hi) form.
 //
 // Path. The int8 fast path (oneDNN u8/s8 x s8 -> s32 with no scales or
 // post-ops) is exact when every accumulator is an integer that survives a
@@ -41,10 +41,6 @@ namespace esb::runtime::internal {
 
 // Largest |acc| the fast path accepts: integers up to 2^24 are exact in f32.
 inline constexpr int64_t kExactAccumulatorLimit = int64_t{1} << 24;
-
-// The output-channel axis of a quantized node's weights: Conv 0 ([M, C/g,
-// k...]); Gemm 0 when trans_b ([M, K]) else 1 ([K, M]); MatMul 1 ([K, M]).
-int WeightChannelAxis(const graph::Node& node);
 
 struct QuantizedLayer {
   explicit QuantizedLayer(const LayerQuant& q) : quant(q) {}

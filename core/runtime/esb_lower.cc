@@ -93,9 +93,9 @@ absl::Status PlanBuilder::LowerQuantized(int node_index,
       {x, y});
   Define(node.outputs[0], y);
   if (node.op == graph::Op::kConv) {
-    Define(node.outputs[0],
-           As(node.outputs[0],
-              ChannelsLast(g.y_shape, memory::data_type::f32)));
+    Define(
+        node.outputs[0],
+        As(node.outputs[0], ChannelsLast(g.y_shape, memory::data_type::f32)));
   }
   return absl::OkStatus();
 }
@@ -112,15 +112,15 @@ absl::StatusOr<PlanBuilder::Value> PlanBuilder::IntegerInput(
         format.ToString(), " integer view"));
   }
   const std::vector<int64_t>& shape = ShapeOf(name);
-  const Value x =
-      channels_last ? As(name, ChannelsLast(shape, memory::data_type::f32))
-                    : AsPlain(name);
-  const Value xi = NewArena(channels_last
-                                ? ChannelsLast(shape, IntegerType(format))
-                                : Plain(shape, IntegerType(format)));
+  const Value x = channels_last
+                      ? As(name, ChannelsLast(shape, memory::data_type::f32))
+                      : AsPlain(name);
+  const Value xi =
+      NewArena(channels_last ? ChannelsLast(shape, IntegerType(format))
+                             : Plain(shape, IntegerType(format)));
   AddLoop(
-      [format, alpha, n = graph::NumElements(shape)](
-          absl::Span<float* const> p) {
+      [format, alpha,
+       n = graph::NumElements(shape)](absl::Span<float* const> p) {
         QuantizeInput(format, alpha, p[0], n, p[1]);
       },
       {x, xi});
@@ -172,8 +172,8 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
     const int64_t k = g.x_shape.back();
     rows = graph::NumElements(g.x_shape) / k;
     channels = g.y_shape.back();
-    plain_weights = Desc({k, channels}, s8,
-                         g.trans_b ? Dims{1, k} : Dims{channels, 1});
+    plain_weights =
+        Desc({k, channels}, s8, g.trans_b ? Dims{1, k} : Dims{channels, 1});
     src->desc = Plain({rows, k}, IntegerType(q.input_format));
     const dnnl::matmul::primitive_desc pd(
         dnnl::matmul::desc(src->desc,
@@ -195,11 +195,10 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
   plan_.packed_.push_back(packed);
   // Either dst layout is [rows, channels] row-major in memory.
   const Value acc = NewArena(dst_desc);
-  AddPrimitive(primitive,
-               {{DNNL_ARG_SRC, *src},
-                {DNNL_ARG_WEIGHTS,
-                 AddConstant(packed->storage.data(), packed->desc)},
-                {DNNL_ARG_DST, acc}});
+  AddPrimitive(primitive, {{DNNL_ARG_SRC, *src},
+                           {DNNL_ARG_WEIGHTS,
+                            AddConstant(packed->storage.data(), packed->desc)},
+                           {DNNL_ARG_DST, acc}});
 
   const std::string& out = node.outputs[0];
   if (layer.next_format.has_value()) {

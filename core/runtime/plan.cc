@@ -62,8 +62,7 @@ absl::StatusOr<std::unique_ptr<Plan>> Plan::Build(
   }
 
   std::unique_ptr<Plan> plan(new Plan());
-  PlanBuilder builder(graph, *shapes, engine, stream, weights, layers,
-                      *plan);
+  PlanBuilder builder(graph, *shapes, engine, stream, weights, layers, *plan);
   builder.AddInputs();
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const graph::Node& node = graph.nodes[i];

@@ -1,0 +1,107 @@
+#include "core/pipeline/config.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace esb::pipeline {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ConfigTest, Defaults) {
+  auto s = ResolveConfig(esb::v1::JobConfig{});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->weight_bits, 4);
+  EXPECT_EQ(s->weight_sb, 2);
+  EXPECT_EQ(s->act_bits, 4);
+  EXPECT_EQ(s->edge_bits, 8);
+  EXPECT_EQ(s->calib_count, 512);
+  EXPECT_EQ(s->dda, DdaRule::kOutput);
+  EXPECT_TRUE(s->per_channel);
+  EXPECT_FALSE(s->all_layers);
+}
+
+TEST(ConfigTest, EveryBadFieldIsNamed) {
+  struct Case {
+    std::function<void(esb::v1::JobConfig&)> set;
+    const char* field;
+  };
+  const Case cases[] = {
+      {[](auto& c) { c.set_weight_bits(9); }, "weight_bits"},
+      {[](auto& c) { c.set_weight_sb(4); }, "weight_sb"},
+      {[](auto& c) { c.set_act_bits(1); }, "act_bits"},
+      {[](auto& c) { c.set_act_sb(7); }, "act_sb"},
+      {[](auto& c) { c.set_method("int4"); }, "method"},
+      {[](auto& c) { c.set_dda("kl"); }, "dda"},
+      {[](auto& c) { c.set_granularity("per-row"); }, "granularity"},
+      {[](auto& c) { c.set_scale_rule("percentile"); }, "scale_rule"},
+      {[](auto& c) { c.set_calib_count(0); }, "calib_count"},
+      {[](auto& c) { c.set_edge_bits(12); }, "edge_bits"},
+      {[](auto& c) {
+         c.set_method("pot");
+         c.set_weight_bits(8);
+       },
+       "weight_bits"},
+      {[](auto& c) {
+         c.set_sb_auto(true);
+         c.set_weight_bits(8);
+         c.set_max_sb(2);
+       },
+       "max_sb"},
+      {[](auto& c) { c.add_std(0.0f); }, "std"},
+  };
+  for (const Case& k : cases) {
+    esb::v1::JobConfig c;
+    k.set(c);
+    auto s = ResolveConfig(c);
+    ASSERT_FALSE(s.ok()) << k.field;
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr(k.field));
+  }
+}
+
+TEST(ConfigTest, LayerPlans) {
+  esb::v1::JobConfig c;
+  c.set_sb_auto(true);
+  auto s = ResolveConfig(c);
+  ASSERT_TRUE(s.ok());
+  auto inner = PlanLayer(*s, "conv2", false);
+  ASSERT_TRUE(inner.ok());
+  ASSERT_EQ(inner->weight_formats.size(), 3u);  // sb 1, 2, 3 at 4 bits.
+  // Edge layers: 8-bit uniform weights and activations.
+  auto edge = PlanLayer(*s, "conv1", true);
+  ASSERT_TRUE(edge.ok());
+  ASSERT_EQ(edge->weight_formats.size(), 1u);
+  EXPECT_EQ(edge->weight_formats[0].bits(), 8);
+  EXPECT_EQ(edge->weight_formats[0].sb(), 7);
+  EXPECT_EQ(ActivationFormat(*edge, false, "conv1")->sb(), 8);
+  EXPECT_EQ(ActivationFormat(*edge, true, "conv1")->sb(), 7);
+
+  esb::v1::JobConfig pot;
+  pot.set_method("pot");
+  auto p = ResolveConfig(pot);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(PlanLayer(*p, "x", false)->weight_formats[0].sb(), 1);
+  esb::v1::JobConfig uni;
+  uni.set_method("uniform");
+  auto u = ResolveConfig(uni);
+  ASSERT_TRUE(u.ok());
+  auto up = PlanLayer(*u, "x", false);
+  EXPECT_EQ(up->weight_formats[0].sb(), 3);
+  EXPECT_EQ(ActivationFormat(*up, false, "x")->sb(), 4);
+
+  esb::v1::JobConfig o;
+  auto* ov = o.add_overrides();
+  ov->set_node("fc");
+  ov->set_bits(8);
+  ov->set_sb(4);
+  auto os = ResolveConfig(o);
+  ASSERT_TRUE(os.ok());
+  auto op = PlanLayer(*os, "fc", false);
+  ASSERT_TRUE(op.ok());
+  EXPECT_EQ(op->weight_formats[0].bits(), 8);
+  EXPECT_EQ(op->weight_formats[0].sb(), 4);
+}
+
+}  // namespace
+}  // namespace esb::pipeline
