@@ -2,10 +2,12 @@
 //
 //   build/bench/esb_runtime_bench [--benchmark_filter=...] MODEL.onnx...
 //
-// For every model, at batch 1 and 64: FP32 images/s and the GFLOP/s that
-// makes (2 flops per MAC of its Conv/Gemm/MatMul layers), as a fraction of
-// the FP32 FMA peak measured by bench/peak.h in the same run. bench/run.sh
-// passes the demo models and a ResNet-18-shaped model at 224x224.
+// For every model, at batch 1 and 64: FP32 and ESB-int8 (W4A4 sb 2, scales
+// calibrated on random inputs: a speed figure) images/s, the GOP/s that
+// makes (2 ops per MAC of its Conv/Gemm/MatMul layers) as a fraction of the
+// FP32 FMA and int8 VNNI peaks measured by bench/peak.h in the same run, and
+// the int8/FP32 ratio. bench/run.sh passes the demo models and a
+// ResNet-18-shaped model at 224x224.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -20,6 +22,8 @@
 #include "core/graph/onnx_import.h"
 #include "core/graph/passes.h"
 #include "core/graph/shapes.h"
+#include "core/pipeline/calibrate.h"
+#include "core/runtime/esb_executor.h"
 #include "core/runtime/executor.h"
 
 namespace {
@@ -60,7 +64,52 @@ struct Model {
   std::string name;
   Graph graph;
   int64_t macs = 0;
+  std::map<std::string, esb::LayerQuant> layers;  // W4A4 sb 2.
 };
+
+Tensor RandomInput(const Model& m, int batch, uint32_t seed) {
+  std::vector<int64_t> shape = m.graph.inputs[0].shape;
+  shape[0] = batch;
+  Tensor t{shape, {}};
+  t.data.resize(t.size());
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  for (float& v : t.data) v = normal(rng);
+  return t;
+}
+
+// Times `run` on one random batch; `state` reports images/s and GOP/s.
+template <typename Engine>
+void Time(benchmark::State& state, const Model* model, Engine& engine,
+          int batch) {
+  const Tensor input = RandomInput(*model, batch, 1);
+  if (!engine.Run({input}).ok()) {  // Builds the plan.
+    state.SkipWithError("run failed");
+    return;
+  }
+  for (auto _ : state) {
+    auto out = engine.Run({input});
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+  state.counters["images/s"] =
+      benchmark::Counter(static_cast<double>(batch),
+                         benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GOP/s"] =
+      benchmark::Counter(2.0 * model->macs * batch / 1e9,
+                         benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void RunEsb(benchmark::State& state, const Model* model, int batch) {
+  auto executor =
+      esb::runtime::EsbExecutor::Create(model->graph, model->layers, {});
+  if (!executor.ok()) {
+    state.SkipWithError(std::string(executor.status().message()).c_str());
+    return;
+  }
+  state.SetLabel((*executor)->Description());
+  Time(state, model, **executor, batch);
+}
 
 std::map<std::string, double> g_images_per_second;
 
@@ -70,28 +119,7 @@ void RunFp32(benchmark::State& state, const Model* model, int batch) {
     state.SkipWithError(std::string(executor.status().message()).c_str());
     return;
   }
-  std::vector<int64_t> shape = model->graph.inputs[0].shape;
-  shape[0] = batch;
-  Tensor input{shape, {}};
-  input.data.resize(input.size());
-  std::mt19937 rng(1);
-  std::normal_distribution<float> normal;
-  for (float& v : input.data) v = normal(rng);
-  if (!(*executor)->Run({input}).ok()) {  // Builds the plan.
-    state.SkipWithError("run failed");
-    return;
-  }
-  for (auto _ : state) {
-    auto out = (*executor)->Run({input});
-    benchmark::DoNotOptimize(out);
-  }
-  state.SetItemsProcessed(state.iterations() * batch);
-  state.counters["images/s"] =
-      benchmark::Counter(static_cast<double>(batch),
-                         benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * model->macs * batch / 1e9,
-                         benchmark::Counter::kIsIterationInvariantRate);
+  Time(state, model, **executor, batch);
 }
 
 class Recorder : public benchmark::ConsoleReporter {
@@ -123,6 +151,17 @@ int main(int argc, char** argv) {
     m.name = std::filesystem::path(argv[i]).stem().string();
     m.macs = MacsPerImage(*g);
     m.graph = *std::move(g);
+    int calls = 0;
+    auto source = [&]() -> std::vector<Tensor> {
+      if (calls == 2) return {};
+      return {RandomInput(m, 16, static_cast<uint32_t>(100 + calls++))};
+    };
+    auto layers = esb::pipeline::Calibrate(m.graph, source, {});
+    if (!layers.ok()) {
+      std::cerr << argv[i] << ": " << layers.status().message() << "\n";
+      return 1;
+    }
+    m.layers = *std::move(layers);
     models.push_back(std::move(m));
   }
   if (models.empty()) {
@@ -137,6 +176,12 @@ int main(int argc, char** argv) {
           ->UseRealTime()
           ->MinTime(2.0)
           ->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark(
+          ("esb/" + m.name + "/batch:" + std::to_string(batch)).c_str(),
+          [&m, batch](benchmark::State& s) { RunEsb(s, &m, batch); })
+          ->UseRealTime()
+          ->MinTime(2.0)
+          ->Unit(benchmark::kMillisecond);
     }
   }
   const esb::bench::Peaks peaks = esb::bench::MeasurePeaks(0, 1.0);
@@ -148,19 +193,25 @@ int main(int argc, char** argv) {
       "GOP/s%s\n",
       peaks.threads, peaks.isa.c_str(), peaks.fp32_gflops, peaks.int8_gops,
       peaks.cpu_share < 0.95 ? " (busy machine: low figures)" : "");
-  std::printf("%-28s %12s %10s %10s\n", "model/batch", "images/s", "GFLOP/s",
-              "% of peak");
+  std::printf("%-16s %12s %9s %11s %12s %9s %11s %10s\n", "model/batch",
+              "FP32 img/s", "GFLOP/s", "% FP32 pk", "int8 img/s", "GOP/s",
+              "% int8 pk", "int8/FP32");
   for (const Model& m : models) {
     for (int batch : {1, 64}) {
-      const std::string key = "fp32/" + m.name +
-                              "/batch:" + std::to_string(batch) +
-                              "/min_time:2.000/real_time";
-      auto it = g_images_per_second.find(key);
-      if (it == g_images_per_second.end()) continue;
-      const double gflops = it->second * 2.0 * m.macs / 1e9;
-      std::printf("%-28s %12.1f %10.1f %9.1f%%\n",
-                  (m.name + "/" + std::to_string(batch)).c_str(), it->second,
-                  gflops, 100.0 * gflops / peaks.fp32_gflops);
+      const std::string suffix = "/" + m.name +
+                                 "/batch:" + std::to_string(batch) +
+                                 "/min_time:2.000/real_time";
+      auto fp = g_images_per_second.find("fp32" + suffix);
+      auto q = g_images_per_second.find("esb" + suffix);
+      if (fp == g_images_per_second.end() || q == g_images_per_second.end()) {
+        continue;
+      }
+      const double fp_ops = fp->second * 2.0 * m.macs / 1e9;
+      const double q_ops = q->second * 2.0 * m.macs / 1e9;
+      std::printf("%-16s %12.1f %9.1f %10.1f%% %12.1f %9.1f %10.1f%% %9.2fx\n",
+                  (m.name + "/" + std::to_string(batch)).c_str(), fp->second,
+                  fp_ops, 100.0 * fp_ops / peaks.fp32_gflops, q->second, q_ops,
+                  100.0 * q_ops / peaks.int8_gops, q->second / fp->second);
     }
   }
   benchmark::Shutdown();

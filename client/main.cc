@@ -2,6 +2,7 @@
 //
 // Flags are parsed here and nowhere else; each command gets an options
 // struct and runs through the client library.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -393,7 +394,19 @@ int QuantizeCommand(const std::vector<char*>& args) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
-  const std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  // Flags are spelled with dashes on the command line (--act-bits) and with
+  // underscores in the code (act_bits): map the former onto the latter.
+  std::vector<std::string> spelled(argv, argv + argc);
+  std::vector<char*> argv_flags;
+  for (std::string& arg : spelled) {
+    if (arg.size() > 2 && arg.rfind("--", 0) == 0) {
+      const size_t end = std::min(arg.find('='), arg.size());
+      std::replace(arg.begin() + 2, arg.begin() + end, '-', '_');
+    }
+    argv_flags.push_back(arg.data());
+  }
+  const std::vector<char*> args = absl::ParseCommandLine(
+      static_cast<int>(argv_flags.size()), argv_flags.data());
   if (args.size() < 2) {
     std::cerr << kUsage << "\n";
     return 2;

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Wall time and peak memory of `esbctl quantize` (W4A4, default settings,
+# 512 calibration images) on each demo model and on a ResNet-18-shaped
+# model at 224x224 with random weights and 512 random calibration images
+# (a speed and memory figure only). Uses /usr/bin/time for the peak RSS.
+#
+#   bash bench/quantize_speed.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh >/dev/null
+command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
+esbctl=build/client/esbctl
+data=/usr/share/datasets/fashion-mnist
+work=build/bench
+mkdir -p "$work"
+
+if [[ ! -f $work/resnet18.onnx ]]; then
+  if ! /usr/bin/python3 -c "import torch, onnx" 2>/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      python3-torch python3-onnx >/dev/null
+  fi
+  /usr/bin/python3 bench/make_resnet18.py "$work/resnet18.onnx"
+fi
+if [[ ! -f $work/random-512x3x224x224.idx ]]; then
+  # IDX: magic 0x00000804 (ubyte, rank 4), dims big-endian, then pixels.
+  /usr/bin/python3 - "$work/random-512x3x224x224.idx" <<'PY'
+import struct, sys, numpy as np
+dims = (512, 3, 224, 224)
+rng = np.random.default_rng(0)
+with open(sys.argv[1], "wb") as f:
+    f.write(struct.pack(">I", 0x804) + struct.pack(">4I", *dims))
+    f.write(rng.integers(0, 256, size=dims, dtype=np.uint8).tobytes())
+PY
+fi
+
+measure() {  # name model calib
+  local log
+  log=$(mktemp)
+  /usr/bin/time -v "$esbctl" quantize "$2" --calib "$3" --calib-count 512 \
+    -o "$work/out-$1" --quiet >/dev/null 2>"$log"
+  local wall rss
+  wall=$(grep "Elapsed (wall clock)" "$log" | awk '{print $NF}')
+  rss=$(grep "Maximum resident set size" "$log" | awk '{print $NF}')
+  printf "| %-10s | %10s | %8.0f MiB |\n" "$1" "$wall" "$(echo "$rss / 1024" | bc -l)"
+  rm -f "$log"
+}
+
+echo "| model | wall (m:s) | peak RSS |"
+echo "|---|---|---|"
+measure lenet models/lenet.onnx "$data/train-images-idx3-ubyte.gz"
+measure resnet models/resnet.onnx "$data/train-images-idx3-ubyte.gz"
+measure resnet18 "$work/resnet18.onnx" "$work/random-512x3x224x224.idx"
