@@ -29,6 +29,17 @@ struct Engine {
   std::unique_ptr<runtime::EsbExecutor> esb;
 };
 
+// The first output of `executor` (owned by the engine) for one batch.
+template <typename Executor>
+InferFn FirstOutputOf(Executor& executor) {
+  return
+      [&executor](const graph::Tensor& batch) -> absl::StatusOr<graph::Tensor> {
+        absl::StatusOr<std::vector<graph::Tensor>> out = executor.Run({batch});
+        if (!out.ok()) return out.status();
+        return std::move(out->front());
+      };
+}
+
 absl::StatusOr<Engine> MakeFp32Engine(const graph::Graph& graph, int threads) {
   runtime::ExecutorOptions options;
   options.threads = threads;
@@ -156,8 +167,9 @@ absl::StatusOr<esb::v1::EvalReport> Evaluate(const EvalOptions& options) {
   absl::StatusOr<ImageInput> input = FindImageInput(*graph);
   if (!input.ok()) return input.status();
   std::string norm_source;
-  absl::StatusOr<data::Normalization> norm = ResolveNormalization(
-      options.mean_csv, options.std_csv, *graph, &norm_source);
+  absl::StatusOr<data::Normalization> norm =
+      ResolveNormalization(options.inference.mean_csv,
+                           options.inference.std_csv, *graph, &norm_source);
   if (!norm.ok()) return norm.status();
 
   int64_t count = 0;
@@ -174,16 +186,18 @@ absl::StatusOr<esb::v1::EvalReport> Evaluate(const EvalOptions& options) {
   }
 
   absl::StatusOr<Engine> engine =
-      MakeEngine(*graph, *input, *norm, options.esb, options.esb_settings,
-                 options.threads, options.quiet);
+      MakeEngine(*graph, *input, *norm, options.inference.esb,
+                 options.inference.esb_settings, options.inference.threads,
+                 options.inference.quiet);
   if (!engine.ok()) return engine.status();
 
-  Progress progress("eval", count, "images", options.quiet);
+  Progress progress("eval", count, "images", options.inference.quiet);
   std::vector<float> logits;
   int64_t classes = 0;
   const auto start = std::chrono::steady_clock::now();
-  absl::Status s = RunBatches(*engine, *input, *images, count, options.batch,
-                              &progress, &logits, &classes);
+  absl::Status s =
+      RunBatches(*engine, *input, *images, count, options.inference.batch,
+                 &progress, &logits, &classes);
   if (!s.ok()) return s;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
@@ -198,15 +212,15 @@ absl::StatusOr<esb::v1::EvalReport> Evaluate(const EvalOptions& options) {
   }
   esb::v1::EvalReport report;
   report.set_model(options.model_path);
-  report.set_precision(options.esb ? "esb" : "fp32");
+  report.set_precision(options.inference.esb ? "esb" : "fp32");
   report.set_top1(count ? static_cast<double>(right) / count : 0.0);
   report.set_images(count);
   report.set_seconds(seconds);
   report.set_images_per_second(seconds > 0 ? count / seconds : 0.0);
   report.set_batch(input->batch == graph::kBatch
-                       ? options.batch
+                       ? options.inference.batch
                        : static_cast<int32_t>(input->batch));
-  report.set_threads(options.threads);
+  report.set_threads(options.inference.threads);
   report.set_normalization(norm_source);
   report.set_esb_path(engine->esb_path);
   return report;
@@ -238,8 +252,8 @@ absl::StatusOr<std::string> RunModel(const RunOptions& options) {
   if (array->dtype == data::NpyArray::DType::kFloat32) {
     data = std::move(array->f32);
   } else {
-    absl::StatusOr<data::Normalization> norm =
-        ResolveNormalization(options.mean_csv, options.std_csv, *graph, &how);
+    absl::StatusOr<data::Normalization> norm = ResolveNormalization(
+        options.inference.mean_csv, options.inference.std_csv, *graph, &how);
     if (!norm.ok()) return norm.status();
     how = absl::StrCat("uint8 images normalized (", how, ")");
     data.resize(array->u8.size());
@@ -250,17 +264,20 @@ absl::StatusOr<std::string> RunModel(const RunOptions& options) {
   }
   std::string calib_norm_source;
   absl::StatusOr<data::Normalization> calib_norm = ResolveNormalization(
-      options.mean_csv, options.std_csv, *graph, &calib_norm_source);
+      options.inference.mean_csv, options.inference.std_csv, *graph,
+      &calib_norm_source);
   if (!calib_norm.ok()) return calib_norm.status();
   absl::StatusOr<Engine> engine =
-      MakeEngine(*graph, *input, *calib_norm, options.esb, options.esb_settings,
-                 options.threads, options.quiet);
+      MakeEngine(*graph, *input, *calib_norm, options.inference.esb,
+                 options.inference.esb_settings, options.inference.threads,
+                 options.inference.quiet);
   if (!engine.ok()) return engine.status();
-  Progress progress("run", count, "items", options.quiet);
+  Progress progress("run", count, "items", options.inference.quiet);
   std::vector<float> outputs;
   int64_t per_item = 0;
-  absl::Status s = RunBatches(*engine, *input, data, count, options.batch,
-                              &progress, &outputs, &per_item);
+  absl::Status s =
+      RunBatches(*engine, *input, data, count, options.inference.batch,
+                 &progress, &outputs, &per_item);
   if (!s.ok()) return s;
   progress.Finish();
   const std::string bytes =

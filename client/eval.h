@@ -20,18 +20,24 @@ struct EsbSettings {
   int64_t calib_count = 512;
 };
 
-struct EvalOptions {
-  std::string model_path;
-  std::string images_path;
-  std::string labels_path;
-  int64_t limit = -1;  // First N images only; -1: all.
+// What run and eval share: how the model runs.
+struct InferenceOptions {
   int batch = 64;
   int threads = 0;  // 0: all cores.
+  // Input normalization; empty: the model's metadata, else pixels / 255.
   std::string mean_csv;
   std::string std_csv;
   bool esb = false;  // --precision esb.
   EsbSettings esb_settings;
   bool quiet = false;  // No progress output.
+};
+
+struct EvalOptions {
+  std::string model_path;
+  std::string images_path;
+  std::string labels_path;
+  int64_t limit = -1;  // First N images only; -1: all.
+  InferenceOptions inference;
 };
 
 // Top-1 accuracy and throughput over a labelled IDX image set.
@@ -42,13 +48,7 @@ struct RunOptions {
   std::string input_path;   // .npy: float32 N x C x H x W fed as is, or
                             // uint8 images normalized like eval's.
   std::string output_path;  // .npy of the first output.
-  int batch = 64;
-  int threads = 0;
-  std::string mean_csv;
-  std::string std_csv;
-  bool esb = false;
-  EsbSettings esb_settings;
-  bool quiet = false;
+  InferenceOptions inference;
 };
 
 // Runs the model on every item of the input and writes the first output.

@@ -234,6 +234,18 @@ absl::StatusOr<esb::client::EsbSettings> EsbFromFlags(bool* esb) {
   return s;
 }
 
+absl::Status InferenceFromFlags(esb::client::InferenceOptions* options) {
+  options->batch = absl::GetFlag(FLAGS_batch);
+  options->threads = absl::GetFlag(FLAGS_threads);
+  options->mean_csv = absl::GetFlag(FLAGS_mean);
+  options->std_csv = absl::GetFlag(FLAGS_std);
+  options->quiet = absl::GetFlag(FLAGS_quiet);
+  auto esb_settings = EsbFromFlags(&options->esb);
+  if (!esb_settings.ok()) return esb_settings.status();
+  options->esb_settings = *esb_settings;
+  return absl::OkStatus();
+}
+
 int Eval(const std::vector<char*>& args) {
   if (args.size() != 3) {
     return Fail(absl::InvalidArgumentError(
@@ -249,14 +261,9 @@ int Eval(const std::vector<char*>& args) {
         "eval needs --images and --labels (IDX files)"));
   }
   options.limit = absl::GetFlag(FLAGS_limit);
-  options.batch = absl::GetFlag(FLAGS_batch);
-  options.threads = absl::GetFlag(FLAGS_threads);
-  options.mean_csv = absl::GetFlag(FLAGS_mean);
-  options.std_csv = absl::GetFlag(FLAGS_std);
-  options.quiet = absl::GetFlag(FLAGS_quiet);
-  auto esb_settings = EsbFromFlags(&options.esb);
-  if (!esb_settings.ok()) return Fail(esb_settings.status());
-  options.esb_settings = *esb_settings;
+  if (absl::Status s = InferenceFromFlags(&options.inference); !s.ok()) {
+    return Fail(s);
+  }
   auto report = esb::client::Evaluate(options);
   if (!report.ok()) return Fail(report.status());
   if (absl::GetFlag(FLAGS_json)) return PrintJson(*report);
@@ -281,14 +288,9 @@ int Run(const std::vector<char*>& args) {
   if (options.input_path.empty() || options.output_path.empty()) {
     return Fail(absl::InvalidArgumentError("run needs --input and --output"));
   }
-  options.batch = absl::GetFlag(FLAGS_batch);
-  options.threads = absl::GetFlag(FLAGS_threads);
-  options.mean_csv = absl::GetFlag(FLAGS_mean);
-  options.std_csv = absl::GetFlag(FLAGS_std);
-  options.quiet = absl::GetFlag(FLAGS_quiet);
-  auto esb_settings = EsbFromFlags(&options.esb);
-  if (!esb_settings.ok()) return Fail(esb_settings.status());
-  options.esb_settings = *esb_settings;
+  if (absl::Status s = InferenceFromFlags(&options.inference); !s.ok()) {
+    return Fail(s);
+  }
   auto summary = esb::client::RunModel(options);
   if (!summary.ok()) return Fail(summary.status());
   std::cout << *summary << "\n";

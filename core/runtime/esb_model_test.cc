@@ -164,40 +164,5 @@ TEST_P(EsbModelTest, FastAndReferencePathsAreBitIdentical) {
 INSTANTIATE_TEST_SUITE_P(Demo, EsbModelTest,
                          ::testing::Values("lenet", "resnet"));
 
-// Throughput of FP32, the int8 fast path and the reference path on resnet at
-// batch 64. Run by hand:
-//   esb_executor_test --gtest_also_run_disabled_tests
-//   --gtest_filter='*Throughput*'
-TEST(EsbThroughputTest, DISABLED_ResnetBatch64) {
-  const graph::Graph g = Model("resnet");
-  const auto layers = Layers(g, Config{"W4A4 sb2", 4, 2, 4, 2});
-  const std::vector<float> test = Images("t10k-images-idx3-ubyte.gz", 64);
-  const std::vector<Tensor> x = {Batch(test, 0, 64)};
-  auto time = [&](auto& executor, const char* what) {
-    ASSERT_TRUE(executor.ok()) << executor.status();
-    ASSERT_TRUE((*executor)->Run(x).ok());  // Plan and weights.
-    int runs = 0;
-    const auto start = std::chrono::steady_clock::now();
-    double seconds = 0;
-    while (seconds < 3.0) {
-      ASSERT_TRUE((*executor)->Run(x).ok());
-      ++runs;
-      seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                              start)
-                    .count();
-    }
-    std::printf("%-10s %8.1f images/s (%d runs of 64, %.2f ms/batch)\n", what,
-                runs * 64 / seconds, runs, seconds * 1e3 / runs);
-  };
-  auto fp32 = Executor::Create(g);
-  time(fp32, "FP32");
-  auto fast = EsbExecutor::Create(g, layers);
-  time(fast, "int8 fast");
-  EsbExecutorOptions options;
-  options.path = EsbExecutorOptions::Path::kReference;
-  auto reference = EsbExecutor::Create(g, layers, options);
-  time(reference, "reference");
-}
-
 }  // namespace
 }  // namespace esb::runtime
