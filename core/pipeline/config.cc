@@ -217,8 +217,9 @@ absl::StatusOr<LayerPlan> PlanLayer(const JobSettings& s,
   plan.act_bits = abits;
   if (auto_sb) {
     for (int sb : Format::ValidSb(wbits, true)) {
-      if (sb <= s.max_sb)
+      if (sb <= s.max_sb) {
         plan.weight_formats.push_back(*Format::Create(wbits, sb, true));
+      }
     }
   } else {
     absl::StatusOr<Format> f = Format::Create(wbits, wsb, true);

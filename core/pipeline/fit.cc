@@ -376,7 +376,8 @@ absl::Status Fitter::FitLayer(const graph::Node& node, bool edge) {
     out_err += d * d;
   }
   report.set_name(node.name);
-  report.set_op(std::string(graph::OpName(node.op)));
+  const absl::string_view op = graph::OpName(node.op);
+  report.set_op(op.data(), op.size());
   auto* wfs = report.mutable_weight_format();
   wfs->set_bits(c.wf.bits());
   wfs->set_sb(c.wf.sb());

@@ -180,8 +180,9 @@ absl::StatusOr<JobResult> RunJob(const JobInputs& in,
   esb::v1::QuantReport& report = result.report;
   report.set_model(in.model_path);
   report.set_config_summary(settings->Summary());
-  for (const auto& [k, v] : settings->AsMap())
+  for (const auto& [k, v] : settings->AsMap()) {
     (*report.mutable_config())[k] = v;
+  }
 
   // Load.
   auto t = Clock::now();

@@ -1,6 +1,7 @@
 #include "core/runtime/esb_layers.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -85,8 +86,9 @@ absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
 
   const float gemm_alpha = node.op == Op::kGemm ? node.attrs.alpha : 1.0f;
   layer.scales = OutputScales(q, gemm_alpha);
-  if (layer.scales.size() == 1 && m > 1)
+  if (layer.scales.size() == 1 && m > 1) {
     layer.scales.assign(m, layer.scales[0]);
+  }
   layer.bias.assign(m, 0.0f);
   if (node.op == Op::kConv && node.inputs.size() > 2) {
     const graph::Tensor* b = graph.FindConstant(node.inputs[2]);
@@ -182,8 +184,8 @@ void LinkRequantization(const graph::Graph& graph, QuantizedLayers& layers) {
       }
       if (ok && first != nullptr) {
         ok = c->quant.input_format == first->quant.input_format &&
-             std::memcmp(&c->quant.input_alpha, &first->quant.input_alpha,
-                         sizeof(float)) == 0;
+             std::bit_cast<uint32_t>(c->quant.input_alpha) ==
+                 std::bit_cast<uint32_t>(first->quant.input_alpha);
       }
       if (ok && first == nullptr) first = c;
     }
