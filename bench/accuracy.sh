@@ -13,12 +13,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
-esbctl=build/client/esbctl
 data=/usr/share/datasets/fashion-mnist
 models=("$@")
 ((${#models[@]})) || models=(models/lenet.onnx models/resnet.onnx)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+# A copy, so that rebuilding during the run does not disturb it.
+cp build/client/esbctl "$out/esbctl"
+esbctl=$out/esbctl
 
 # top1 FLAGS... -> "fp32 esb" as percentages.
 top1() {

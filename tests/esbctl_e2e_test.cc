@@ -197,4 +197,42 @@ TEST(EsbctlRunTest, WritesTheOutputTensor) {
   EXPECT_THAT(bad.out, HasSubstr("does not fit the model input"));
 }
 
+TEST(EsbctlQuantizeTest, WritesArtifactsAndPrintsTheReport) {
+  const std::string out = testing::TempDir() + "/quantize_e2e";
+  const RunResult r = RunEsbctl(
+      "quantize --json --quiet " + std::string(ESB_SOURCE_DIR) +
+      "/models/lenet.onnx --sb auto --calib-count 64 --calib "
+      "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz --eval " +
+      kTestImages + " --labels " + kTestLabels + " --limit 300 -o " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  esb::v1::QuantReport report;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &report).ok())
+      << r.out;
+  EXPECT_EQ(report.eval_images(), 300);
+  EXPECT_EQ(report.calib_images(), 64);
+  EXPECT_GT(report.top1_esb(), 0.8);
+  ASSERT_EQ(report.layers_size(), 4);
+  // --sb auto explains its choice on the inner layers.
+  EXPECT_THAT(report.layers(1).sb_reason(), HasSubstr("lowest output error"));
+  for (const char* artifact : {"model.esb.onnx", "model.esbm", "report.json"}) {
+    EXPECT_TRUE(std::ifstream(out + "/" + artifact).good()) << artifact;
+  }
+}
+
+TEST(EsbctlQuantizeTest, BadFlagsExitWithStatus2) {
+  const std::string lenet = std::string(ESB_SOURCE_DIR) + "/models/lenet.onnx";
+  RunResult r = RunEsbctl("quantize " + lenet + " --bits 4 --sb 4 --calib " +
+                          kTestImages + " -o /tmp/x");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.out, HasSubstr("weight_sb"));
+  EXPECT_THAT(r.out, HasSubstr("{1, 2, 3}"));
+  r = RunEsbctl("quantize " + lenet + " -o /tmp/x");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.out, HasSubstr("--calib"));
+  r = RunEsbctl("quantize " + lenet + " --method int3 --calib " + kTestImages +
+                " -o /tmp/x");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.out, HasSubstr("method"));
+}
+
 }  // namespace
