@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/esb/quantize.h"
 #include "core/graph/shapes.h"
+#include "core/pipeline/layer_weights.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
@@ -155,25 +156,12 @@ void CopyAttributes(const graph::Attributes& a, esb::v1::PackageLayer* l) {
 
 absl::Status AddQuantized(const graph::Graph& graph, const Node& node,
                           const LayerQuant& q, esb::v1::PackageLayer* l) {
-  const graph::Tensor* w =
-      node.inputs.size() > 1 ? graph.FindConstant(node.inputs[1]) : nullptr;
-  if (w == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Context(node), ": weight '",
-                     node.inputs.size() > 1 ? node.inputs[1] : "",
-                     "' is not a constant; only constant weights quantize"));
-  }
-  if (absl::Status s = ValidateScale(q.input_alpha); !s.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Context(node), ": input scale: ", s.message()));
-  }
-  const int axis = graph::WeightChannelAxis(node);
-  auto ints =
-      QuantizeWeights(q.weight_format, q.weight_alpha, w->data, w->shape, axis);
-  if (!ints.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Context(node), ": weights: ", ints.status().message()));
-  }
+  absl::StatusOr<internal::LayerWeights> lw =
+      internal::QuantizeLayerWeights(graph, node, q);
+  if (!lw.ok()) return lw.status();
+  const graph::Tensor* w = lw->weights;
+  const int axis = lw->axis;
+  const std::vector<int32_t>* ints = &lw->integers;
   const int64_t m = w->shape[axis];
   auto bias = LayerBias(graph, node, m);
   if (!bias.ok()) return bias.status();

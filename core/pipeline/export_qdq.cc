@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/esb/quantize.h"
+#include "core/pipeline/layer_weights.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "onnx/checker.h"
@@ -176,23 +177,12 @@ absl::Status QdqWriter::WriteQuantizedInputs(const Node& node,
     return absl::InvalidArgumentError(
         absl::StrCat(Context(node), " has no weight input"));
   }
-  const graph::Tensor* w = graph_.FindConstant(node.inputs[1]);
-  if (w == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Context(node), ": weight '", node.inputs[1],
-                     "' is not a constant; only constant weights quantize"));
-  }
-  if (absl::Status s = ValidateScale(q.input_alpha); !s.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Context(node), ": input scale: ", s.message()));
-  }
-  const int axis = graph::WeightChannelAxis(node);
-  auto ints =
-      QuantizeWeights(q.weight_format, q.weight_alpha, w->data, w->shape, axis);
-  if (!ints.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Context(node), ": weights: ", ints.status().message()));
-  }
+  absl::StatusOr<internal::LayerWeights> weights =
+      internal::QuantizeLayerWeights(graph_, node, q);
+  if (!weights.ok()) return weights.status();
+  const graph::Tensor* w = weights->weights;
+  const int axis = weights->axis;
+  const std::vector<int32_t>* ints = &weights->integers;
 
   // Weights.
   const Format& fw = q.weight_format;
