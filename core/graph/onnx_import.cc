@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/graph/onnx_importer.h"
 #include "core/graph/onnx_tensor.h"
 #include "onnx/checker.h"
 #include "onnx/defs/schema.h"
@@ -21,6 +22,8 @@ namespace esb::graph {
 namespace {
 
 using internal::ConstValue;
+using internal::DimsText;
+using internal::Importer;
 using internal::kUnknownDim;
 
 constexpr int64_t kMinOpset = 11;
@@ -58,142 +61,6 @@ const std::set<std::string>& SupportedOps() {
   return *ops;
 }
 
-std::string DimsText(const std::vector<int64_t>& dims) {
-  std::vector<std::string> parts;
-  for (int64_t d : dims) {
-    parts.push_back(d == kUnknownDim ? "?" : absl::StrCat(d));
-  }
-  return absl::StrCat("[", absl::StrJoin(parts, ", "), "]");
-}
-
-class Importer {
- public:
-  Importer(const onnx::ModelProto& model, int64_t opset)
-      : model_(model), opset_(opset) {}
-
-  absl::StatusOr<Graph> Run();
-
- private:
-  using Status = absl::Status;
-
-  Status Fail(const onnx::NodeProto& n, absl::string_view what) const {
-    return absl::InvalidArgumentError(
-        absl::StrCat("node '", current_name_, "' (", n.op_type(), "): ", what));
-  }
-
-  // Attributes.
-  const onnx::AttributeProto* Attr(const onnx::NodeProto& n,
-                                   absl::string_view name) const {
-    for (const auto& a : n.attribute()) {
-      if (a.name() == name) return &a;
-    }
-    return nullptr;
-  }
-  int64_t Int(const onnx::NodeProto& n, absl::string_view name,
-              int64_t dflt) const {
-    const auto* a = Attr(n, name);
-    return a ? a->i() : dflt;
-  }
-  float Float(const onnx::NodeProto& n, absl::string_view name,
-              float dflt) const {
-    const auto* a = Attr(n, name);
-    return a ? a->f() : dflt;
-  }
-  std::string String(const onnx::NodeProto& n, absl::string_view name,
-                     const std::string& dflt) const {
-    const auto* a = Attr(n, name);
-    return a ? a->s() : dflt;
-  }
-  std::vector<int64_t> Ints(const onnx::NodeProto& n, absl::string_view name,
-                            std::vector<int64_t> dflt) const {
-    const auto* a = Attr(n, name);
-    if (a == nullptr) return dflt;
-    return std::vector<int64_t>(a->ints().begin(), a->ints().end());
-  }
-
-  std::string Resolve(const std::string& name) const {
-    std::string n = name;
-    for (auto it = alias_.find(n); it != alias_.end(); it = alias_.find(n)) {
-      n = it->second;
-    }
-    return n;
-  }
-  const ConstValue* Const(const std::string& name) const {
-    auto it = consts_.find(Resolve(name));
-    return it == consts_.end() ? nullptr : &it->second;
-  }
-  // Static shape of a value; kUnknownDim where shape inference left a dim
-  // open. Empty optional when the rank is unknown.
-  const std::vector<int64_t>* Shape(const std::string& name) const {
-    if (const ConstValue* c = Const(name)) return &c->shape;
-    auto it = shapes_.find(name);
-    if (it != shapes_.end()) return &it->second;
-    it = shapes_.find(Resolve(name));
-    return it == shapes_.end() ? nullptr : &it->second;
-  }
-  bool HasInput(const onnx::NodeProto& n, int i) const {
-    return n.input_size() > i && !n.input(i).empty();
-  }
-
-  absl::StatusOr<std::vector<int64_t>> IntsInput(const onnx::NodeProto& n,
-                                                 int i,
-                                                 absl::string_view what) {
-    const ConstValue* c = Const(n.input(i));
-    if (c == nullptr || !c->is_int) {
-      return Fail(n, absl::StrCat(what, " (input ", i, ", '", n.input(i),
-                                  "') must be a constant integer tensor"));
-    }
-    return c->i;
-  }
-  absl::StatusOr<float> ScalarInput(const onnx::NodeProto& n, int i,
-                                    absl::string_view what) {
-    const ConstValue* c = Const(n.input(i));
-    if (c == nullptr || c->size() != 1) {
-      return Fail(n, absl::StrCat(what, " (input ", i, ", '", n.input(i),
-                                  "') must be a constant scalar"));
-    }
-    return c->is_int ? static_cast<float>(c->i[0]) : c->f[0];
-  }
-
-  Node& Emit(const onnx::NodeProto& n, Op op) {
-    Node node;
-    node.name = current_name_;
-    node.op = op;
-    node.inputs.push_back(Resolve(n.input(0)));
-    node.outputs.push_back(n.output(0));
-    graph_.nodes.push_back(std::move(node));
-    return graph_.nodes.back();
-  }
-
-  Status Convert(const onnx::NodeProto& n);
-  Status ConvertConstant(const onnx::NodeProto& n);
-  Status ConvertShapeOp(const onnx::NodeProto& n);
-  Status ConvertConvOrPool(const onnx::NodeProto& n);
-  Status ConvertReshape(const onnx::NodeProto& n);
-  Status ConvertSqueeze(const onnx::NodeProto& n, bool unsqueeze);
-  Status ConvertConcat(const onnx::NodeProto& n);
-  Status ConvertBinary(const onnx::NodeProto& n, Op op);
-  Status ConvertSoftmax(const onnx::NodeProto& n);
-  Status ConvertPad(const onnx::NodeProto& n);
-  // Explicit spatial pads for `auto_pad`, from the input's static shape.
-  absl::StatusOr<std::vector<int64_t>> SpatialPads(
-      const onnx::NodeProto& n, const std::vector<int64_t>& kernel,
-      const std::vector<int64_t>& strides,
-      const std::vector<int64_t>& dilations);
-
-  Status FinishOutputs();
-  void RemoveDeadNodes();
-
-  const onnx::ModelProto& model_;
-  int64_t opset_;
-  std::map<std::string, ConstValue> consts_;
-  std::map<std::string, std::string> alias_;
-  std::map<std::string, std::vector<int64_t>> shapes_;
-  std::set<std::string> read_;  // Values read by a node or a graph output.
-  std::string current_name_;
-  Graph graph_;
-};
-
 std::vector<int64_t> ShapeOf(const onnx::TypeProto& type) {
   std::vector<int64_t> dims;
   if (!type.has_tensor_type() || !type.tensor_type().has_shape()) return dims;
@@ -201,6 +68,18 @@ std::vector<int64_t> ShapeOf(const onnx::TypeProto& type) {
     dims.push_back(d.has_dim_value() ? d.dim_value() : kUnknownDim);
   }
   return dims;
+}
+
+}  // namespace
+
+namespace internal {
+
+std::string DimsText(const std::vector<int64_t>& dims) {
+  std::vector<std::string> parts;
+  for (int64_t d : dims) {
+    parts.push_back(d == kUnknownDim ? "?" : absl::StrCat(d));
+  }
+  return absl::StrCat("[", absl::StrJoin(parts, ", "), "]");
 }
 
 absl::StatusOr<Graph> Importer::Run() {
@@ -499,121 +378,6 @@ absl::Status Importer::ConvertConstant(const onnx::NodeProto& n) {
 }
 
 // Shape, Gather, ConstantOfShape and Cast: evaluated on constants.
-absl::Status Importer::ConvertShapeOp(const onnx::NodeProto& n) {
-  const std::string& op = n.op_type();
-  ConstValue out;
-  if (op == "Shape") {
-    const std::vector<int64_t>* s = Shape(n.input(0));
-    if (s == nullptr) return Fail(n, "the input's rank is unknown");
-    const auto rank = static_cast<int64_t>(s->size());
-    int64_t start = Int(n, "start", 0);
-    int64_t end = Int(n, "end", rank);
-    if (start < 0) start += rank;
-    if (end < 0) end += rank;
-    start = std::clamp<int64_t>(start, 0, rank);
-    end = std::clamp<int64_t>(end, start, rank);
-    out.is_int = true;
-    out.i.assign(s->begin() + start, s->begin() + end);
-    out.shape = {end - start};
-  } else if (op == "Cast") {
-    const int64_t to = Int(n, "to", 0);
-    const bool to_float = to == onnx::TensorProto::FLOAT ||
-                          to == onnx::TensorProto::DOUBLE ||
-                          to == onnx::TensorProto::FLOAT16;
-    const ConstValue* in = Const(n.input(0));
-    if (in == nullptr) {
-      if (to == onnx::TensorProto::FLOAT) {
-        alias_[n.output(0)] = Resolve(n.input(0));
-        return absl::OkStatus();
-      }
-      return Fail(
-          n, absl::StrCat("casting a computed tensor to ",
-                          onnx::TensorProto::DataType_Name(
-                              static_cast<onnx::TensorProto::DataType>(to)),
-                          " is not supported"));
-    }
-    out.shape = in->shape;
-    out.is_int = !to_float;
-    if (to_float) {
-      if (in->is_int) {
-        for (int64_t x : in->i) out.f.push_back(static_cast<float>(x));
-      } else {
-        out.f = in->f;
-      }
-    } else if (in->is_int) {
-      out.i = in->i;
-    } else {
-      for (float x : in->f) out.i.push_back(static_cast<int64_t>(x));
-    }
-  } else if (op == "ConstantOfShape") {
-    auto dims = IntsInput(n, 0, "shape");
-    if (!dims.ok()) return dims.status();
-    for (int64_t d : *dims) {
-      if (d < 0) {
-        return Fail(n, absl::StrCat("shape ", DimsText(*dims),
-                                    " is not fully known at import"));
-      }
-    }
-    out.shape = *dims;
-    ConstValue fill;
-    fill.f = {0.0f};
-    if (const auto* a = Attr(n, "value")) {
-      auto c = internal::FromTensorProto(a->t(), "value");
-      if (!c.ok()) return c.status();
-      fill = *std::move(c);
-    }
-    out.is_int = fill.is_int;
-    if (fill.is_int) {
-      out.i.assign(out.size(), fill.i.empty() ? 0 : fill.i[0]);
-    } else {
-      out.f.assign(out.size(), fill.f.empty() ? 0.0f : fill.f[0]);
-    }
-  } else {  // Gather
-    const ConstValue* data = Const(n.input(0));
-    if (data == nullptr) {
-      return Fail(n,
-                  "gathering from a computed tensor is not supported; "
-                  "only constant (shape) data is");
-    }
-    auto indices = IntsInput(n, 1, "indices");
-    if (!indices.ok()) return indices.status();
-    const ConstValue* ind = Const(n.input(1));
-    const auto rank = static_cast<int64_t>(data->shape.size());
-    int64_t axis = Int(n, "axis", 0);
-    if (axis < 0) axis += rank;
-    if (axis < 0 || axis >= rank) {
-      return Fail(n, absl::StrCat("axis is out of range for rank ", rank));
-    }
-    int64_t outer = 1, inner = 1;
-    for (int64_t d = 0; d < axis; ++d) outer *= data->shape[d];
-    for (int64_t d = axis + 1; d < rank; ++d) inner *= data->shape[d];
-    const int64_t extent = data->shape[axis];
-    out.is_int = data->is_int;
-    out.shape.assign(data->shape.begin(), data->shape.begin() + axis);
-    out.shape.insert(out.shape.end(), ind->shape.begin(), ind->shape.end());
-    out.shape.insert(out.shape.end(), data->shape.begin() + axis + 1,
-                     data->shape.end());
-    for (int64_t o = 0; o < outer; ++o) {
-      for (int64_t idx : *indices) {
-        if (idx < 0) idx += extent;
-        if (idx < 0 || idx >= extent) {
-          return Fail(n, absl::StrCat("index out of range [0, ", extent, ")"));
-        }
-        const int64_t base = (o * extent + idx) * inner;
-        for (int64_t k = 0; k < inner; ++k) {
-          if (data->is_int) {
-            out.i.push_back(data->i[base + k]);
-          } else {
-            out.f.push_back(data->f[base + k]);
-          }
-        }
-      }
-    }
-  }
-  consts_[n.output(0)] = std::move(out);
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::vector<int64_t>> Importer::SpatialPads(
     const onnx::NodeProto& n, const std::vector<int64_t>& kernel,
     const std::vector<int64_t>& strides,
@@ -732,271 +496,10 @@ absl::Status Importer::ConvertConvOrPool(const onnx::NodeProto& n) {
   return absl::OkStatus();
 }
 
-absl::Status Importer::ConvertReshape(const onnx::NodeProto& n) {
-  auto target = IntsInput(n, 1, "shape");
-  if (!target.ok()) return target.status();
-  if (Int(n, "allowzero", 0) != 0 &&
-      std::count(target->begin(), target->end(), 0) > 0) {
-    return Fail(n, "allowzero with zero-sized dimensions is not supported");
-  }
-  if (const ConstValue* data = Const(n.input(0))) {
-    // Reshape of a constant: resolve and fold.
-    ConstValue out = *data;
-    int64_t known = 1, infer = -1;
-    out.shape = *target;
-    for (size_t d = 0; d < out.shape.size(); ++d) {
-      if (out.shape[d] == 0) out.shape[d] = data->shape.at(d);
-      if (out.shape[d] == -1) {
-        infer = static_cast<int64_t>(d);
-      } else {
-        known *= out.shape[d];
-      }
-    }
-    if (infer >= 0) out.shape[infer] = known ? data->size() / known : 0;
-    if (out.size() != data->size()) {
-      return Fail(n, absl::StrCat("cannot reshape ", DimsText(data->shape),
-                                  " to ", DimsText(*target)));
-    }
-    consts_[n.output(0)] = std::move(out);
-    return absl::OkStatus();
-  }
-  std::vector<int64_t> shape = *target;
-  for (size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] != kUnknownDim) continue;
-    if (d != 0) {
-      return Fail(n, absl::StrCat("target shape ", DimsText(shape),
-                                  " depends on a run-time dimension other "
-                                  "than the batch"));
-    }
-    shape[d] = 0;  // Copy the batch from the input.
-  }
-  Node& node = Emit(n, Op::kReshape);
-  node.attrs.shape = shape;
-  return absl::OkStatus();
-}
+}  // namespace internal
 
-absl::Status Importer::ConvertSqueeze(const onnx::NodeProto& n,
-                                      bool unsqueeze) {
-  std::vector<int64_t> axes = Ints(n, "axes", {});
-  if (opset_ >= 13 && HasInput(n, 1)) {
-    auto a = IntsInput(n, 1, "axes");
-    if (!a.ok()) return a.status();
-    axes = *a;
-  }
-  const std::vector<int64_t>* s = Shape(n.input(0));
-  if (s == nullptr) return Fail(n, "the input's rank is unknown");
-  std::vector<int64_t> shape = *s;
-  const auto out_rank = static_cast<int64_t>(
-      unsqueeze ? shape.size() + axes.size() : shape.size());
-  for (int64_t& a : axes) {
-    if (a < 0) a += unsqueeze ? out_rank : static_cast<int64_t>(shape.size());
-  }
-  std::sort(axes.begin(), axes.end());
-  if (unsqueeze) {
-    for (int64_t a : axes) {
-      if (a < 0 || a > static_cast<int64_t>(shape.size())) {
-        return Fail(n, "axes out of range");
-      }
-      shape.insert(shape.begin() + a, 1);
-    }
-  } else {
-    if (axes.empty()) {
-      for (size_t d = 0; d < shape.size(); ++d) {
-        if (shape[d] == 1) axes.push_back(static_cast<int64_t>(d));
-      }
-    }
-    for (auto it = axes.rbegin(); it != axes.rend(); ++it) {
-      if (*it < 0 || *it >= static_cast<int64_t>(shape.size()) ||
-          shape[*it] != 1) {
-        return Fail(
-            n, absl::StrCat("cannot squeeze axis ", *it, " of ", DimsText(*s)));
-      }
-      shape.erase(shape.begin() + *it);
-    }
-  }
-  if (const ConstValue* data = Const(n.input(0))) {
-    ConstValue out = *data;
-    out.shape = shape;
-    consts_[n.output(0)] = std::move(out);
-    return absl::OkStatus();
-  }
-  // On a computed tensor it is a reshape; the batch (dim 0) is copied.
-  for (size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] != kUnknownDim) continue;
-    if (d != 0 || (*s)[0] != kUnknownDim) {
-      return Fail(n, "moves a run-time dimension");
-    }
-    shape[d] = 0;
-  }
-  Emit(n, Op::kReshape).attrs.shape = shape;
-  return absl::OkStatus();
-}
+namespace {
 
-absl::Status Importer::ConvertConcat(const onnx::NodeProto& n) {
-  const std::vector<int64_t>* s0 = Shape(n.input(0));
-  int64_t axis = Int(n, "axis", 0);
-  if (axis < 0) {
-    if (s0 == nullptr) return Fail(n, "negative axis on an unknown rank");
-    axis += static_cast<int64_t>(s0->size());
-  }
-  bool all_const = true;
-  for (const std::string& in : n.input()) all_const &= Const(in) != nullptr;
-  if (!all_const) {
-    Node& node = Emit(n, Op::kConcat);
-    node.attrs.axis = axis;
-    for (int i = 1; i < n.input_size(); ++i) {
-      node.inputs.push_back(Resolve(n.input(i)));
-    }
-    return absl::OkStatus();
-  }
-  // Constants (shape arithmetic): fold.
-  const ConstValue* first = Const(n.input(0));
-  ConstValue out;
-  out.is_int = first->is_int;
-  out.shape = first->shape;
-  if (axis < 0 || axis >= static_cast<int64_t>(out.shape.size())) {
-    return Fail(n, "axis out of range");
-  }
-  out.shape[axis] = 0;
-  int64_t outer = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= out.shape[d];
-  for (const std::string& in : n.input()) {
-    const ConstValue* c = Const(in);
-    if (c->is_int != out.is_int || c->shape.size() != out.shape.size()) {
-      return Fail(n, "inputs differ in type or rank");
-    }
-    out.shape[axis] += c->shape[axis];
-  }
-  for (int64_t o = 0; o < outer; ++o) {
-    for (const std::string& in : n.input()) {
-      const ConstValue* c = Const(in);
-      const int64_t chunk = c->size() / std::max<int64_t>(outer, 1);
-      for (int64_t k = 0; k < chunk; ++k) {
-        if (c->is_int) {
-          out.i.push_back(c->i[o * chunk + k]);
-        } else {
-          out.f.push_back(c->f[o * chunk + k]);
-        }
-      }
-    }
-  }
-  consts_[n.output(0)] = std::move(out);
-  return absl::OkStatus();
-}
-
-absl::Status Importer::ConvertBinary(const onnx::NodeProto& n, Op op) {
-  const ConstValue* a = Const(n.input(0));
-  const ConstValue* b = Const(n.input(1));
-  if (a != nullptr && b != nullptr && a->is_int == b->is_int &&
-      (a->size() == b->size() || a->size() == 1 || b->size() == 1)) {
-    // Both constant (shape arithmetic or folded weights): evaluate.
-    const ConstValue& big = a->size() >= b->size() ? *a : *b;
-    ConstValue out;
-    out.is_int = a->is_int;
-    out.shape = big.shape;
-    const int64_t size = big.size();
-    for (int64_t k = 0; k < size; ++k) {
-      const int64_t ka = a->size() == 1 ? 0 : k;
-      const int64_t kb = b->size() == 1 ? 0 : k;
-      if (out.is_int) {
-        const int64_t x = a->i[ka], y = b->i[kb];
-        const bool unknown = x == kUnknownDim || y == kUnknownDim;
-        out.i.push_back(unknown ? kUnknownDim
-                                : (op == Op::kAdd ? x + y : x * y));
-      } else {
-        const float x = a->f[ka], y = b->f[kb];
-        out.f.push_back(op == Op::kAdd ? x + y : x * y);
-      }
-    }
-    consts_[n.output(0)] = std::move(out);
-    return absl::OkStatus();
-  }
-  if ((a != nullptr && a->is_int) || (b != nullptr && b->is_int)) {
-    return Fail(n, "mixes integer constants with computed tensors");
-  }
-  Node& node = Emit(n, op);
-  node.inputs.push_back(Resolve(n.input(1)));
-  return absl::OkStatus();
-}
-
-absl::Status Importer::ConvertSoftmax(const onnx::NodeProto& n) {
-  const std::vector<int64_t>* s = Shape(n.input(0));
-  if (s == nullptr) return Fail(n, "the input's rank is unknown");
-  const auto rank = static_cast<int64_t>(s->size());
-  int64_t axis = Int(n, "axis", opset_ < 13 ? 1 : -1);
-  if (axis < 0) axis += rank;
-  if (axis < 0 || axis >= rank) return Fail(n, "axis out of range");
-  if (opset_ >= 13 || axis == rank - 1) {
-    Emit(n, Op::kSoftmax).attrs.axis = axis;
-    return absl::OkStatus();
-  }
-  // Opsets < 13 normalise over all dims from `axis` on, as one: flatten to
-  // 2-D, softmax along axis 1, restore the shape.
-  std::vector<int64_t> restore = *s;
-  for (size_t d = 0; d < restore.size(); ++d) {
-    if (restore[d] != kUnknownDim) continue;
-    if (d != 0) return Fail(n, "needs a static shape beyond the batch");
-    restore[d] = 0;
-  }
-  const std::string flat = absl::StrCat(n.output(0), "/flat");
-  const std::string soft = absl::StrCat(n.output(0), "/softmax");
-  Node f{absl::StrCat(current_name_, "/flatten"),
-         Op::kFlatten,
-         {Resolve(n.input(0))},
-         {flat},
-         {}};
-  f.attrs.axis = axis;
-  Node m{current_name_, Op::kSoftmax, {flat}, {soft}, {}};
-  m.attrs.axis = 1;
-  Node r{absl::StrCat(current_name_, "/reshape"),
-         Op::kReshape,
-         {soft},
-         {n.output(0)},
-         {}};
-  r.attrs.shape = restore;
-  graph_.nodes.push_back(std::move(f));
-  graph_.nodes.push_back(std::move(m));
-  graph_.nodes.push_back(std::move(r));
-  return absl::OkStatus();
-}
-
-absl::Status Importer::ConvertPad(const onnx::NodeProto& n) {
-  const std::string mode = String(n, "mode", "constant");
-  if (mode != "constant") {
-    return Fail(n, absl::StrCat("mode '", mode,
-                                "' is not supported; only "
-                                "constant padding is"));
-  }
-  std::vector<int64_t> pads = Ints(n, "pads", {});
-  float value = Float(n, "value", 0.0f);
-  if (opset_ >= 11) {
-    auto p = IntsInput(n, 1, "pads");
-    if (!p.ok()) return p.status();
-    pads = *p;
-    if (HasInput(n, 2)) {
-      auto v = ScalarInput(n, 2, "constant_value");
-      if (!v.ok()) return v.status();
-      value = *v;
-    }
-    if (HasInput(n, 3)) return Fail(n, "the axes input is not supported");
-  }
-  const std::vector<int64_t>* s = Shape(n.input(0));
-  if (s != nullptr && pads.size() != 2 * s->size()) {
-    return Fail(n, absl::StrCat("pads has ", pads.size(),
-                                " values for an "
-                                "input of rank ",
-                                s->size()));
-  }
-  for (int64_t p : pads) {
-    if (p < 0) return Fail(n, "negative pads (cropping) are not supported");
-  }
-  Node& node = Emit(n, Op::kPad);
-  node.attrs.pads = pads;
-  node.attrs.value = value;
-  return absl::OkStatus();
-}
-
-// INVALID_ARGUMENT naming every node whose op is not supported, or OK.
 absl::Status CheckSupported(const onnx::GraphProto& g) {
   std::vector<std::string> unsupported;
   for (int i = 0; i < g.node_size(); ++i) {

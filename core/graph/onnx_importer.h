@@ -1,0 +1,156 @@
+// The ONNX-to-IR converter (internal to core/graph): one Importer per
+// model; its methods are split between onnx_import.cc (the walk, layers,
+// outputs) and onnx_fold.cc (shape arithmetic and data-movement ops).
+#ifndef ESB_CORE_GRAPH_ONNX_IMPORTER_H_
+#define ESB_CORE_GRAPH_ONNX_IMPORTER_H_
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "core/graph/graph.h"
+#include "core/graph/onnx_tensor.h"
+#include "onnx/onnx_pb.h"
+
+namespace esb::graph::internal {
+
+// "[1, ?, 28, 28]", with ? for dims known only at run time.
+std::string DimsText(const std::vector<int64_t>& dims);
+
+// Thread-compatible; used once.
+class Importer {
+ public:
+  Importer(const onnx::ModelProto& model, int64_t opset)
+      : model_(model), opset_(opset) {}
+
+  absl::StatusOr<Graph> Run();
+
+ private:
+  using Status = absl::Status;
+
+  Status Fail(const onnx::NodeProto& n, absl::string_view what) const {
+    return absl::InvalidArgumentError(
+        absl::StrCat("node '", current_name_, "' (", n.op_type(), "): ", what));
+  }
+
+  // Attributes.
+  const onnx::AttributeProto* Attr(const onnx::NodeProto& n,
+                                   absl::string_view name) const {
+    for (const auto& a : n.attribute()) {
+      if (a.name() == name) return &a;
+    }
+    return nullptr;
+  }
+  int64_t Int(const onnx::NodeProto& n, absl::string_view name,
+              int64_t dflt) const {
+    const auto* a = Attr(n, name);
+    return a ? a->i() : dflt;
+  }
+  float Float(const onnx::NodeProto& n, absl::string_view name,
+              float dflt) const {
+    const auto* a = Attr(n, name);
+    return a ? a->f() : dflt;
+  }
+  std::string String(const onnx::NodeProto& n, absl::string_view name,
+                     const std::string& dflt) const {
+    const auto* a = Attr(n, name);
+    return a ? a->s() : dflt;
+  }
+  std::vector<int64_t> Ints(const onnx::NodeProto& n, absl::string_view name,
+                            std::vector<int64_t> dflt) const {
+    const auto* a = Attr(n, name);
+    if (a == nullptr) return dflt;
+    return std::vector<int64_t>(a->ints().begin(), a->ints().end());
+  }
+
+  std::string Resolve(const std::string& name) const {
+    std::string n = name;
+    for (auto it = alias_.find(n); it != alias_.end(); it = alias_.find(n)) {
+      n = it->second;
+    }
+    return n;
+  }
+  const ConstValue* Const(const std::string& name) const {
+    auto it = consts_.find(Resolve(name));
+    return it == consts_.end() ? nullptr : &it->second;
+  }
+  // Static shape of a value; kUnknownDim where shape inference left a dim
+  // open. Empty optional when the rank is unknown.
+  const std::vector<int64_t>* Shape(const std::string& name) const {
+    if (const ConstValue* c = Const(name)) return &c->shape;
+    auto it = shapes_.find(name);
+    if (it != shapes_.end()) return &it->second;
+    it = shapes_.find(Resolve(name));
+    return it == shapes_.end() ? nullptr : &it->second;
+  }
+  bool HasInput(const onnx::NodeProto& n, int i) const {
+    return n.input_size() > i && !n.input(i).empty();
+  }
+
+  absl::StatusOr<std::vector<int64_t>> IntsInput(const onnx::NodeProto& n,
+                                                 int i,
+                                                 absl::string_view what) {
+    const ConstValue* c = Const(n.input(i));
+    if (c == nullptr || !c->is_int) {
+      return Fail(n, absl::StrCat(what, " (input ", i, ", '", n.input(i),
+                                  "') must be a constant integer tensor"));
+    }
+    return c->i;
+  }
+  absl::StatusOr<float> ScalarInput(const onnx::NodeProto& n, int i,
+                                    absl::string_view what) {
+    const ConstValue* c = Const(n.input(i));
+    if (c == nullptr || c->size() != 1) {
+      return Fail(n, absl::StrCat(what, " (input ", i, ", '", n.input(i),
+                                  "') must be a constant scalar"));
+    }
+    return c->is_int ? static_cast<float>(c->i[0]) : c->f[0];
+  }
+
+  Node& Emit(const onnx::NodeProto& n, Op op) {
+    Node node;
+    node.name = current_name_;
+    node.op = op;
+    node.inputs.push_back(Resolve(n.input(0)));
+    node.outputs.push_back(n.output(0));
+    graph_.nodes.push_back(std::move(node));
+    return graph_.nodes.back();
+  }
+
+  Status Convert(const onnx::NodeProto& n);
+  Status ConvertConstant(const onnx::NodeProto& n);
+  Status ConvertShapeOp(const onnx::NodeProto& n);
+  Status ConvertConvOrPool(const onnx::NodeProto& n);
+  Status ConvertReshape(const onnx::NodeProto& n);
+  Status ConvertSqueeze(const onnx::NodeProto& n, bool unsqueeze);
+  Status ConvertConcat(const onnx::NodeProto& n);
+  Status ConvertBinary(const onnx::NodeProto& n, Op op);
+  Status ConvertSoftmax(const onnx::NodeProto& n);
+  Status ConvertPad(const onnx::NodeProto& n);
+  // Explicit spatial pads for `auto_pad`, from the input's static shape.
+  absl::StatusOr<std::vector<int64_t>> SpatialPads(
+      const onnx::NodeProto& n, const std::vector<int64_t>& kernel,
+      const std::vector<int64_t>& strides,
+      const std::vector<int64_t>& dilations);
+
+  Status FinishOutputs();
+  void RemoveDeadNodes();
+
+  const onnx::ModelProto& model_;
+  int64_t opset_;
+  std::map<std::string, ConstValue> consts_;
+  std::map<std::string, std::string> alias_;
+  std::map<std::string, std::vector<int64_t>> shapes_;
+  std::set<std::string> read_;  // Values read by a node or a graph output.
+  std::string current_name_;
+  Graph graph_;
+};
+
+}  // namespace esb::graph::internal
+
+#endif  // ESB_CORE_GRAPH_ONNX_IMPORTER_H_
