@@ -22,7 +22,6 @@ namespace esb::graph {
 namespace {
 
 using internal::ConstValue;
-using internal::DimsText;
 using internal::Importer;
 using internal::kUnknownDim;
 

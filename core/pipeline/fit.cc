@@ -279,9 +279,38 @@ absl::Status Fitter::FitLayer(const graph::Node& node, bool edge) {
   absl::StatusOr<Format> af = ActivationFormat(*plan, is_signed, node.name);
   if (!af.ok()) return af.status();
   const Histogram& hist = is_signed ? st.signed_hist : st.unsigned_hist;
-  const float act_start = StartActScale(*af, hist, settings_);
-
+  float act_start = StartActScale(*af, hist, settings_);
   const graph::Tensor& y_ref = fp_.at(node.outputs[0]);
+
+  // With sb auto, the input's sb is chosen too (it costs no shift-adds),
+  // among the formats the int8 datapath holds, fitted with the configured
+  // weight format.
+  std::string act_reason;
+  if (plan->weight_formats.size() > 1) {
+    const Format* base = &plan->weight_formats.front();
+    for (const Format& wf : plan->weight_formats) {
+      if (wf.sb() == settings_.weight_sb) base = &wf;
+    }
+    double best_error = std::numeric_limits<double>::infinity();
+    std::vector<std::string> tried;
+    for (int sb : Format::ValidSb(af->bits(), af->is_signed())) {
+      const Format candidate = *Format::Create(af->bits(), sb, is_signed);
+      if (!candidate.fits_int8()) continue;
+      const float start = StartActScale(candidate, hist, settings_);
+      absl::StatusOr<Candidate> c =
+          FitFormat(node, *base, candidate, start, qs_.at(in), y_ref);
+      if (!c.ok()) return c.status();
+      tried.push_back(absl::StrFormat("%d: %.4g", sb, c->error));
+      if (c->error < best_error) {
+        best_error = c->error;
+        af = candidate;
+        act_start = start;
+      }
+    }
+    act_reason = absl::StrCat("; input sb ", af->sb(), " (tried sb ",
+                              absl::StrJoin(tried, ", "), ")");
+  }
+
   std::vector<Candidate> candidates;
   for (const Format& wf : plan->weight_formats) {
     absl::StatusOr<Candidate> c =
@@ -302,7 +331,7 @@ absl::Status Fitter::FitLayer(const graph::Node& node, bool edge) {
     }
     report.set_sb_reason(
         absl::StrCat("lowest output error (sum of squares) among ",
-                     absl::StrJoin(others, ", ")));
+                     absl::StrJoin(others, ", "), act_reason));
   }
 
   // Bias correction on the pre-activation outputs.
