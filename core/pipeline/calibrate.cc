@@ -81,10 +81,6 @@ absl::StatusOr<std::map<std::string, ActivationStats>> CollectActivationStats(
       (void)tap.unsigned_hist.Add(t->data);  // Same values: cannot fail.
       for (float v : t->data) tap.min = std::min(tap.min, v);
     }
-    if (progress != nullptr) {
-      progress->OnProgress(
-          {"calibrate", batches_seen, 0, absl::StrCat("batch ", batches_seen)});
-    }
   }
   if (batches_seen == 0) {
     return absl::InvalidArgumentError("the calibration set is empty");

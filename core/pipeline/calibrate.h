@@ -49,8 +49,9 @@ struct ActivationStats {
 class ProgressSink;
 
 // Runs the FP32 model over every batch and collects the input statistics of
-// every quantized layer, keyed by value name. `progress` may be null; the
-// stage is "calibrate", one step per batch; CANCELLED when it asks.
+// every quantized layer, keyed by value name. `progress` may be null; it is
+// asked between batches whether to stop (CANCELLED). Progress events are the
+// batch source's to send: it knows the total.
 absl::StatusOr<std::map<std::string, ActivationStats>> CollectActivationStats(
     const graph::Graph& graph, const BatchSource& batches, int threads,
     ProgressSink* progress);
