@@ -65,6 +65,12 @@ absl::StatusOr<Engine> MakeEsbEngine(const graph::Graph& graph,
                                      const data::Normalization& norm,
                                      const EsbSettings& esb, int threads,
                                      bool quiet) {
+  if (input.batch != graph::kBatch) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--precision esb calibrates on batches of images, but input '",
+        input.name, "' has a fixed batch of ", input.batch,
+        ": export the model with a free batch dimension"));
+  }
   if (esb.calib_path.empty()) {
     return absl::InvalidArgumentError(
         "--precision esb needs --calib IMAGES to fit the activation scales");
@@ -179,7 +185,12 @@ absl::StatusOr<esb::v1::EvalReport> Evaluate(const EvalOptions& options) {
   absl::StatusOr<data::IdxArray> labels =
       data::ReadIdx(options.labels_path, options.limit);
   if (!labels.ok()) return labels.status();
-  if (labels->shape.size() != 1 || labels->shape[0] != count) {
+  if (labels->shape.size() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        options.labels_path, ": labels must be a 1-D IDX array; this one has ",
+        labels->shape.size(), " dimensions"));
+  }
+  if (labels->shape[0] != count) {
     return absl::InvalidArgumentError(
         absl::StrCat(options.labels_path, ": holds ", labels->shape[0],
                      " labels for ", count, " images"));

@@ -372,6 +372,12 @@ int QuantizeCommand(const std::vector<char*>& args) {
   config.set_scale_rule(absl::GetFlag(FLAGS_scale_rule));
   config.set_edge_bits(absl::GetFlag(FLAGS_edge_bits));
   config.set_all_layers(absl::GetFlag(FLAGS_all_layers));
+  if (absl::GetFlag(FLAGS_calib_count) < 1 ||
+      absl::GetFlag(FLAGS_calib_count) > 1000000) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--calib-count ", absl::GetFlag(FLAGS_calib_count),
+                     " is out of range [1, 1000000]")));
+  }
   config.set_calib_count(
       static_cast<int32_t>(absl::GetFlag(FLAGS_calib_count)));
   config.set_seed(absl::GetFlag(FLAGS_seed));

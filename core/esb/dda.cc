@@ -23,14 +23,17 @@ template <typename ErrorFn>
 ScaleFit Search(const Format& format, double sigma, double max_abs,
                 const DdaOptions& options, ErrorFn error) {
   ScaleFit fit;
-  if (sigma <= 0.0 || max_abs <= 0.0) {
+  if (max_abs <= 0.0) {
     const Trial t = error(1.0f);
     fit.alpha = fit.alpha0 = 1.0f;
     fit.squared_error = fit.squared_error0 = t.squared_error;
     fit.clipped = t.clipped;
     return fit;
   }
-  const auto alpha0 = static_cast<float>(GaussianLambda(format) * sigma);
+  // Constant data has no spread: start where the value is the largest level.
+  const auto alpha0 =
+      static_cast<float>(sigma > 0.0 ? GaussianLambda(format) * sigma
+                                     : max_abs / format.max_level());
   const Trial start = error(alpha0);
   Trial best = start;
   auto consider = [&](float alpha) {

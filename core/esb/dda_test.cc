@@ -188,3 +188,19 @@ TEST(DdaTest, HistogramFitAgreesWithTheExactValues) {
 
 }  // namespace
 }  // namespace esb
+
+namespace esb {
+namespace {
+
+// A constant non-zero tensor has no spread; its value must still land on a
+// level (here the largest), with no error.
+TEST(DdaTest, ConstantUnsignedTensorIsExact) {
+  const Format f = *Format::Create(4, 4, false);  // Uniform, c = 1.875.
+  auto fit = FitValues(f, std::vector<float>(64, 5.0f), {});
+  ASSERT_TRUE(fit.ok());
+  EXPECT_NEAR(fit->alpha, 5.0f / 1.875f, 1e-5);
+  EXPECT_NEAR(fit->mse(), 0.0, 1e-10);
+}
+
+}  // namespace
+}  // namespace esb

@@ -176,15 +176,32 @@ absl::StatusOr<JobSettings> ResolveConfig(const esb::v1::JobConfig& c) {
   }
   s.mean.assign(c.mean().begin(), c.mean().end());
   s.std.assign(c.std().begin(), c.std().end());
-  if (s.mean.size() != s.std.size() && s.mean.size() != 1 &&
-      s.std.size() != 1) {
-    return Bad("mean/std", "counts differ");
+  if (s.mean.empty() != s.std.empty()) {
+    return Bad("mean/std", "give both or neither");
+  }
+  if (s.mean.size() != s.std.size()) {
+    if (s.mean.size() != 1 && s.std.size() != 1) {
+      return Bad("mean/std", absl::StrCat(s.mean.size(), " mean and ",
+                                          s.std.size(), " std values"));
+    }
+    // One value stands for every channel.
+    if (s.mean.size() == 1) s.mean.assign(s.std.size(), s.mean[0]);
+    if (s.std.size() == 1) s.std.assign(s.mean.size(), s.std[0]);
   }
   for (float v : s.std) {
     if (!(v > 0.0f)) return Bad("std", "every value must be > 0");
   }
   for (const auto& o : c.overrides()) {
     if (o.node().empty()) return Bad("overrides", "an override names no node");
+    for (auto [has, bits] : {std::pair{o.has_bits(), o.bits()},
+                             std::pair{o.has_act_bits(), o.act_bits()}}) {
+      if (has && (bits < Format::kMinBits || bits > Format::kMaxBits)) {
+        return Bad("overrides",
+                   absl::StrCat("layer '", o.node(), "': bits ", bits,
+                                " out of range [", Format::kMinBits, ", ",
+                                Format::kMaxBits, "]"));
+      }
+    }
     s.overrides[o.node()] = o;
   }
   return s;
@@ -196,23 +213,26 @@ absl::StatusOr<LayerPlan> PlanLayer(const JobSettings& s,
   plan.edge = edge && !s.all_layers;
   int wbits = plan.edge ? s.edge_bits : s.weight_bits;
   int abits = plan.edge ? s.edge_bits : s.act_bits;
+  const auto o = s.overrides.find(node);
+  const esb::v1::LayerOverride* ov =
+      o == s.overrides.end() ? nullptr : &o->second;
+  // Bits first: the sb a method gives depends on them.
+  if (ov != nullptr && ov->has_bits()) wbits = ov->bits();
+  if (ov != nullptr && ov->has_act_bits()) abits = ov->act_bits();
   // Edge layers run the common 8-bit practice: uniform grids.
   const Method m = plan.edge ? Method::kUniform : s.method;
   int wsb = MethodSb(m, wbits, s.weight_sb, true);
   plan.act_sb_signed = MethodSb(m, abits, s.act_sb, true);
   plan.act_sb_unsigned = MethodSb(m, abits, s.act_sb, false);
   bool auto_sb = s.sb_auto && !plan.edge && m == Method::kEsb;
-  auto o = s.overrides.find(node);
-  if (o != s.overrides.end()) {
-    if (o->second.has_bits()) wbits = o->second.bits();
-    if (o->second.has_sb()) {
-      wsb = o->second.sb();
-      auto_sb = false;
-    }
-    if (o->second.has_act_bits()) abits = o->second.act_bits();
-    if (o->second.has_act_sb()) {
-      plan.act_sb_signed = plan.act_sb_unsigned = o->second.act_sb();
-    }
+  plan.act_sb_auto = auto_sb;
+  if (ov != nullptr && ov->has_sb()) {
+    wsb = ov->sb();
+    auto_sb = false;
+  }
+  if (ov != nullptr && ov->has_act_sb()) {
+    plan.act_sb_signed = plan.act_sb_unsigned = ov->act_sb();
+    plan.act_sb_auto = false;
   }
   plan.act_bits = abits;
   if (auto_sb) {

@@ -53,6 +53,7 @@ struct LayerPlan {
   int act_bits = 4;
   int act_sb_signed = 2;
   int act_sb_unsigned = 2;
+  bool act_sb_auto = false;  // sb auto picks the input sb too.
   bool edge = false;
 };
 absl::StatusOr<LayerPlan> PlanLayer(const JobSettings& settings,

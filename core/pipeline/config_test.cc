@@ -48,7 +48,18 @@ TEST(ConfigTest, EveryBadFieldIsNamed) {
          c.set_max_sb(2);
        },
        "max_sb"},
-      {[](auto& c) { c.add_std(0.0f); }, "std"},
+      {[](auto& c) {
+         c.add_mean(0.5f);
+         c.add_std(0.0f);
+       },
+       "std"},
+      {[](auto& c) { c.add_mean(0.5f); }, "mean/std"},
+      {[](auto& c) {
+         auto* o = c.add_overrides();
+         o->set_node("fc");
+         o->set_bits(9);
+       },
+       "overrides"},
   };
   for (const Case& k : cases) {
     esb::v1::JobConfig c;
@@ -101,6 +112,34 @@ TEST(ConfigTest, LayerPlans) {
   ASSERT_TRUE(op.ok());
   EXPECT_EQ(op->weight_formats[0].bits(), 8);
   EXPECT_EQ(op->weight_formats[0].sb(), 4);
+}
+
+// Bits overrides come before the method's sb: a uniform baseline stays
+// uniform at the overridden width, and so do edge layers.
+TEST(ConfigTest, OverriddenBitsKeepTheMethodsGrid) {
+  esb::v1::JobConfig c;
+  c.set_method("uniform");
+  auto* o = c.add_overrides();
+  o->set_node("conv2");
+  o->set_bits(6);
+  o->set_act_bits(6);
+  auto s = ResolveConfig(c);
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto plan = PlanLayer(*s, "conv2", false);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->weight_formats[0].sb(), 5);
+  EXPECT_EQ(ActivationFormat(*plan, false, "conv2")->sb(), 6);
+  auto edge = PlanLayer(*s, "conv2", true);
+  ASSERT_TRUE(edge.ok()) << edge.status();
+  EXPECT_EQ(edge->weight_formats[0].sb(), 5);
+
+  esb::v1::JobConfig broadcast;
+  broadcast.add_mean(0.5f);
+  broadcast.add_std(0.2f);
+  broadcast.add_std(0.3f);
+  auto b = ResolveConfig(broadcast);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->mean, (std::vector<float>{0.5f, 0.5f}));
 }
 
 }  // namespace

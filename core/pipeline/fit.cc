@@ -286,7 +286,7 @@ absl::Status Fitter::FitLayer(const graph::Node& node, bool edge) {
   // among the formats the int8 datapath holds, fitted with the configured
   // weight format.
   std::string act_reason;
-  if (plan->weight_formats.size() > 1) {
+  if (plan->act_sb_auto) {
     const Format* base = &plan->weight_formats.front();
     for (const Format& wf : plan->weight_formats) {
       if (wf.sb() == settings_.weight_sb) base = &wf;
@@ -487,6 +487,7 @@ absl::StatusOr<FittedModel> Fitter::Run(const graph::Tensor& sample) {
         qs_[node.outputs[i]] = std::move((*q)[i]);
       }
     }
+    runner_.Forget(node.name);  // Each node runs once per stream.
     for (const std::string& in : node.inputs) {
       if (--readers[in] == 0) {
         fp_.erase(in);

@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <numeric>
 #include <random>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/data/idx.h"
@@ -145,28 +147,31 @@ absl::StatusOr<std::vector<int>> Predict(Engine& engine, const Images& images,
 absl::Status WriteFileAtomically(const std::string& path,
                                  const std::string& bytes) {
   const std::string tmp = path + ".tmp";
+  auto fail = [&](absl::string_view what, int err) {
+    ::unlink(tmp.c_str());
+    return absl::Status(
+        absl::ErrnoToStatusCode(err),
+        absl::StrCat(tmp, ": ", what, ": ", std::strerror(err)));
+  };
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(tmp, ": cannot create: ", std::strerror(errno)));
-  }
+  if (fd < 0) return fail("cannot create", errno);
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      const std::string why = std::strerror(errno);
+      const int err = errno;
       ::close(fd);
-      return absl::DataLossError(absl::StrCat(tmp, ": write failed: ", why));
+      return fail("write failed", err);
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    return absl::DataLossError(absl::StrCat(tmp, ": fsync/close failed"));
-  }
+  const int synced = ::fsync(fd) == 0 ? 0 : errno;
+  const int closed = ::close(fd) == 0 ? 0 : errno;
+  if (synced != 0) return fail("fsync failed", synced);
+  if (closed != 0) return fail("close failed", closed);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::DataLossError(
-        absl::StrCat(path, ": rename failed: ", std::strerror(errno)));
+    return fail(absl::StrCat("rename to ", path, " failed"), errno);
   }
   return absl::OkStatus();
 }
@@ -192,6 +197,14 @@ absl::StatusOr<JobResult> RunJob(const JobInputs& in,
   if (graph->inputs.size() != 1 || graph->inputs[0].shape.size() != 4) {
     return absl::InvalidArgumentError(
         "the model must have one 4-D NCHW image input");
+  }
+  if (graph->inputs[0].shape[0] != graph::kBatch) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input '", graph->inputs[0].name, "' has a fixed batch of ",
+        graph->inputs[0].shape[0],
+        "; calibration and fitting run batches of many images: export the "
+        "model with a free batch dimension (torch.onnx.export's "
+        "dynamic_axes={'input': {0: 'N'}})"));
   }
   std::set<std::string> node_names;
   for (const auto& n : graph->nodes) node_names.insert(n.name);
@@ -318,7 +331,12 @@ absl::StatusOr<JobResult> RunJob(const JobInputs& in,
     absl::StatusOr<data::IdxArray> labels =
         data::ReadIdx(in.eval_labels, in.eval_limit);
     if (!labels.ok()) return labels.status();
-    if (labels->shape.size() != 1 || labels->shape[0] != eval->count) {
+    if (labels->shape.size() != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          in.eval_labels, ": labels must be a 1-D IDX array; this one has ",
+          labels->shape.size(), " dimensions"));
+    }
+    if (labels->shape[0] != eval->count) {
       return absl::InvalidArgumentError(
           absl::StrCat(in.eval_labels, ": ", labels->shape[0], " labels for ",
                        eval->count, " images"));

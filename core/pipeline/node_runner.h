@@ -28,6 +28,9 @@ class NodeRunner {
   absl::StatusOr<std::vector<graph::Tensor>> Run(const graph::Node& node,
                                                  const ValueMap& values);
 
+  // Drops the executor cached for `node` (and its copy of the weights).
+  void Forget(const std::string& node) { cache_.erase(node); }
+
   // The same with some constants replaced (e.g. quantized weights) and,
   // when `drop_activation`, without the node's fused activation. Builds a
   // fresh executor each call.
