@@ -48,13 +48,7 @@ absl::StatusOr<Engine> MakeFp32Engine(const graph::Graph& graph, int threads) {
   if (!executor.ok()) return executor.status();
   Engine engine;
   engine.fp32 = *std::move(executor);
-  runtime::Executor* e = engine.fp32.get();
-  engine.infer =
-      [e](const graph::Tensor& batch) -> absl::StatusOr<graph::Tensor> {
-    absl::StatusOr<std::vector<graph::Tensor>> out = e->Run({batch});
-    if (!out.ok()) return out.status();
-    return std::move(out->front());
-  };
+  engine.infer = FirstOutputOf(*engine.fp32);
   return engine;
 }
 
@@ -111,13 +105,7 @@ absl::StatusOr<Engine> MakeEsbEngine(const graph::Graph& graph,
   Engine engine;
   engine.esb_path = (*executor)->Description();
   engine.esb = *std::move(executor);
-  runtime::EsbExecutor* e = engine.esb.get();
-  engine.infer =
-      [e](const graph::Tensor& batch) -> absl::StatusOr<graph::Tensor> {
-    absl::StatusOr<std::vector<graph::Tensor>> out = e->Run({batch});
-    if (!out.ok()) return out.status();
-    return std::move(out->front());
-  };
+  engine.infer = FirstOutputOf(*engine.esb);
   return engine;
 }
 
