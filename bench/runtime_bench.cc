@@ -44,18 +44,12 @@ int64_t MacsPerImage(const Graph& g) {
   if (!shapes.ok()) return 0;
   int64_t macs = 0;
   for (const auto& n : g.nodes) {
-    if (n.op != Op::kConv && n.op != Op::kGemm && n.op != Op::kMatMul) {
-      continue;
-    }
+    if (!esb::graph::IsQuantizedOp(n.op)) continue;
     const auto& out = shapes->at(n.outputs[0]);
     int64_t out_elems = 1;
     for (int64_t d : out) out_elems *= d;
-    const Tensor& w = g.constants.at(n.inputs[1]);
-    const int64_t reduction =
-        n.op == Op::kConv
-            ? w.size() / w.shape[0]
-            : (n.op == Op::kGemm && n.attrs.trans_b ? w.shape[1] : w.shape[0]);
-    macs += out_elems * reduction;
+    macs +=
+        out_elems * esb::graph::MacsPerOutput(n, g.constants.at(n.inputs[1]));
   }
   return macs;
 }

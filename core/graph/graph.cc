@@ -48,6 +48,15 @@ absl::string_view OpName(Op op) {
   return "Unknown";
 }
 
+bool IsQuantizedOp(Op op) {
+  return op == Op::kConv || op == Op::kGemm || op == Op::kMatMul;
+}
+
+int64_t MacsPerOutput(const Node& node, const Tensor& w) {
+  if (node.op == Op::kConv) return w.size() / w.shape[0];
+  return w.shape[WeightChannelAxis(node) == 0 ? 1 : 0];
+}
+
 int WeightChannelAxis(const Node& node) {
   if (node.op == Op::kConv) return 0;
   if (node.op == Op::kGemm) return node.attrs.trans_b ? 0 : 1;

@@ -29,6 +29,7 @@ namespace esb::graph {
 inline constexpr int64_t kBatch = -1;
 
 struct Node;
+struct Tensor;
 
 enum class Op {
   // inputs: X [N,C,H,W], W [M,C/group,kH,kW], optional B [M].
@@ -73,10 +74,17 @@ enum class Op {
 
 absl::string_view OpName(Op op);
 
+// True for the ops ESB quantizes: Conv, Gemm and MatMul.
+bool IsQuantizedOp(Op op);
+
 // The output-channel axis of a Conv, Gemm or MatMul node's weights
 // (inputs[1]): Conv [M, C/g, kH, kW] 0; Gemm B 0 with trans_b ([M, K]),
 // else 1 ([K, M]); MatMul B [K, M] 1.
 int WeightChannelAxis(const Node& node);
+
+// Multiply-accumulates per output value of a Conv, Gemm or MatMul node with
+// weights `w`: C/g * kH * kW for Conv, K for Gemm and MatMul.
+int64_t MacsPerOutput(const Node& node, const Tensor& w);
 
 // An elementwise activation fused into Conv, Gemm or MatMul.
 struct Activation {

@@ -12,11 +12,6 @@
 namespace esb::pipeline {
 namespace {}  // namespace
 
-bool IsQuantizedOp(graph::Op op) {
-  return op == graph::Op::kConv || op == graph::Op::kGemm ||
-         op == graph::Op::kMatMul;
-}
-
 absl::StatusOr<std::map<std::string, ActivationStats>> CollectActivationStats(
     const graph::Graph& graph, const BatchSource& batches, int threads,
     ProgressSink* progress) {
@@ -26,7 +21,7 @@ absl::StatusOr<std::map<std::string, ActivationStats>> CollectActivationStats(
   graph::Graph tapped = graph;
   std::vector<std::string> taps;
   for (const graph::Node& n : graph.nodes) {
-    if (!IsQuantizedOp(n.op)) continue;
+    if (!graph::IsQuantizedOp(n.op)) continue;
     const std::string& value = n.inputs[0];
     if (std::find(taps.begin(), taps.end(), value) != taps.end()) continue;
     taps.push_back(value);
@@ -106,7 +101,7 @@ absl::StatusOr<std::map<std::string, LayerQuant>> Calibrate(
 
   std::map<std::string, LayerQuant> layers;
   for (const graph::Node& n : graph.nodes) {
-    if (!IsQuantizedOp(n.op)) continue;
+    if (!graph::IsQuantizedOp(n.op)) continue;
     const ActivationStats& tap = seen.at(n.inputs[0]);
     const bool is_unsigned = tap.min >= 0.0f;
     absl::StatusOr<Format> af =

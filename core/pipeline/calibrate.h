@@ -63,9 +63,6 @@ absl::StatusOr<std::map<std::string, LayerQuant>> Calibrate(
     const graph::Graph& graph, const BatchSource& batches,
     const CalibrationOptions& options);
 
-// True for the ops ESB quantizes.
-bool IsQuantizedOp(graph::Op op);
-
 }  // namespace esb::pipeline
 
 #endif  // ESB_CORE_PIPELINE_CALIBRATE_H_

@@ -1,9 +1,8 @@
 #include "core/pipeline/calibrate.h"
 
-#include "core/data/idx.h"
-#include "core/data/normalize.h"
-#include "core/graph/onnx_import.h"
-#include "core/graph/passes.h"
+#include <memory>
+
+#include "core/testing/demo.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -12,38 +11,21 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr char kTrainImages[] =
-    "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
-
-// `count` training images, normalized as the demo models expect, in batches
-// of 64.
+// `count` training images in batches of 64.
 BatchSource Images(int64_t count) {
-  auto images = data::ReadIdx(kTrainImages, count);
-  auto norm = data::ParseNormalization("0.2860", "0.3530");
-  auto all = std::make_shared<std::vector<float>>(count * 784);
-  EXPECT_TRUE(images.ok() && norm.ok());
-  EXPECT_TRUE(data::NormalizeImages(images->data.data(), count, 1, 784, *norm,
-                                    all->data())
-                  .ok());
+  auto all = std::make_shared<std::vector<float>>(
+      demo::DemoImages("train-images-idx3-ubyte.gz", count));
   auto next = std::make_shared<int64_t>(0);
   return [all, next, count]() -> std::vector<graph::Tensor> {
     if (*next >= count) return {};
     const int64_t n = std::min<int64_t>(64, count - *next);
-    graph::Tensor t{{n, 1, 28, 28},
-                    std::vector<float>(all->begin() + *next * 784,
-                                       all->begin() + (*next + n) * 784)};
+    graph::Tensor t = demo::DemoBatch(*all, *next, n);
     *next += n;
     return {t};
   };
 }
 
-graph::Graph Lenet() {
-  auto g =
-      graph::ImportOnnxFile(std::string(ESB_SOURCE_DIR) + "/models/lenet.onnx");
-  EXPECT_TRUE(g.ok()) << g.status();
-  graph::Optimize(*g);
-  return *g;
-}
+graph::Graph Lenet() { return demo::LoadDemoModel("lenet"); }
 
 TEST(CalibrateTest, FitsEveryLayerWithSignednessFromTheData) {
   const graph::Graph g = Lenet();
@@ -51,7 +33,7 @@ TEST(CalibrateTest, FitsEveryLayerWithSignednessFromTheData) {
   ASSERT_TRUE(layers.ok()) << layers.status();
   int quantized = 0;
   for (const graph::Node& n : g.nodes) {
-    if (!IsQuantizedOp(n.op)) continue;
+    if (!graph::IsQuantizedOp(n.op)) continue;
     ++quantized;
     ASSERT_TRUE(layers->count(n.name)) << n.name;
     const LayerQuant& q = layers->at(n.name);

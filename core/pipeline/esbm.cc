@@ -31,10 +31,6 @@ constexpr size_t kMagicBytes = 4;
 // the arithmetic on untrusted shapes well inside int64.
 constexpr int64_t kMaxWeights = int64_t{1} << 32;
 
-bool IsQuantizedOp(Op op) {
-  return op == Op::kConv || op == Op::kGemm || op == Op::kMatMul;
-}
-
 // Conv 0; Gemm 0 when trans_b, else 1; MatMul 1.
 
 std::string Context(const std::string& name, absl::string_view op) {
@@ -343,7 +339,7 @@ absl::Status Unpacker::ReadQuantized(const esb::v1::PackageLayer& l,
   auto fail = [&](absl::string_view what) {
     return absl::InvalidArgumentError(absl::StrCat(context, ": ", what));
   };
-  if (!IsQuantizedOp(node.op)) {
+  if (!graph::IsQuantizedOp(node.op)) {
     return fail("is marked quantized; only Conv, Gemm and MatMul quantize");
   }
   auto fw = FromSpec(l.weight_format(), context + ": weight format");
@@ -479,7 +475,7 @@ absl::Status Unpacker::ReadLayer(const esb::v1::PackageLayer& l) {
         absl::StrCat(context, ": group is ", node.attrs.group));
   }
   if (l.activation() == "Relu" || l.activation() == "Clip") {
-    if (!IsQuantizedOp(node.op)) {
+    if (!graph::IsQuantizedOp(node.op)) {
       return absl::InvalidArgumentError(absl::StrCat(
           context, ": only Conv, Gemm and MatMul carry a fused activation"));
     }
@@ -609,7 +605,7 @@ absl::StatusOr<esb::v1::Package> BuildPackage(
     for (const Node& n : graph.nodes) {
       if (n.name != name) continue;
       found = true;
-      if (!IsQuantizedOp(n.op)) {
+      if (!graph::IsQuantizedOp(n.op)) {
         return absl::InvalidArgumentError(
             absl::StrCat(Context(n),
                          " has quantization settings; only Conv, Gemm and "

@@ -10,52 +10,20 @@
 #include "core/graph/onnx_import.h"
 #include "core/graph/passes.h"
 #include "core/graph/shapes.h"
+#include "core/testing/demo.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace esb::pipeline {
 namespace {
 
+using demo::MakeFormat;
 using ::testing::HasSubstr;
 
-Format MakeFormat(int bits, int sb, bool is_signed) {
-  auto f = Format::Create(bits, sb, is_signed);
-  EXPECT_TRUE(f.ok()) << f.status();
-  return *f;
-}
-
-graph::Graph Load(const std::string& name) {
-  auto g = graph::ImportOnnxFile(std::string(ESB_SOURCE_DIR) + "/models/" +
-                                 name + ".onnx");
-  EXPECT_TRUE(g.ok()) << g.status();
-  graph::Optimize(*g);
-  return *g;
-}
-
-int Axis(const graph::Node& n) {
-  if (n.op == graph::Op::kConv) return 0;
-  if (n.op == graph::Op::kGemm) return n.attrs.trans_b ? 0 : 1;
-  return 1;
-}
-
-// Weights b4 sb2 signed with DDA scales; inputs unsigned b4 sb2 except the
-// layer reading the normalized pixels (signed, alpha 0.5).
-std::map<std::string, LayerQuant> QuantizeAll(const graph::Graph& g) {
-  std::map<std::string, LayerQuant> layers;
-  for (const graph::Node& n : g.nodes) {
-    if (n.op != graph::Op::kConv && n.op != graph::Op::kGemm) continue;
-    const graph::Tensor& w = g.constants.at(n.inputs[1]);
-    auto fits = FitPerChannel(MakeFormat(4, 2, true), w.data, w.shape, Axis(n),
-                              DdaOptions{});
-    EXPECT_TRUE(fits.ok()) << fits.status();
-    std::vector<float> alpha;
-    for (const ScaleFit& f : *fits) alpha.push_back(f.alpha);
-    const bool first = n.inputs[0] == g.inputs[0].name;
-    layers.emplace(n.name, LayerQuant{MakeFormat(4, 2, true), alpha,
-                                      MakeFormat(4, 2, /*is_signed=*/first),
-                                      first ? 0.5f : 0.75f});
-  }
-  return layers;
+// Weights b4 sb2 with DDA scales, inputs unsigned b4 sb2 (signed on the
+// layer reading the pixels).
+std::map<std::string, LayerQuant> W4Layers(const graph::Graph& g) {
+  return demo::DemoLayers(g, MakeFormat(4, 2, true), MakeFormat(4, 2, false));
 }
 
 data::Normalization DemoNormalization() {
@@ -98,8 +66,8 @@ void ExpectSameAttributes(const graph::Attributes& x,
 
 void ExpectRoundTrip(const std::string& model) {
   SCOPED_TRACE(model);
-  const graph::Graph g = Load(model);
-  const auto layers = QuantizeAll(g);
+  const graph::Graph g = demo::LoadDemoModel(model);
+  const auto layers = W4Layers(g);
   auto package = BuildPackage(g, layers, DemoNormalization(), model);
   ASSERT_TRUE(package.ok()) << package.status();
   const std::string bytes = SerializePackage(*package);
@@ -149,7 +117,7 @@ void ExpectRoundTrip(const std::string& model) {
     // The codes in the package decode to QuantizeWeights' integers, and the
     // unpacked weights are alpha * level exactly.
     const graph::Tensor& w = g.constants.at(a.inputs[1]);
-    const int axis = Axis(a);
+    const int axis = graph::WeightChannelAxis(a);
     auto ints =
         QuantizeWeights(q.weight_format, q.weight_alpha, w.data, w.shape, axis);
     ASSERT_TRUE(ints.ok());
@@ -186,8 +154,8 @@ TEST(EsbmTest, LenetRoundTrips) { ExpectRoundTrip("lenet"); }
 TEST(EsbmTest, ResnetRoundTrips) { ExpectRoundTrip("resnet"); }
 
 TEST(EsbmTest, UnquantizedConvReadsItsWeightsFromConstants) {
-  const graph::Graph g = Load("lenet");
-  auto layers = QuantizeAll(g);
+  const graph::Graph g = demo::LoadDemoModel("lenet");
+  auto layers = W4Layers(g);
   layers.erase("/conv2/Conv");
   auto package = BuildPackage(g, layers, {}, "partial");
   ASSERT_TRUE(package.ok()) << package.status();
@@ -300,9 +268,11 @@ TEST(EsbmTest, SerializationIsDeterministic) {
     (*b.mutable_constants())[std::to_string(i)].add_data(static_cast<float>(i));
   }
   EXPECT_EQ(SerializePackage(a), SerializePackage(b));
-  auto lenet1 = BuildPackage(Load("lenet"), QuantizeAll(Load("lenet")),
+  auto lenet1 = BuildPackage(demo::LoadDemoModel("lenet"),
+                             W4Layers(demo::LoadDemoModel("lenet")),
                              DemoNormalization(), "lenet");
-  auto lenet2 = BuildPackage(Load("lenet"), QuantizeAll(Load("lenet")),
+  auto lenet2 = BuildPackage(demo::LoadDemoModel("lenet"),
+                             W4Layers(demo::LoadDemoModel("lenet")),
                              DemoNormalization(), "lenet");
   ASSERT_TRUE(lenet1.ok() && lenet2.ok());
   EXPECT_EQ(SerializePackage(*lenet1), SerializePackage(*lenet2));
@@ -333,7 +303,8 @@ TEST(EsbmTest, EveryFlippedByteOfChecksumOrPayloadIsCaught) {
               "checksum mismatch: the package is corrupt");
   }
   // A real model, sampled.
-  auto lenet = BuildPackage(Load("lenet"), QuantizeAll(Load("lenet")),
+  auto lenet = BuildPackage(demo::LoadDemoModel("lenet"),
+                            W4Layers(demo::LoadDemoModel("lenet")),
                             DemoNormalization(), "lenet");
   ASSERT_TRUE(lenet.ok());
   const std::string big = SerializePackage(*lenet);

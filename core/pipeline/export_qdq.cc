@@ -395,8 +395,7 @@ absl::StatusOr<onnx::ModelProto> QdqWriter::Run() {
       return absl::InvalidArgumentError(absl::StrCat(
           "quantized layer '", name, "' is not a node of the graph"));
     }
-    if (node->op != Op::kConv && node->op != Op::kGemm &&
-        node->op != Op::kMatMul) {
+    if (!graph::IsQuantizedOp(node->op)) {
       return absl::InvalidArgumentError(
           absl::StrCat(Context(*node),
                        " has quantization settings; only Conv, Gemm and "

@@ -13,6 +13,7 @@
 #include "core/esb/dda.h"
 #include "core/graph/onnx_import.h"
 #include "core/graph/passes.h"
+#include "core/testing/demo.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "onnx/checker.h"
@@ -21,55 +22,8 @@
 namespace esb::pipeline {
 namespace {
 
+using demo::MakeFormat;
 using ::testing::HasSubstr;
-
-Format MakeFormat(int bits, int sb, bool is_signed) {
-  auto f = Format::Create(bits, sb, is_signed);
-  EXPECT_TRUE(f.ok()) << f.status();
-  return *f;
-}
-
-graph::Graph Load(const std::string& name) {
-  auto g = graph::ImportOnnxFile(std::string(ESB_SOURCE_DIR) + "/models/" +
-                                 name + ".onnx");
-  EXPECT_TRUE(g.ok()) << g.status();
-  graph::Optimize(*g);
-  return *g;
-}
-
-int Axis(const graph::Node& n) {
-  if (n.op == graph::Op::kConv) return 0;
-  if (n.op == graph::Op::kGemm) return n.attrs.trans_b ? 0 : 1;
-  return 1;
-}
-
-bool Quantizable(const graph::Node& n) {
-  return n.op == graph::Op::kConv || n.op == graph::Op::kGemm ||
-         n.op == graph::Op::kMatMul;
-}
-
-// Weights in `weights` with DDA scales; inputs `input` except layers that
-// read a graph input (normalized pixels): signed b4 sb2, alpha 0.5.
-std::map<std::string, LayerQuant> QuantizeAll(const graph::Graph& g,
-                                              const Format& weights,
-                                              const Format& input) {
-  std::set<std::string> graph_inputs;
-  for (const auto& in : g.inputs) graph_inputs.insert(in.name);
-  std::map<std::string, LayerQuant> layers;
-  for (const graph::Node& n : g.nodes) {
-    if (!Quantizable(n)) continue;
-    const graph::Tensor& w = g.constants.at(n.inputs[1]);
-    auto fits = FitPerChannel(weights, w.data, w.shape, Axis(n), DdaOptions{});
-    EXPECT_TRUE(fits.ok()) << fits.status();
-    std::vector<float> alpha;
-    for (const ScaleFit& f : *fits) alpha.push_back(f.alpha);
-    const bool first = graph_inputs.count(n.inputs[0]) > 0;
-    layers.emplace(n.name, LayerQuant{weights, alpha,
-                                      first ? MakeFormat(4, 2, true) : input,
-                                      first ? 0.5f : 0.75f});
-  }
-  return layers;
-}
 
 onnx::ModelProto Parse(const std::string& bytes) {
   onnx::ModelProto m;
@@ -149,7 +103,7 @@ void ExpectQdq(const graph::Graph& g,
     }
     ASSERT_NE(node, nullptr);
     const graph::Tensor& w = g.constants.at(node->inputs[1]);
-    const int axis = Axis(*node);
+    const int axis = graph::WeightChannelAxis(*node);
     const std::vector<float> expected = EsbValues(w, q, axis);
     const onnx::NodeProto* layer = NodeNamed(m, name);
     ASSERT_NE(layer, nullptr);
@@ -230,9 +184,9 @@ void ExpectQdq(const graph::Graph& g,
 }
 
 TEST(ExportQdqTest, DequantizesLenetWeightsExactlyOntoTheGrid) {
-  const graph::Graph g = Load("lenet");
+  const graph::Graph g = demo::LoadDemoModel("lenet");
   const auto layers =
-      QuantizeAll(g, MakeFormat(4, 2, true), MakeFormat(4, 2, false));
+      demo::DemoLayers(g, MakeFormat(4, 2, true), MakeFormat(4, 2, false));
   ASSERT_EQ(layers.size(), 4u);
   QdqOptions options;
   options.metadata["esb_formats"] = "weights b4 sb2, activations b4 sb2";
@@ -268,9 +222,9 @@ TEST(ExportQdqTest, DequantizesLenetWeightsExactlyOntoTheGrid) {
 }
 
 TEST(ExportQdqTest, DequantizesResnetWeightsExactlyOntoTheGrid) {
-  const graph::Graph g = Load("resnet");
+  const graph::Graph g = demo::LoadDemoModel("resnet");
   const auto layers =
-      QuantizeAll(g, MakeFormat(4, 2, true), MakeFormat(4, 2, false));
+      demo::DemoLayers(g, MakeFormat(4, 2, true), MakeFormat(4, 2, false));
   ASSERT_EQ(layers.size(), 10u);
   auto bytes = ExportQdqOnnx(g, layers, QdqOptions{});
   ASSERT_TRUE(bytes.ok()) << bytes.status();
@@ -278,10 +232,10 @@ TEST(ExportQdqTest, DequantizesResnetWeightsExactlyOntoTheGrid) {
 }
 
 TEST(ExportQdqTest, WideFormatsGiveExactFloatWeightsAndAnnotatedInputScale) {
-  const graph::Graph g = Load("lenet");
+  const graph::Graph g = demo::LoadDemoModel("lenet");
   // b8 sb4 signed: integers up to 245760; b8 sb5 unsigned: beyond 255.
   const auto layers =
-      QuantizeAll(g, MakeFormat(8, 4, true), MakeFormat(8, 5, false));
+      demo::DemoLayers(g, MakeFormat(8, 4, true), MakeFormat(8, 5, false));
   ASSERT_FALSE(layers.begin()->second.weight_format.fits_int8());
   auto bytes = ExportQdqOnnx(g, layers, QdqOptions{});
   ASSERT_TRUE(bytes.ok()) << bytes.status();
@@ -316,9 +270,9 @@ TEST(ExportQdqTest, ScaledIntegerEqualsAlphaTimesLevelInFloat) {
 }
 
 TEST(ExportQdqTest, ReimportNamesQuantizeLinearAsUnsupported) {
-  const graph::Graph g = Load("lenet");
+  const graph::Graph g = demo::LoadDemoModel("lenet");
   const auto layers =
-      QuantizeAll(g, MakeFormat(4, 2, true), MakeFormat(4, 2, false));
+      demo::DemoLayers(g, MakeFormat(4, 2, true), MakeFormat(4, 2, false));
   auto bytes = ExportQdqOnnx(g, layers, QdqOptions{});
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   const std::string path =

@@ -426,10 +426,8 @@ absl::Status Fitter::FitLayer(const graph::Node& node, bool edge) {
   report.set_input_clip_pct(
       100.0 * HistogramError(*af, hist, c.act_alpha).clip_fraction());
   const int64_t batch = y_ref.shape.empty() ? 1 : y_ref.shape[0];
-  const int64_t reduction = node.op == graph::Op::kConv
-                                ? w.size() / w.shape[0]
-                                : w.shape[waxis == 0 ? 1 : 0];
-  report.set_macs(static_cast<int64_t>(y_ref.data.size()) / batch * reduction);
+  report.set_macs(static_cast<int64_t>(y_ref.data.size()) / batch *
+                  graph::MacsPerOutput(node, w));
   report.set_output_error(y_energy > 0 ? out_err / y_energy : 0.0);
   report.set_output_sqnr_db(out_err > 0 ? 10 * std::log10(y_energy / out_err)
                                         : 999.0);
@@ -457,7 +455,7 @@ absl::StatusOr<FittedModel> Fitter::Run(const graph::Tensor& sample) {
   }
   std::vector<std::string> quantized;
   for (const graph::Node& n : g.nodes) {
-    if (IsQuantizedOp(n.op)) quantized.push_back(n.name);
+    if (graph::IsQuantizedOp(n.op)) quantized.push_back(n.name);
   }
   int64_t done = 0;
   // Nodes are copied: FitLayer may rewrite the node in the graph.
@@ -471,7 +469,7 @@ absl::StatusOr<FittedModel> Fitter::Run(const graph::Tensor& sample) {
     for (size_t i = 0; i < node.outputs.size(); ++i) {
       fp_[node.outputs[i]] = std::move((*fp)[i]);
     }
-    if (IsQuantizedOp(node.op)) {
+    if (graph::IsQuantizedOp(node.op)) {
       const bool edge =
           node.name == quantized.front() || node.name == quantized.back();
       if (absl::Status s = FitLayer(node, edge); !s.ok()) return s;

@@ -17,10 +17,6 @@ namespace {
 using graph::Node;
 using graph::Op;
 
-bool IsQuantizedOp(Op op) {
-  return op == Op::kConv || op == Op::kGemm || op == Op::kMatMul;
-}
-
 std::string Context(const Node& node) {
   return absl::StrCat("layer '", node.name, "' (", graph::OpName(node.op), ")");
 }
@@ -213,7 +209,7 @@ absl::StatusOr<QuantizedLayers> PrepareLayers(
           absl::StrCat("layer '", name, "' names no node of the graph"));
     }
     const Node& node = graph.nodes[it->second];
-    if (!IsQuantizedOp(node.op)) {
+    if (!graph::IsQuantizedOp(node.op)) {
       return absl::InvalidArgumentError(
           absl::StrCat("layer '", name, "' is a ", graph::OpName(node.op),
                        " node; only Conv, Gemm and MatMul are quantized"));
@@ -223,7 +219,8 @@ absl::StatusOr<QuantizedLayers> PrepareLayers(
     out.by_node.emplace(it->second, *std::move(layer));
   }
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
-    if (IsQuantizedOp(graph.nodes[i].op) && !out.Find(static_cast<int>(i))) {
+    if (graph::IsQuantizedOp(graph.nodes[i].op) &&
+        !out.Find(static_cast<int>(i))) {
       ++out.unquantized;
     }
   }

@@ -10,13 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "core/data/idx.h"
-#include "core/data/normalize.h"
-#include "core/graph/onnx_import.h"
-#include "core/graph/passes.h"
 #include "core/pipeline/calibrate.h"
 #include "core/runtime/esb_executor.h"
 #include "core/runtime/executor.h"
+#include "core/testing/demo.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -26,37 +23,8 @@ namespace {
 using graph::Tensor;
 using ::testing::StartsWith;
 
-constexpr char kDir[] = "/usr/share/datasets/fashion-mnist/";
-constexpr int64_t kPixels = 28 * 28;
-
-// `count` images of `file`, normalized as the demo models' metadata says.
-std::vector<float> Images(const std::string& file, int64_t count) {
-  auto images = data::ReadIdx(std::string(kDir) + file, count);
-  auto norm = data::ParseNormalization("0.2860", "0.3530");
-  EXPECT_TRUE(images.ok()) << images.status();
-  EXPECT_TRUE(norm.ok()) << norm.status();
-  std::vector<float> out(count * kPixels);
-  if (images.ok() && norm.ok()) {
-    EXPECT_TRUE(data::NormalizeImages(images->data.data(), count, 1, kPixels,
-                                      *norm, out.data())
-                    .ok());
-  }
-  return out;
-}
-
-Tensor Batch(const std::vector<float>& images, int64_t start, int64_t n) {
-  return Tensor{{n, 1, 28, 28},
-                std::vector<float>(images.begin() + start * kPixels,
-                                   images.begin() + (start + n) * kPixels)};
-}
-
-graph::Graph Model(const std::string& name) {
-  auto g = graph::ImportOnnxFile(std::string(ESB_SOURCE_DIR) + "/models/" +
-                                 name + ".onnx");
-  EXPECT_TRUE(g.ok()) << g.status();
-  graph::Optimize(*g);
-  return *g;
-}
+using demo::DemoBatch;
+using demo::DemoImages;
 
 struct Config {
   std::string name;
@@ -72,12 +40,13 @@ struct Config {
 // (alpha' = alpha * c(b8 sb7 unsigned) / c(b8 sb8 unsigned)).
 std::map<std::string, LayerQuant> Layers(const graph::Graph& g,
                                          const Config& config) {
-  const std::vector<float> calib = Images("train-images-idx3-ubyte.gz", 256);
+  const std::vector<float> calib =
+      DemoImages("train-images-idx3-ubyte.gz", 256);
   auto next = std::make_shared<int64_t>(0);
   pipeline::BatchSource source = [&calib, next]() -> std::vector<Tensor> {
     if (*next >= 256) return {};
     *next += 128;
-    return {Batch(calib, *next - 128, 128)};
+    return {DemoBatch(calib, *next - 128, 128)};
   };
   pipeline::CalibrationOptions options;
   options.weight_bits = config.weight_bits;
@@ -101,15 +70,15 @@ std::map<std::string, LayerQuant> Layers(const graph::Graph& g,
 class EsbModelTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(EsbModelTest, FastAndReferencePathsAreBitIdentical) {
-  const graph::Graph g = Model(GetParam());
-  const std::vector<float> test = Images("t10k-images-idx3-ubyte.gz", 1000);
+  const graph::Graph g = demo::LoadDemoModel(GetParam());
+  const std::vector<float> test = DemoImages("t10k-images-idx3-ubyte.gz", 1000);
   constexpr int64_t kBatch = 250;
 
   auto fp32 = Executor::Create(g);
   ASSERT_TRUE(fp32.ok()) << fp32.status();
   std::vector<int> fp32_top1;
   for (int64_t start = 0; start < 1000; start += kBatch) {
-    auto y = (*fp32)->Run({Batch(test, start, kBatch)});
+    auto y = (*fp32)->Run({DemoBatch(test, start, kBatch)});
     ASSERT_TRUE(y.ok()) << y.status();
     for (int64_t i = 0; i < kBatch; ++i) {
       const float* row = (*y)[0].data.data() + i * 10;
@@ -138,7 +107,7 @@ TEST_P(EsbModelTest, FastAndReferencePathsAreBitIdentical) {
 
     int64_t differing = 0, agree = 0;
     for (int64_t start = 0; start < 1000; start += kBatch) {
-      const std::vector<Tensor> x = {Batch(test, start, kBatch)};
+      const std::vector<Tensor> x = {DemoBatch(test, start, kBatch)};
       auto a = (*fast)->Run(x);
       auto b = (*reference)->Run(x);
       ASSERT_TRUE(a.ok()) << a.status();
