@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <functional>
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +11,7 @@
 #include "core/data/idx.h"
 #include "core/data/npy.h"
 #include "core/pipeline/calibrate.h"
+#include "core/pipeline/job.h"
 #include "core/runtime/esb_executor.h"
 #include "core/runtime/executor.h"
 
@@ -70,8 +70,8 @@ absl::StatusOr<Engine> MakeEsbEngine(const graph::Graph& graph,
         "--precision esb needs --calib IMAGES to fit the activation scales");
   }
   int64_t count = 0;
-  absl::StatusOr<std::vector<float>> images =
-      LoadImages(esb.calib_path, esb.calib_count, input, norm, &count);
+  absl::StatusOr<std::vector<float>> images = data::ReadImagesFor(
+      esb.calib_path, esb.calib_count, input.geometry(), norm, &count);
   if (!images.ok()) return images.status();
   pipeline::CalibrationOptions options;
   options.weight_bits = esb.bits;
@@ -167,8 +167,8 @@ absl::StatusOr<esb::v1::EvalReport> Evaluate(const EvalOptions& options) {
   if (!norm.ok()) return norm.status();
 
   int64_t count = 0;
-  absl::StatusOr<std::vector<float>> images =
-      LoadImages(options.images_path, options.limit, *input, *norm, &count);
+  absl::StatusOr<std::vector<float>> images = data::ReadImagesFor(
+      options.images_path, options.limit, input->geometry(), *norm, &count);
   if (!images.ok()) return images.status();
   absl::StatusOr<data::IdxArray> labels =
       data::ReadIdx(options.labels_path, options.limit);
@@ -246,28 +246,26 @@ absl::StatusOr<std::string> RunModel(const RunOptions& options) {
         input->width, ")"));
   }
   const int64_t count = shape.empty() ? 0 : shape[0];
+  // Normalizes uint8 inputs and, with --precision esb, calibration images.
+  std::string norm_source;
+  absl::StatusOr<data::Normalization> norm =
+      ResolveNormalization(options.inference.mean_csv,
+                           options.inference.std_csv, *graph, &norm_source);
+  if (!norm.ok()) return norm.status();
   std::vector<float> data;
   std::string how = "float32 input fed as is";
   if (array->dtype == data::NpyArray::DType::kFloat32) {
     data = std::move(array->f32);
   } else {
-    absl::StatusOr<data::Normalization> norm = ResolveNormalization(
-        options.inference.mean_csv, options.inference.std_csv, *graph, &how);
-    if (!norm.ok()) return norm.status();
-    how = absl::StrCat("uint8 images normalized (", how, ")");
+    how = absl::StrCat("uint8 images normalized (", norm_source, ")");
     data.resize(array->u8.size());
     absl::Status s = data::NormalizeImages(
         array->u8.data(), count, static_cast<int>(input->channels),
         input->height * input->width, *norm, data.data());
     if (!s.ok()) return s;
   }
-  std::string calib_norm_source;
-  absl::StatusOr<data::Normalization> calib_norm = ResolveNormalization(
-      options.inference.mean_csv, options.inference.std_csv, *graph,
-      &calib_norm_source);
-  if (!calib_norm.ok()) return calib_norm.status();
   absl::StatusOr<Engine> engine =
-      MakeEngine(*graph, *input, *calib_norm, options.inference.esb,
+      MakeEngine(*graph, *input, *norm, options.inference.esb,
                  options.inference.esb_settings, options.inference.threads,
                  options.inference.quiet);
   if (!engine.ok()) return engine.status();
@@ -279,14 +277,11 @@ absl::StatusOr<std::string> RunModel(const RunOptions& options) {
                  &progress, &outputs, &per_item);
   if (!s.ok()) return s;
   progress.Finish();
-  const std::string bytes =
-      data::SerializeNpy(outputs, std::vector<int64_t>{count, per_item});
-  std::ofstream out(options.output_path, std::ios::binary);
-  out << bytes;
-  out.close();
-  if (!out) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(options.output_path, ": cannot write the output"));
+  if (absl::Status written = pipeline::WriteFileAtomically(
+          options.output_path,
+          data::SerializeNpy(outputs, std::vector<int64_t>{count, per_item}));
+      !written.ok()) {
+    return written;
   }
   return absl::StrFormat("%d items (%s) -> %s: %d x %d float32", count, how,
                          options.output_path, count, per_item);

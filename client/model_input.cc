@@ -1,7 +1,6 @@
 #include "client/model_input.h"
 
 #include "absl/strings/str_cat.h"
-#include "core/data/idx.h"
 #include "core/graph/onnx_import.h"
 #include "core/graph/passes.h"
 
@@ -53,34 +52,8 @@ absl::StatusOr<data::Normalization> ResolveNormalization(
   return data::Normalization{};
 }
 
-absl::StatusOr<std::vector<float>> LoadImages(const std::string& path,
-                                              int64_t limit,
-                                              const ImageInput& input,
-                                              const data::Normalization& norm,
-                                              int64_t* count) {
-  absl::StatusOr<data::IdxArray> images = data::ReadIdx(path, limit);
-  if (!images.ok()) return images.status();
-  const auto& shape = images->shape;
-  const int64_t per_image = shape.size() == 3   ? shape[1] * shape[2]
-                            : shape.size() == 4 ? shape[1] * shape[2] * shape[3]
-                                                : -1;
-  const bool fits = (shape.size() == 3 && input.channels == 1 &&
-                     shape[1] == input.height && shape[2] == input.width) ||
-                    (shape.size() == 4 && shape[1] == input.channels &&
-                     shape[2] == input.height && shape[3] == input.width);
-  if (!fits) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": images of ", per_image, " pixels (shape rank ", shape.size(),
-        ") do not fit the model input '", input.name, "' of ", input.channels,
-        "x", input.height, "x", input.width));
-  }
-  *count = shape[0];
-  std::vector<float> out(static_cast<size_t>(*count * input.pixels()));
-  absl::Status s = data::NormalizeImages(
-      images->data.data(), *count, static_cast<int>(input.channels),
-      input.height * input.width, norm, out.data());
-  if (!s.ok()) return s;
-  return out;
+data::ImageGeometry ImageInput::geometry() const {
+  return data::ImageGeometry{name, channels, height, width};
 }
 
 }  // namespace esb::client

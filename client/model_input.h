@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/data/images.h"
 #include "core/data/normalize.h"
 #include "core/graph/graph.h"
 
@@ -24,6 +25,7 @@ struct ImageInput {
   int64_t height = 0;
   int64_t width = 0;
   int64_t pixels() const { return channels * height * width; }
+  data::ImageGeometry geometry() const;
 };
 
 // INVALID_ARGUMENT unless the graph has one 4-D input.
@@ -35,15 +37,6 @@ absl::StatusOr<ImageInput> FindImageInput(const graph::Graph& graph);
 absl::StatusOr<data::Normalization> ResolveNormalization(
     const std::string& mean_csv, const std::string& std_csv,
     const graph::Graph& graph, std::string* source);
-
-// Reads IDX images (N x H x W, gzipped or not) of the input's geometry and
-// normalizes them to N x C x H x W floats. INVALID_ARGUMENT naming the file
-// when the geometry differs.
-absl::StatusOr<std::vector<float>> LoadImages(const std::string& path,
-                                              int64_t limit,
-                                              const ImageInput& input,
-                                              const data::Normalization& norm,
-                                              int64_t* count);
 
 }  // namespace esb::client
 

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/data/idx.h"
+#include "core/data/images.h"
 #include "core/data/normalize.h"
 #include "core/graph/onnx_import.h"
 #include "core/graph/passes.h"
@@ -52,32 +53,14 @@ struct Images {
 absl::StatusOr<Images> LoadImages(const std::string& path, int64_t limit,
                                   const graph::ValueInfo& input,
                                   const data::Normalization& norm) {
-  absl::StatusOr<data::IdxArray> idx = data::ReadIdx(path, limit);
-  if (!idx.ok()) return idx.status();
-  const auto& s = idx->shape;
-  const auto& want = input.shape;
-  const bool fits =
-      want.size() == 4 &&
-      ((s.size() == 3 && want[1] == 1 && s[1] == want[2] && s[2] == want[3]) ||
-       (s.size() == 4 && s[1] == want[1] && s[2] == want[2] &&
-        s[3] == want[3]));
-  if (!fits) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": images do not fit the model input '", input.name,
-        "' (C x H x W = ",
-        want.size() == 4 ? absl::StrCat(want[1], " x ", want[2], " x ", want[3])
-                         : std::string("?"),
-        ")"));
-  }
+  const auto& shape = input.shape;  // N x C x H x W, checked by RunJob.
   Images out;
-  out.count = s[0];
-  out.item_shape = {want[1], want[2], want[3]};
-  const int64_t per_image = want[1] * want[2] * want[3];
-  out.data.resize(out.count * per_image);
-  absl::Status st = data::NormalizeImages(
-      idx->data.data(), out.count, static_cast<int>(want[1]), want[2] * want[3],
-      norm, out.data.data());
-  if (!st.ok()) return st;
+  out.item_shape = {shape[1], shape[2], shape[3]};
+  absl::StatusOr<std::vector<float>> data = data::ReadImagesFor(
+      path, limit, {input.name, shape[1], shape[2], shape[3]}, norm,
+      &out.count);
+  if (!data.ok()) return data.status();
+  out.data = *std::move(data);
   return out;
 }
 

@@ -2,7 +2,6 @@
 // path give bit-identical logits on 1000 Fashion-MNIST test images, for
 // W4A4 (sb 2), W4A8 and W8A8, with scales from pipeline::Calibrate.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
