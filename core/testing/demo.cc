@@ -11,7 +11,7 @@
 
 namespace esb::demo {
 
-constexpr int64_t kPixels = 28 * 28;
+constexpr int64_t kPixels = int64_t{28} * 28;
 
 graph::Graph LoadDemoModel(const std::string& name) {
   auto g = graph::ImportOnnxFile(std::string(ESB_SOURCE_DIR) + "/models/" +
