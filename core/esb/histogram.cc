@@ -10,8 +10,9 @@ namespace esb {
 namespace {
 
 // Doubling the range merges bins pairwise and recentres signed histograms by
-// a quarter of the bins, so the count must be a multiple of 4.
-int RoundBins(int bins) { return std::max(4, (bins + 3) / 4 * 4); }
+// a quarter of the bins, so the count must be a multiple of 4; a multiple of
+// 8 keeps that true of PositiveHalf() too.
+int RoundBins(int bins) { return std::max(8, (bins + 7) / 8 * 8); }
 
 }  // namespace
 
@@ -71,6 +72,8 @@ void Histogram::GrowTo(double needed) {
 
 absl::Status Histogram::Add(absl::Span<const float> values) {
   double batch_max = 0.0;
+  double batch_min = std::numeric_limits<double>::infinity();
+  double batch_top = -std::numeric_limits<double>::infinity();
   for (size_t i = 0; i < values.size(); ++i) {
     const float v = values[i];
     if (!std::isfinite(v)) {
@@ -81,7 +84,11 @@ absl::Status Histogram::Add(absl::Span<const float> values) {
     }
     const double m = is_signed_ ? std::fabs(v) : std::max(0.0f, v);
     batch_max = std::max(batch_max, m);
+    batch_min = std::min(batch_min, static_cast<double>(v));
+    batch_top = std::max(batch_top, static_cast<double>(v));
   }
+  min_ = std::min(min_, batch_min);
+  max_ = std::max(max_, batch_top);
   // Values exactly at R belong in the top bin; growth is needed only beyond.
   if (batch_max > range_) GrowTo(batch_max);
   if (range_ == 0.0) {
@@ -105,6 +112,24 @@ absl::Status Histogram::Add(absl::Span<const float> values) {
   total_ += static_cast<int64_t>(values.size());
   max_abs_ = std::max(max_abs_, batch_max);
   return absl::OkStatus();
+}
+
+Histogram Histogram::PositiveHalf() const {
+  const int half = bins() / 2;
+  Histogram out(false, half);
+  out.range_ = range_;
+  out.total_ = total_;
+  out.total_sum_ = total_sum_;
+  out.total_sum_sq_ = total_sum_sq_;
+  out.max_abs_ = std::max(0.0, max_);
+  out.min_ = min_;
+  for (int i = 0; i < bins(); ++i) {
+    const int j = std::max(0, i - half);
+    out.count_[j] += count_[i];
+    out.sum_[j] += sum_[i];
+    out.sum_sq_[j] += sum_sq_[i];
+  }
+  return out;
 }
 
 double Histogram::mean() const {

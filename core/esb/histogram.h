@@ -16,6 +16,7 @@
 #define ESB_CORE_ESB_HISTOGRAM_H_
 
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -27,7 +28,7 @@ class Histogram {
  public:
   static constexpr int kDefaultBins = 2048;
 
-  // `bins` is rounded up to a multiple of 4 (at least 4).
+  // `bins` is rounded up to a multiple of 8 (at least 8).
   explicit Histogram(bool is_signed, int bins = kDefaultBins);
 
   // Adds a batch. INVALID_ARGUMENT naming the index of a NaN or infinite
@@ -50,6 +51,17 @@ class Histogram {
   double stddev() const;  // Population standard deviation.
   double rms() const;     // sqrt(E[x^2]), the spread about zero.
   double max_abs() const { return max_abs_; }
+  // Smallest and largest value added; +-infinity while empty.
+  double min() const { return min_; }
+  double max() const { return max_; }
+
+  // A signed histogram's bins over [0, R] as an unsigned histogram of half
+  // the bins, the negative half folded into its first bin (where an unsigned
+  // grid puts negative values). Counts and moments are kept exactly; the
+  // range stays R, so when the negative side reached further the positive
+  // side has fewer bins than a histogram of its own would. Requires
+  // is_signed().
+  Histogram PositiveHalf() const;
 
  private:
   void GrowTo(double needed);
@@ -64,6 +76,8 @@ class Histogram {
   double total_sum_ = 0.0;
   double total_sum_sq_ = 0.0;
   double max_abs_ = 0.0;
+  double min_ = std::numeric_limits<double>::infinity();
+  double max_ = -std::numeric_limits<double>::infinity();
 };
 
 }  // namespace esb

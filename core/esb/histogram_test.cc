@@ -92,5 +92,33 @@ TEST(HistogramTest, UnsignedPutsNegativesInTheFirstBin) {
   EXPECT_DOUBLE_EQ(h.sum_squares(0), 1.0 + small * small);
 }
 
+// The positive half of a signed histogram is the unsigned histogram of the
+// same data over the same range: identical bins, negatives in bin 0.
+TEST(HistogramTest, PositiveHalfIsTheUnsignedHistogram) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.5f, 1.0f);
+  std::vector<float> x(20000);
+  for (float& v : x) v = normal(rng);
+  x[0] = 7.5f;  // The largest magnitude is positive: both ranges are 8.
+  Histogram s(true, 4096);
+  Histogram u(false, 2048);
+  ASSERT_TRUE(s.Add(x).ok());
+  ASSERT_TRUE(u.Add(x).ok());
+  const Histogram half = s.PositiveHalf();
+  ASSERT_EQ(half.bins(), u.bins());
+  ASSERT_EQ(half.range(), u.range());
+  EXPECT_FALSE(half.is_signed());
+  EXPECT_EQ(half.max_abs(), u.max_abs());
+  for (int i = 0; i < u.bins(); ++i) {
+    ASSERT_EQ(half.count(i), u.count(i)) << i;
+    EXPECT_NEAR(half.sum_squares(i), u.sum_squares(i),
+                1e-9 * (1 + u.sum_squares(i)));
+  }
+  EXPECT_EQ(half.total_count(), 20000);
+  EXPECT_EQ(s.max(), 7.5);
+  EXPECT_LT(s.min(), 0.0);
+  EXPECT_EQ(half.min(), s.min());
+}
+
 }  // namespace
 }  // namespace esb

@@ -64,17 +64,10 @@ absl::StatusOr<std::map<std::string, ActivationStats>> CollectActivationStats(
       if (t == nullptr) {
         return absl::InternalError(absl::StrCat("no values for ", value));
       }
-      ActivationStats& tap = seen[value];
-      if (!tap.seen) {
-        tap.seen = true;
-        tap.min = std::numeric_limits<float>::infinity();
-      }
-      if (absl::Status s = tap.signed_hist.Add(t->data); !s.ok()) {
+      if (absl::Status s = seen[value].hist.Add(t->data); !s.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat("tensor '", value, "': ", s.message()));
       }
-      (void)tap.unsigned_hist.Add(t->data);  // Same values: cannot fail.
-      for (float v : t->data) tap.min = std::min(tap.min, v);
     }
   }
   if (batches_seen == 0) {
@@ -103,7 +96,7 @@ absl::StatusOr<std::map<std::string, LayerQuant>> Calibrate(
   for (const graph::Node& n : graph.nodes) {
     if (!graph::IsQuantizedOp(n.op)) continue;
     const ActivationStats& tap = seen.at(n.inputs[0]);
-    const bool is_unsigned = tap.min >= 0.0f;
+    const bool is_unsigned = tap.non_negative();
     absl::StatusOr<Format> af =
         Format::Create(options.act_bits, options.act_sb, !is_unsigned);
     if (!af.ok()) {
@@ -113,8 +106,8 @@ absl::StatusOr<std::map<std::string, LayerQuant>> Calibrate(
           " activations, which need an ", is_unsigned ? "unsigned" : "signed",
           " format: ", af.status().message()));
     }
-    absl::StatusOr<ScaleFit> act = FitHistogram(
-        *af, is_unsigned ? tap.unsigned_hist : tap.signed_hist, options.dda);
+    absl::StatusOr<ScaleFit> act =
+        FitHistogram(*af, tap.ForFormat(!is_unsigned), options.dda);
     if (!act.ok()) return act.status();
 
     const graph::Tensor* w = graph.FindConstant(n.inputs[1]);

@@ -39,11 +39,16 @@ struct CalibrationOptions {
 using BatchSource = std::function<std::vector<graph::Tensor>()>;
 
 // What calibration saw of one quantized layer's input.
+// The histogram has twice the default bins, so that its non-negative half
+// (what an unsigned input format sees) still has Histogram::kDefaultBins.
 struct ActivationStats {
-  Histogram signed_hist{true};
-  Histogram unsigned_hist{false};
-  float min = 0.0f;
-  bool seen = false;
+  Histogram hist{true, 2 * Histogram::kDefaultBins};
+
+  bool non_negative() const { return hist.min() >= 0.0; }
+  // The histogram an input format of this signedness is fitted on.
+  Histogram ForFormat(bool is_signed) const {
+    return is_signed ? hist : hist.PositiveHalf();
+  }
 };
 
 class ProgressSink;

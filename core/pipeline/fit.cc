@@ -275,10 +275,10 @@ absl::Status Fitter::FitLayer(const graph::Node& node, bool edge) {
   if (!plan.ok()) return plan.status();
   const std::string& in = node.inputs[0];
   const ActivationStats& st = stats_.at(in);
-  const bool is_signed = !(st.min >= 0.0f);
+  const bool is_signed = !st.non_negative();
   absl::StatusOr<Format> af = ActivationFormat(*plan, is_signed, node.name);
   if (!af.ok()) return af.status();
-  const Histogram& hist = is_signed ? st.signed_hist : st.unsigned_hist;
+  const Histogram hist = st.ForFormat(is_signed);
   float act_start = StartActScale(*af, hist, settings_);
   const graph::Tensor& y_ref = fp_.at(node.outputs[0]);
 
