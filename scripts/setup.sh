@@ -5,10 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# ocl-icd-opencl-dev is only recommended by libdnnl-dev, but Debian's oneDNN
+# CMake config requires OpenCL (its GPU runtime is OpenCL).
 PACKAGES=(
   build-essential cmake ccache pkg-config clang-format clang-tidy
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libdnnl-dev prometheus-cpp-dev libonnx-dev
+  libabsl-dev libdnnl-dev ocl-icd-opencl-dev prometheus-cpp-dev libonnx-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
   zlib1g-dev libssl-dev dataset-fashion-mnist libonnx-testdata
 )
