@@ -1,5 +1,7 @@
 #include "core/graph/graph.h"
 
+#include <algorithm>
+
 namespace esb::graph {
 
 absl::string_view OpName(Op op) {
@@ -50,6 +52,19 @@ absl::string_view OpName(Op op) {
 
 bool IsQuantizedOp(Op op) {
   return op == Op::kConv || op == Op::kGemm || op == Op::kMatMul;
+}
+
+float Apply(const Activation& a, double v) {
+  switch (a.kind) {
+    case Activation::Kind::kRelu:
+      return static_cast<float>(std::max(v, 0.0));
+    case Activation::Kind::kClip:
+      return static_cast<float>(
+          std::min<double>(std::max<double>(v, a.min), a.max));
+    case Activation::Kind::kNone:
+      break;
+  }
+  return static_cast<float>(v);
 }
 
 int64_t MacsPerOutput(const Node& node, const Tensor& w) {

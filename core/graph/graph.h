@@ -94,6 +94,9 @@ struct Activation {
   float max = 0.0f;
 };
 
+// The activation of v, rounded to float once.
+float Apply(const Activation& a, double v);
+
 // Attributes of all ops; each op reads only the fields its comment names.
 struct Attributes {
   std::vector<int64_t> kernel;     // Spatial kernel [kH, kW].

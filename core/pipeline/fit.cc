@@ -40,21 +40,6 @@ std::vector<double> ChannelErrors(const graph::Tensor& a,
   return err;
 }
 
-// Per-channel means of a - b.
-std::vector<double> ChannelMeanShift(const graph::Tensor& a,
-                                     const graph::Tensor& b, int axis) {
-  int64_t inner = 1;
-  for (size_t d = axis + 1; d < a.shape.size(); ++d) inner *= a.shape[d];
-  const int64_t channels = a.shape[axis];
-  std::vector<double> sum(channels, 0.0);
-  for (size_t i = 0; i < a.data.size(); ++i) {
-    sum[(i / inner) % channels] += static_cast<double>(a.data[i]) - b.data[i];
-  }
-  const double per_channel = static_cast<double>(a.data.size()) / channels;
-  for (double& s : sum) s /= per_channel;
-  return sum;
-}
-
 double SumSquares(const graph::Tensor& t) {
   double s = 0.0;
   for (float v : t.data) s += static_cast<double>(v) * v;
@@ -334,7 +319,7 @@ absl::Status Fitter::FitLayer(const graph::Node& node, bool edge) {
                      absl::StrJoin(others, ", "), act_reason));
   }
 
-  // Bias correction on the pre-activation outputs.
+  // Bias correction (see BiasShift).
   const graph::Tensor xq = FakeQuantInput(*af, c.act_alpha, qs_.at(in));
   graph::Graph& g = fitted_.graph;
   graph::Node& mutable_node =
@@ -343,14 +328,17 @@ absl::Status Fitter::FitLayer(const graph::Node& node, bool edge) {
   double bias_shift = 0.0;
   if (settings_.dda == DdaRule::kOutput && node.op != graph::Op::kMatMul) {
     const graph::Tensor& w = g.constants.at(node.inputs[1]);
+    const graph::Tensor* old_bias =
+        node.inputs.size() > 2 ? &g.constants.at(node.inputs[2]) : nullptr;
     absl::StatusOr<graph::Tensor> y_pre =
-        Output(node, fp_.at(in), w, nullptr, true);
+        Output(node, fp_.at(in), w, old_bias, true);
     if (!y_pre.ok()) return y_pre.status();
     absl::StatusOr<graph::Tensor> yq_pre =
-        Output(node, xq, c.wq, nullptr, true);
+        Output(node, xq, c.wq, old_bias, true);
     if (!yq_pre.ok()) return yq_pre.status();
-    const std::vector<double> shift = ChannelMeanShift(
-        *y_pre, *yq_pre, OutputChannelAxis(node, y_pre->shape.size()));
+    const std::vector<double> shift =
+        BiasShift(*y_pre, *yq_pre, node.attrs.activation,
+                  OutputChannelAxis(node, y_pre->shape.size()));
     const int64_t m = static_cast<int64_t>(shift.size());
     graph::Tensor bias{{m}, std::vector<float>(m, 0.0f)};
     const bool gemm = node.op == graph::Op::kGemm;
@@ -497,6 +485,54 @@ absl::StatusOr<FittedModel> Fitter::Run(const graph::Tensor& sample) {
 }
 
 }  // namespace
+
+std::vector<double> BiasShift(const graph::Tensor& y, const graph::Tensor& yq,
+                              const graph::Activation& act, int axis) {
+  int64_t inner = 1;
+  for (size_t d = axis + 1; d < y.shape.size(); ++d) inner *= y.shape[d];
+  const int64_t channels = y.shape[axis];
+  std::vector<double> all(channels, 0.0), linear(channels, 0.0);
+  std::vector<int64_t> linear_count(channels, 0);
+  for (size_t i = 0; i < y.data.size(); ++i) {
+    const int64_t c = (i / inner) % channels;
+    const double d = static_cast<double>(y.data[i]) - yq.data[i];
+    all[c] += d;
+    if (graph::Apply(act, y.data[i]) == y.data[i]) {
+      linear[c] += d;
+      ++linear_count[c];
+    }
+  }
+  const double per_channel = static_cast<double>(y.data.size()) / channels;
+  for (int64_t c = 0; c < channels; ++c) {
+    all[c] /= per_channel;
+    linear[c] = linear_count[c] > 0 ? linear[c] / linear_count[c] : 0.0;
+  }
+  if (act.kind == graph::Activation::Kind::kNone) return all;
+
+  constexpr int kCandidates = 5;
+  auto candidate = [&](int64_t c, int k) {
+    constexpr double kFraction[kCandidates] = {0.0, 0.5, 1.0, 0.5, 1.0};
+    return kFraction[k] * (k < 3 ? all[c] : linear[c]);
+  };
+  std::vector<double> err(channels * kCandidates, 0.0);
+  for (size_t i = 0; i < y.data.size(); ++i) {
+    const int64_t c = (i / inner) % channels;
+    const float ref = graph::Apply(act, y.data[i]);
+    for (int k = 0; k < kCandidates; ++k) {
+      const double d =
+          ref -
+          graph::Apply(act, yq.data[i] + static_cast<float>(candidate(c, k)));
+      err[c * kCandidates + k] += d * d;
+    }
+  }
+  std::vector<double> shift(channels);
+  for (int64_t c = 0; c < channels; ++c) {
+    const double* e = &err[c * kCandidates];
+    shift[c] = candidate(
+        c, static_cast<int>(std::min_element(e, e + kCandidates) - e));
+  }
+  return shift;
+}
 
 absl::StatusOr<FittedModel> FitModel(
     const graph::Graph& graph,

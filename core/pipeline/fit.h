@@ -17,8 +17,8 @@
 //      on the quantized stream. Output channels are independent given the
 //      input, so each channel picks its own multiple. With sb auto, every
 //      valid sb within max_sb is fitted so and the lowest output error
-//      wins. Then bias correction adds, per output channel, the mean of the
-//      pre-activation difference y - yq over the sample to the bias.
+//      wins. Then bias correction adds to each output channel's bias the
+//      shift that best restores the output on the sample (BiasShift).
 //   4. The quantized stream continues with the chosen layer.
 //
 // Memory: the sample's activations, freed after their last reader.
@@ -52,6 +52,18 @@ absl::StatusOr<FittedModel> FitModel(
     const std::map<std::string, ActivationStats>& stats,
     const graph::Tensor& sample, const JobSettings& settings, int threads,
     ProgressSink* progress);
+
+// Bias correction of one layer: per output channel (axis `axis`), the shift
+// to add to the quantized layer's pre-activation output `yq` to restore the
+// FP32 one `y` (same shape, bias included). Without an activation, the mean
+// of y - yq, which minimises the output error. With one, only values in its
+// linear region reach the next layer, and the mean over all values can pull
+// them the wrong way (a ReLU layer's negative outputs carry errors that the
+// ReLU cuts off), so each channel takes, among no shift and the whole or
+// half of the mean of y - yq over all values and over the values where y is
+// in the linear region, the shift of lowest error after the activation.
+std::vector<double> BiasShift(const graph::Tensor& y, const graph::Tensor& yq,
+                              const graph::Activation& act, int axis);
 
 }  // namespace esb::pipeline
 

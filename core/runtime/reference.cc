@@ -43,19 +43,6 @@ Tensor Make(const Shape& shape) {
   return t;
 }
 
-float Activate(const graph::Activation& a, double v) {
-  switch (a.kind) {
-    case graph::Activation::Kind::kRelu:
-      return static_cast<float>(std::max(v, 0.0));
-    case graph::Activation::Kind::kClip:
-      return static_cast<float>(
-          std::min<double>(std::max<double>(v, a.min), a.max));
-    case graph::Activation::Kind::kNone:
-      break;
-  }
-  return static_cast<float>(v);
-}
-
 int64_t At(const Shape& v, size_t i, int64_t fallback) {
   return v.empty() ? fallback : v[i];
 }
@@ -90,7 +77,7 @@ Tensor Conv(const Node& node, const Tensor& x, const Tensor& w, const Tensor* b,
         }
       }
     }
-    y.data[i] = Activate(node.attrs.activation, acc);
+    y.data[i] = graph::Apply(node.attrs.activation, acc);
   }
   return y;
 }
@@ -158,7 +145,7 @@ Tensor Gemm(const Node& node, const Tensor& a, const Tensor& b, const Tensor* c,
         v += at.beta *
              c->data[(c2[0] == 1 ? 0 : i) * c2[1] + (c2[1] == 1 ? 0 : j)];
       }
-      y.data[i * m + j] = Activate(at.activation, v);
+      y.data[i * m + j] = graph::Apply(at.activation, v);
     }
   }
   return y;
@@ -175,7 +162,7 @@ Tensor MatMul(const Node& node, const Tensor& a, const Tensor& b,
       for (int64_t p = 0; p < k; ++p) {
         acc += static_cast<double>(a.data[r * k + p]) * b.data[p * m + j];
       }
-      y.data[r * m + j] = Activate(node.attrs.activation, acc);
+      y.data[r * m + j] = graph::Apply(node.attrs.activation, acc);
     }
   }
   return y;
