@@ -69,9 +69,10 @@ ABSL_FLAG(std::string, precision, "fp32",
           "(weights --bits/--sb, "
           "activations --act-bits/--act-sb).");
 ABSL_FLAG(int, act_bits, 4, "run/eval --precision esb: activation bits.");
-ABSL_FLAG(int, act_sb, 2,
-          "run/eval --precision esb: activation "
-          "significant bits.");
+ABSL_FLAG(int, act_sb, 0,
+          "quantize, run/eval --precision esb: activation significant "
+          "bits (default 2; quantize --sb auto picks them per layer "
+          "unless given).");
 ABSL_FLAG(std::string, calib, "",
           "run/eval --precision esb: IDX images "
           "that fit the activation scales.");
@@ -228,7 +229,7 @@ absl::StatusOr<esb::client::EsbSettings> EsbFromFlags(bool* esb) {
   if (!sb.ok()) return sb.status();
   s.sb = *sb;
   s.act_bits = absl::GetFlag(FLAGS_act_bits);
-  s.act_sb = absl::GetFlag(FLAGS_act_sb);
+  s.act_sb = absl::GetFlag(FLAGS_act_sb) != 0 ? absl::GetFlag(FLAGS_act_sb) : 2;
   s.calib_path = absl::GetFlag(FLAGS_calib);
   s.calib_count = absl::GetFlag(FLAGS_calib_count);
   return s;
@@ -364,7 +365,10 @@ int QuantizeCommand(const std::vector<char*>& args) {
     config.set_max_sb(absl::GetFlag(FLAGS_max_sb));
   }
   config.set_act_bits(absl::GetFlag(FLAGS_act_bits));
-  config.set_act_sb(absl::GetFlag(FLAGS_act_sb));
+  // Unset, --sb auto picks each layer's input sb too.
+  if (absl::GetFlag(FLAGS_act_sb) != 0) {
+    config.set_act_sb(absl::GetFlag(FLAGS_act_sb));
+  }
   config.set_granularity(absl::GetFlag(FLAGS_per_tensor) ? "per-tensor"
                                                          : "per-channel");
   config.set_dda(absl::GetFlag(FLAGS_dda));

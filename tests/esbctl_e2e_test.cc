@@ -17,6 +17,7 @@
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 struct RunResult {
   int exit_code;
@@ -216,6 +217,23 @@ TEST(EsbctlQuantizeTest, WritesArtifactsAndPrintsTheReport) {
   EXPECT_THAT(report.layers(1).sb_reason(), HasSubstr("lowest output error"));
   for (const char* artifact : {"model.esb.onnx", "model.esbm", "report.json"}) {
     EXPECT_TRUE(std::ifstream(out + "/" + artifact).good()) << artifact;
+  }
+
+  // A given --act-sb stays fixed under --sb auto.
+  const RunResult fixed = RunEsbctl(
+      "quantize --json --quiet " + std::string(ESB_SOURCE_DIR) +
+      "/models/lenet.onnx --sb auto --act-sb 3 --calib-count 64 --calib "
+      "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz -o " +
+      out);
+  ASSERT_EQ(fixed.exit_code, 0) << fixed.out;
+  esb::v1::QuantReport fixed_report;
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(fixed.out, &fixed_report)
+          .ok());
+  ASSERT_EQ(fixed_report.layers_size(), 4);
+  for (int i : {1, 2}) {
+    EXPECT_EQ(fixed_report.layers(i).input_format().sb(), 3);
+    EXPECT_THAT(fixed_report.layers(i).sb_reason(), Not(HasSubstr("input sb")));
   }
 }
 

@@ -118,6 +118,7 @@ absl::StatusOr<JobSettings> ResolveConfig(const esb::v1::JobConfig& c) {
   s.act_bits = c.has_act_bits() ? c.act_bits() : 4;
   s.weight_sb = c.has_weight_sb() ? c.weight_sb() : 2;
   s.act_sb = c.has_act_sb() ? c.act_sb() : 2;
+  s.act_sb_set = c.has_act_sb();
   s.sb_auto = c.sb_auto();
   s.edge_bits = c.has_edge_bits() ? c.edge_bits() : 8;
   s.all_layers = c.all_layers();
@@ -225,7 +226,7 @@ absl::StatusOr<LayerPlan> PlanLayer(const JobSettings& s,
   plan.act_sb_signed = MethodSb(m, abits, s.act_sb, true);
   plan.act_sb_unsigned = MethodSb(m, abits, s.act_sb, false);
   bool auto_sb = s.sb_auto && !plan.edge && m == Method::kEsb;
-  plan.act_sb_auto = auto_sb;
+  plan.act_sb_auto = auto_sb && !s.act_sb_set;
   if (ov != nullptr && ov->has_sb()) {
     wsb = ov->sb();
     auto_sb = false;

@@ -24,6 +24,7 @@ struct JobSettings {
   int max_sb = 3;
   int act_bits = 4;
   int act_sb = 2;
+  bool act_sb_set = false;  // Given in the config: sb auto keeps it.
   bool per_channel = true;
   DdaRule dda = DdaRule::kOutput;
   Method method = Method::kEsb;

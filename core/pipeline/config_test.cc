@@ -79,6 +79,14 @@ TEST(ConfigTest, LayerPlans) {
   auto inner = PlanLayer(*s, "conv2", false);
   ASSERT_TRUE(inner.ok());
   ASSERT_EQ(inner->weight_formats.size(), 3u);  // sb 1, 2, 3 at 4 bits.
+  EXPECT_TRUE(inner->act_sb_auto);
+  // A given act_sb stays: sb auto then picks the weights' sb only.
+  c.set_act_sb(3);
+  auto fixed_act = PlanLayer(*ResolveConfig(c), "conv2", false);
+  ASSERT_TRUE(fixed_act.ok());
+  EXPECT_FALSE(fixed_act->act_sb_auto);
+  EXPECT_EQ(ActivationFormat(*fixed_act, false, "conv2")->sb(), 3);
+  c.clear_act_sb();
   // Edge layers: 8-bit uniform weights and activations.
   auto edge = PlanLayer(*s, "conv1", true);
   ASSERT_TRUE(edge.ok());
