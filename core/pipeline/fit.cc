@@ -491,15 +491,18 @@ std::vector<double> BiasShift(const graph::Tensor& y, const graph::Tensor& yq,
   int64_t inner = 1;
   for (size_t d = axis + 1; d < y.shape.size(); ++d) inner *= y.shape[d];
   const int64_t channels = y.shape[axis];
+  const int64_t blocks = static_cast<int64_t>(y.data.size()) / inner;
   std::vector<double> all(channels, 0.0), linear(channels, 0.0);
   std::vector<int64_t> linear_count(channels, 0);
-  for (size_t i = 0; i < y.data.size(); ++i) {
-    const int64_t c = (i / inner) % channels;
-    const double d = static_cast<double>(y.data[i]) - yq.data[i];
-    all[c] += d;
-    if (graph::Apply(act, y.data[i]) == y.data[i]) {
-      linear[c] += d;
-      ++linear_count[c];
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t c = b % channels;
+    for (int64_t i = b * inner; i < (b + 1) * inner; ++i) {
+      const double d = static_cast<double>(y.data[i]) - yq.data[i];
+      all[c] += d;
+      if (graph::Apply(act, y.data[i]) == y.data[i]) {
+        linear[c] += d;
+        ++linear_count[c];
+      }
     }
   }
   const double per_channel = static_cast<double>(y.data.size()) / channels;
@@ -509,29 +512,39 @@ std::vector<double> BiasShift(const graph::Tensor& y, const graph::Tensor& yq,
   }
   if (act.kind == graph::Activation::Kind::kNone) return all;
 
+  // Candidates per channel: none, half and whole of each mean.
   constexpr int kCandidates = 5;
-  auto candidate = [&](int64_t c, int k) {
-    constexpr double kFraction[kCandidates] = {0.0, 0.5, 1.0, 0.5, 1.0};
-    return kFraction[k] * (k < 3 ? all[c] : linear[c]);
-  };
+  std::vector<double> cand(channels * kCandidates);
+  for (int64_t c = 0; c < channels; ++c) {
+    double* k = &cand[c * kCandidates];
+    k[0] = 0.0;
+    k[1] = 0.5 * all[c];
+    k[2] = all[c];
+    k[3] = 0.5 * linear[c];
+    k[4] = linear[c];
+  }
   std::vector<double> err(channels * kCandidates, 0.0);
-  for (size_t i = 0; i < y.data.size(); ++i) {
-    const int64_t c = (i / inner) % channels;
-    const float ref = graph::Apply(act, y.data[i]);
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t c = b % channels;
+    float shift[kCandidates];
     for (int k = 0; k < kCandidates; ++k) {
-      const double d =
-          ref -
-          graph::Apply(act, yq.data[i] + static_cast<float>(candidate(c, k)));
-      err[c * kCandidates + k] += d * d;
+      shift[k] = static_cast<float>(cand[c * kCandidates + k]);
+    }
+    double* e = &err[c * kCandidates];
+    for (int64_t i = b * inner; i < (b + 1) * inner; ++i) {
+      const float ref = graph::Apply(act, y.data[i]);
+      for (int k = 0; k < kCandidates; ++k) {
+        const double d = ref - graph::Apply(act, yq.data[i] + shift[k]);
+        e[k] += d * d;
+      }
     }
   }
-  std::vector<double> shift(channels);
+  std::vector<double> out(channels);
   for (int64_t c = 0; c < channels; ++c) {
     const double* e = &err[c * kCandidates];
-    shift[c] = candidate(
-        c, static_cast<int>(std::min_element(e, e + kCandidates) - e));
+    out[c] = cand[c * kCandidates + (std::min_element(e, e + kCandidates) - e)];
   }
-  return shift;
+  return out;
 }
 
 absl::StatusOr<FittedModel> FitModel(
