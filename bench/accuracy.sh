@@ -4,14 +4,32 @@
 # from the training set, for ESB formats and the uniform and power-of-two
 # baselines, with the default first/last-layer policy (8-bit edges) and with
 # --all-layers, and for ESB rows under each DDA rule (output = default,
-# gaussian, mse).
+# gaussian, mse). Then checks the accuracy targets on the table.
 #
-#   bash bench/accuracy.sh [MODEL.onnx ...]     (default: models/*.onnx)
+#   bash bench/accuracy.sh [--seeds N] [--keep RESULTS.tsv] [MODEL.onnx ...]
 #
-# Prints a Markdown table per model. Takes a while: each cell is a whole
-# quantization job plus two evaluations.
+# Every cell is the mean over N calibration subsets (--seed 0..N-1, default
+# 5), each of 512 images: one subset's result moves by a tenth of a point or
+# two with the draw, which is the size of the differences the targets ask
+# about. Each cell of each subset is a whole quantization job plus two
+# evaluations (about 20 minutes for both demo models and 5 subsets).
+# --keep saves every job's result; bench/accuracy_table.py prints the
+# tables and checks again from it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+seeds=5
+keep=""
+while [[ ${1:-} == --* ]]; do
+  case $1 in
+    --seeds) seeds=$2 ;;
+    --keep) keep=$2 ;;
+    *)
+      echo "unknown option $1" >&2
+      exit 2
+      ;;
+  esac
+  shift 2
+done
 bash scripts/setup.sh >/dev/null
 data=/usr/share/datasets/fashion-mnist
 models=("$@")
@@ -21,14 +39,7 @@ trap 'rm -rf "$out"' EXIT
 # A copy, so that rebuilding during the run does not disturb it.
 cp build/client/esbctl "$out/esbctl"
 esbctl=$out/esbctl
-
-# top1 FLAGS... -> "fp32 esb" as percentages.
-top1() {
-  "$esbctl" quantize "$model" --calib "$data/train-images-idx3-ubyte.gz" \
-    --calib-count 512 --eval "$data/t10k-images-idx3-ubyte.gz" \
-    --labels "$data/t10k-labels-idx1-ubyte.gz" -o "$out/job" --quiet --json "$@" |
-    /usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.2f %.2f" % (100*r["top1_fp32"], 100*r["top1_esb"]))'
-}
+results=$out/results.tsv
 
 # Rows: label | flags. ESB rows get three DDA columns. sb is the weights'
 # (shift-adds per multiply); inputs keep the default --act-sb 2, except with
@@ -45,31 +56,44 @@ rows=(
   "uniform W4A4, value-MSE scales|--method uniform --bits 4 --act-bits 4 --dda mse"
 )
 
+# job MODEL LABEL POLICY DDA SEED FLAGS... appends one result line.
+job() {
+  local model=$1 label=$2 policy=$3 dda=$4 seed=$5
+  shift 5
+  "$esbctl" quantize "$model" --calib "$data/train-images-idx3-ubyte.gz" \
+    --calib-count 512 --seed "$seed" \
+    --eval "$data/t10k-images-idx3-ubyte.gz" \
+    --labels "$data/t10k-labels-idx1-ubyte.gz" -o "$out/job" --quiet --json \
+    "$@" |
+    /usr/bin/python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print("\t".join(sys.argv[1:] + ["%.4f" % r["top1_fp32"], "%.4f" % r["top1_esb"]]))
+' "$(basename "$model")" "$label" "$policy" "$dda" "$seed" >>"$results"
+}
+
 for model in "${models[@]}"; do
-  echo
-  echo "### $(basename "$model")"
-  echo
-  echo "| configuration | layers | DDA output (default) | DDA gaussian | DDA mse |"
-  echo "|---|---|---|---|---|"
-  fp32=""
-  for row in "${rows[@]}"; do
-    label=${row%%|*}
-    read -r -a flags <<<"${row#*|}"
-    for policy in edges all; do
-      extra=(); [[ $policy == all ]] && extra=(--all-layers)
-      cells=()
-      if [[ $label == uniform* ]]; then
-        read -r fp32 esb < <(top1 "${flags[@]}" "${extra[@]}")
-        cells=("$esb" "-" "-")
-      else
-        for dda in output gaussian mse; do
-          read -r fp32 esb < <(top1 "${flags[@]}" "${extra[@]}" --dda "$dda")
-          cells+=("$esb")
-        done
-      fi
-      what=$([[ $policy == all ]] && echo "all layers" || echo "first/last 8-bit")
-      echo "| $label | $what | ${cells[0]} | ${cells[1]} | ${cells[2]} |"
+  for ((seed = 0; seed < seeds; ++seed)); do
+    echo "$(basename "$model"): subset $((seed + 1))/$seeds" >&2
+    for row in "${rows[@]}"; do
+      label=${row%%|*}
+      read -r -a flags <<<"${row#*|}"
+      for policy in edges all; do
+        extra=()
+        [[ $policy == all ]] && extra=(--all-layers)
+        if [[ $label == uniform* ]]; then
+          job "$model" "$label" "$policy" output "$seed" "${flags[@]}" \
+            "${extra[@]}"
+        else
+          for dda in output gaussian mse; do
+            job "$model" "$label" "$policy" "$dda" "$seed" "${flags[@]}" \
+              "${extra[@]}" --dda "$dda"
+          done
+        fi
+      done
     done
   done
-  echo "| FP32 | - | $fp32 | | |"
 done
+
+[[ -z $keep ]] || cp "$results" "$keep"
+/usr/bin/python3 bench/accuracy_table.py "$results"
