@@ -13,10 +13,8 @@ using ::testing::ElementsAre;
 
 graph::Activation Relu() { return {graph::Activation::Kind::kRelu}; }
 
-// Two items of one channel, four values each ([N, C, W] = [2, 1, 2]).
-graph::Tensor Values(std::vector<float> v) {
-  return {{2, 1, 2}, std::move(v)};
-}
+// Two items of one channel, two values each ([N, C, W] = [2, 1, 2]).
+graph::Tensor Values(std::vector<float> v) { return {{2, 1, 2}, std::move(v)}; }
 
 TEST(BiasShiftTest, WithoutActivationTakesTheMeanDifference) {
   const graph::Tensor y = Values({-5, -5, 1, 1});
@@ -31,8 +29,7 @@ TEST(BiasShiftTest, AfterReluOnlyTheValuesThatPassCount) {
   // over all values (-1.95) would zero the positive outputs.
   const graph::Tensor y = Values({-5, -5, 1, 1});
   const graph::Tensor yq = Values({-1, -1, 0.9f, 0.9f});
-  EXPECT_THAT(BiasShift(y, yq, Relu(), 1),
-              ElementsAre(DoubleNear(0.1, 1e-6)));
+  EXPECT_THAT(BiasShift(y, yq, Relu(), 1), ElementsAre(DoubleNear(0.1, 1e-6)));
 }
 
 TEST(BiasShiftTest, KeepsNoShiftWhenEveryCandidateIsWorse) {
