@@ -12,7 +12,7 @@
 # 5), each of 512 images: one subset's result moves by a tenth of a point or
 # two with the draw, which is the size of the differences the targets ask
 # about. Each cell of each subset is a whole quantization job plus two
-# evaluations (about 20 minutes for both demo models and 5 subsets).
+# evaluations (both demo models and 5 subsets: about half an hour here).
 # --keep saves every job's result; bench/accuracy_table.py prints the
 # tables and checks again from it.
 set -euo pipefail
