@@ -111,13 +111,13 @@ absl::StatusOr<Engine> MakeEsbEngine(const graph::Graph& graph,
 
 absl::StatusOr<Engine> MakeEngine(const graph::Graph& graph,
                                   const ImageInput& input,
-                                  const data::Normalization& norm, bool esb,
-                                  const EsbSettings& settings, int threads,
-                                  bool quiet) {
-  if (esb) {
-    return MakeEsbEngine(graph, input, norm, settings, threads, quiet);
+                                  const data::Normalization& norm,
+                                  const InferenceOptions& options) {
+  if (options.esb) {
+    return MakeEsbEngine(graph, input, norm, options.esb_settings,
+                         options.threads, options.quiet);
   }
-  return MakeFp32Engine(graph, threads);
+  return MakeFp32Engine(graph, options.threads);
 }
 
 // Feeds `count` items of `per_item` floats in batches of `batch` (or the
@@ -185,9 +185,7 @@ absl::StatusOr<esb::v1::EvalReport> Evaluate(const EvalOptions& options) {
   }
 
   absl::StatusOr<Engine> engine =
-      MakeEngine(*graph, *input, *norm, options.inference.esb,
-                 options.inference.esb_settings, options.inference.threads,
-                 options.inference.quiet);
+      MakeEngine(*graph, *input, *norm, options.inference);
   if (!engine.ok()) return engine.status();
 
   Progress progress("eval", count, "images", options.inference.quiet);
@@ -265,9 +263,7 @@ absl::StatusOr<std::string> RunModel(const RunOptions& options) {
     if (!s.ok()) return s;
   }
   absl::StatusOr<Engine> engine =
-      MakeEngine(*graph, *input, *norm, options.inference.esb,
-                 options.inference.esb_settings, options.inference.threads,
-                 options.inference.quiet);
+      MakeEngine(*graph, *input, *norm, options.inference);
   if (!engine.ok()) return engine.status();
   Progress progress("run", count, "items", options.inference.quiet);
   std::vector<float> outputs;

@@ -150,6 +150,14 @@ void AddInts(onnx::NodeProto* n, const std::string& name,
   for (int64_t v : values) a->add_ints(v);
 }
 
+// The sliding-window attributes Conv and MaxPool share.
+void AddWindow(onnx::NodeProto* n, const graph::Attributes& a) {
+  AddInts(n, "kernel_shape", a.kernel);
+  AddInts(n, "strides", a.strides);
+  AddInts(n, "pads", a.pads);
+  AddInts(n, "dilations", a.dilations);
+}
+
 void QdqWriter::WriteValueInfo(const graph::ValueInfo& info,
                                onnx::ValueInfoProto* out) {
   out->set_name(info.name);
@@ -302,10 +310,7 @@ absl::Status QdqWriter::WriteNode(const Node& node) {
   switch (node.op) {
     case Op::kConv:
       n = AddNode(op, layer, inputs, outputs);
-      AddInts(n, "kernel_shape", a.kernel);
-      AddInts(n, "strides", a.strides);
-      AddInts(n, "pads", a.pads);
-      AddInts(n, "dilations", a.dilations);
+      AddWindow(n, a);
       AddInt(n, "group", a.group);
       break;
     case Op::kGemm:
@@ -329,10 +334,7 @@ absl::Status QdqWriter::WriteNode(const Node& node) {
       break;
     case Op::kMaxPool:
       n = AddNode(op, layer, inputs, outputs);
-      AddInts(n, "kernel_shape", a.kernel);
-      AddInts(n, "strides", a.strides);
-      AddInts(n, "pads", a.pads);
-      AddInts(n, "dilations", a.dilations);
+      AddWindow(n, a);
       AddInt(n, "ceil_mode", a.ceil_mode ? 1 : 0);
       break;
     case Op::kAveragePool:
