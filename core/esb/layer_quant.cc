@@ -1,8 +1,10 @@
 #include "core/esb/layer_quant.h"
 
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "core/esb/codes.h"
 #include "core/esb/quantize.h"
 
 namespace esb {
@@ -130,6 +132,44 @@ absl::StatusOr<std::vector<int32_t>> QuantizeWeights(
     }
   }
   return out;
+}
+
+absl::Status CheckWeightIntegers(const Format& format,
+                                 absl::Span<const float> alpha,
+                                 absl::Span<const int32_t> integers,
+                                 absl::Span<const int64_t> shape, int axis) {
+  const int rank = static_cast<int>(shape.size());
+  if (axis < 0 || axis >= rank) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "weight channel axis ", axis, " is out of range for rank ", rank));
+  }
+  int64_t count = 1;
+  for (int64_t d : shape) {
+    if (d < 0 || (d > 0 && count > std::numeric_limits<int64_t>::max() / d)) {
+      return absl::InvalidArgumentError("weight shape overflows");
+    }
+    count *= d;
+  }
+  if (count != static_cast<int64_t>(integers.size())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        integers.size(), " weight integers for ", count, " weights"));
+  }
+  const int64_t channels = shape[axis];
+  if (static_cast<int64_t>(alpha.size()) != channels && alpha.size() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        alpha.size(), " weight scales for ", channels, " output channels"));
+  }
+  for (float a : alpha) {
+    if (absl::Status s = ValidateScale(a); !s.ok()) return s;
+  }
+  const CodeBook book(format);
+  for (size_t i = 0; i < integers.size(); ++i) {
+    if (absl::StatusOr<uint32_t> code = book.Encode(integers[i]); !code.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("weight ", i, ": ", code.status().message()));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace esb

@@ -24,6 +24,8 @@
 #define ESB_CORE_ESB_LAYER_QUANT_H_
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -39,6 +41,11 @@ struct LayerQuant {
   Format input_format;
   float input_alpha = 1.0f;
 };
+
+// The weights' integer view per layer name (initializer layout), when it is
+// known exactly, as a package's codes give it: executors then use it as is
+// instead of quantizing the float weights again.
+using WeightIntegers = std::map<std::string, std::vector<int32_t>>;
 
 // Integer view of `n` values: out[i] = Round(in[i] / alpha) * 2^L.
 // NaN inputs give 0 and are counted in the return value.
@@ -69,6 +76,15 @@ void Dequantize(const int32_t* acc, size_t count, float scale, float bias,
 absl::StatusOr<std::vector<int32_t>> QuantizeWeights(
     const Format& format, absl::Span<const float> alpha,
     absl::Span<const float> weights, absl::Span<const int64_t> shape, int axis);
+
+// Checks a given integer view of weights as QuantizeWeights would produce
+// it: one value per weight of `shape`, each a level's integer of `format`,
+// alphas finite, positive and one per channel (or one). INVALID_ARGUMENT
+// naming the first problem.
+absl::Status CheckWeightIntegers(const Format& format,
+                                 absl::Span<const float> alpha,
+                                 absl::Span<const int32_t> integers,
+                                 absl::Span<const int64_t> shape, int axis);
 
 }  // namespace esb
 

@@ -1,7 +1,5 @@
 #include "core/pipeline/esbm.h"
 
-#include <openssl/sha.h>
-
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -13,6 +11,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "core/env/digest.h"
+#include "core/esb/codes.h"
 #include "core/esb/quantize.h"
 #include "core/graph/shapes.h"
 #include "core/pipeline/layer_weights.h"
@@ -95,26 +95,50 @@ absl::StatusOr<std::vector<float>> LayerBias(const graph::Graph& graph,
   return bias;
 }
 
-// LSB-first packing of `bits`-bit codes.
-std::string PackCodes(const std::vector<uint32_t>& codes, int bits) {
-  std::string out((codes.size() * bits + 7) / 8, '\0');
-  size_t pos = 0;
-  for (uint32_t code : codes) {
-    for (int k = 0; k < bits; ++k, ++pos) {
-      if ((code >> k) & 1u) out[pos / 8] |= static_cast<char>(1u << (pos % 8));
-    }
+esb::v1::LayerOp ToProtoOp(Op op) {
+  switch (op) {
+    case Op::kConv:
+      return esb::v1::LAYER_OP_CONV;
+    case Op::kGemm:
+      return esb::v1::LAYER_OP_GEMM;
+    case Op::kMatMul:
+      return esb::v1::LAYER_OP_MATMUL;
+    case Op::kBatchNorm:
+      return esb::v1::LAYER_OP_BATCH_NORMALIZATION;
+    case Op::kRelu:
+      return esb::v1::LAYER_OP_RELU;
+    case Op::kClip:
+      return esb::v1::LAYER_OP_CLIP;
+    case Op::kLeakyRelu:
+      return esb::v1::LAYER_OP_LEAKY_RELU;
+    case Op::kSigmoid:
+      return esb::v1::LAYER_OP_SIGMOID;
+    case Op::kMaxPool:
+      return esb::v1::LAYER_OP_MAX_POOL;
+    case Op::kAveragePool:
+      return esb::v1::LAYER_OP_AVERAGE_POOL;
+    case Op::kGlobalAveragePool:
+      return esb::v1::LAYER_OP_GLOBAL_AVERAGE_POOL;
+    case Op::kAdd:
+      return esb::v1::LAYER_OP_ADD;
+    case Op::kMul:
+      return esb::v1::LAYER_OP_MUL;
+    case Op::kConcat:
+      return esb::v1::LAYER_OP_CONCAT;
+    case Op::kFlatten:
+      return esb::v1::LAYER_OP_FLATTEN;
+    case Op::kReshape:
+      return esb::v1::LAYER_OP_RESHAPE;
+    case Op::kTranspose:
+      return esb::v1::LAYER_OP_TRANSPOSE;
+    case Op::kSoftmax:
+      return esb::v1::LAYER_OP_SOFTMAX;
+    case Op::kIdentity:
+      return esb::v1::LAYER_OP_IDENTITY;
+    case Op::kPad:
+      return esb::v1::LAYER_OP_PAD;
   }
-  return out;
-}
-
-uint32_t CodeAt(const std::string& packed, size_t index, int bits) {
-  uint32_t code = 0;
-  size_t pos = index * bits;
-  for (int k = 0; k < bits; ++k, ++pos) {
-    const auto byte = static_cast<uint8_t>(packed[pos / 8]);
-    code |= static_cast<uint32_t>((byte >> (pos % 8)) & 1u) << k;
-  }
-  return code;
+  return esb::v1::LAYER_OP_UNSPECIFIED;
 }
 
 void CopyAttributes(const graph::Attributes& a, esb::v1::PackageLayer* l) {
@@ -140,10 +164,10 @@ void CopyAttributes(const graph::Attributes& a, esb::v1::PackageLayer* l) {
     case graph::Activation::Kind::kNone:
       break;
     case graph::Activation::Kind::kRelu:
-      l->set_activation("Relu");
+      l->set_activation(esb::v1::FUSED_ACTIVATION_RELU);
       break;
     case graph::Activation::Kind::kClip:
-      l->set_activation("Clip");
+      l->set_activation(esb::v1::FUSED_ACTIVATION_CLIP);
       l->set_act_min(a.activation.min);
       l->set_act_max(a.activation.max);
       break;
@@ -162,24 +186,11 @@ absl::Status AddQuantized(const graph::Graph& graph, const Node& node,
   auto bias = LayerBias(graph, node, m);
   if (!bias.ok()) return bias.status();
 
-  // Integer view -> code, over the format's few levels.
   const Format& fw = q.weight_format;
-  std::unordered_map<int32_t, uint32_t> code_of;
-  for (float level : fw.Levels()) {
-    absl::StatusOr<uint32_t> code = fw.Encode(level);
-    if (!code.ok()) return code.status();  // Unreachable: a level encodes.
-    code_of[fw.ToInteger(level)] = *code;
-  }
-  std::vector<uint32_t> codes;
-  codes.reserve(ints->size());
-  for (int32_t v : *ints) {
-    auto it = code_of.find(v);
-    if (it == code_of.end()) {  // Unreachable: QuantizeWeights gives levels.
-      return absl::InternalError(
-          absl::StrCat(Context(node), ": weight integer ", v,
-                       " is not a level of ", fw.ToString()));
-    }
-    codes.push_back(it->second);
+  absl::StatusOr<std::string> codes = PackIntegers(CodeBook(fw), *ints);
+  if (!codes.ok()) {  // Unreachable: QuantizeWeights gives levels.
+    return absl::InternalError(
+        absl::StrCat(Context(node), ": weights: ", codes.status().message()));
   }
 
   l->set_quantized(true);
@@ -187,19 +198,12 @@ absl::Status AddQuantized(const graph::Graph& graph, const Node& node,
   l->mutable_weight_alpha()->Add(q.weight_alpha.begin(), q.weight_alpha.end());
   l->set_weight_channel_axis(axis);
   l->mutable_weight_shape()->Add(w->shape.begin(), w->shape.end());
-  l->set_weight_codes(PackCodes(codes, fw.bits()));
+  l->set_weight_codes(*std::move(codes));
   *l->mutable_input_format() = ToSpec(q.input_format);
   l->set_input_alpha(q.input_alpha);
   *l->mutable_bias() = ToProto({m}, *bias);
   if (node.op == Op::kGemm) l->set_beta(1.0f);  // Folded into bias.
   return absl::OkStatus();
-}
-
-std::string Sha256(absl::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-         digest);
-  return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
 }
 
 // ---- Unpacking ----
@@ -215,14 +219,19 @@ absl::StatusOr<Format> FromSpec(const esb::v1::FormatSpec& spec,
   return f;
 }
 
-absl::StatusOr<Op> OpFromName(const std::string& name,
-                              const std::string& layer) {
+absl::StatusOr<Op> FromProtoOp(esb::v1::LayerOp proto,
+                               const std::string& layer) {
+  // Op::kPad is the IR's last op.
   for (int i = 0; i <= static_cast<int>(Op::kPad); ++i) {
     const auto op = static_cast<Op>(i);
-    if (graph::OpName(op) == name) return op;
+    if (proto != esb::v1::LAYER_OP_UNSPECIFIED && ToProtoOp(op) == proto) {
+      return op;
+    }
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("layer '", layer, "': op '", name, "' is not supported"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "layer '", layer, "': op ", static_cast<int>(proto),
+      proto == esb::v1::LAYER_OP_UNSPECIFIED ? " (unspecified)" : "",
+      " is not supported by this reader"));
 }
 
 // Element count of a shape with every dim in [0, limit], or an error.
@@ -281,7 +290,8 @@ graph::Attributes ReadAttributes(const esb::v1::PackageLayer& l) {
 // Rebuilds the pieces of one package into a graph. Single use.
 class Unpacker {
  public:
-  explicit Unpacker(const esb::v1::Package& package) : p_(package) {}
+  Unpacker(const esb::v1::Package& package, const UnpackOptions& options)
+      : p_(package), options_(options) {}
 
   absl::StatusOr<PackagedModel> Run();
 
@@ -296,10 +306,27 @@ class Unpacker {
                                         const std::string& fallback,
                                         const std::string& context);
 
+  // Counts `bytes` against options_.max_unpacked_bytes before they are
+  // allocated; RESOURCE_EXHAUSTED naming `what` past the budget.
+  absl::Status Charge(int64_t bytes, const std::string& what);
+
   const esb::v1::Package& p_;
+  const UnpackOptions options_;
+  int64_t charged_ = 0;
   PackagedModel out_;
   std::set<std::string> taken_;  // Every value name in use.
 };
+
+absl::Status Unpacker::Charge(int64_t bytes, const std::string& what) {
+  if (bytes > options_.max_unpacked_bytes - charged_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        what, ": unpacking needs ", charged_ + bytes,
+        " bytes in all, over the limit of ", options_.max_unpacked_bytes,
+        " bytes (UnpackOptions.max_unpacked_bytes)"));
+  }
+  charged_ += bytes;
+  return absl::OkStatus();
+}
 
 absl::Status Unpacker::ReadNormalization() {
   data::Normalization& n = out_.normalization;
@@ -378,17 +405,17 @@ absl::Status Unpacker::ReadQuantized(const esb::v1::PackageLayer& l,
       return fail(absl::StrCat("weight scale ", i, ": ", s.message()));
     }
   }
-  const int bits = fw->bits();
-  const auto expected_bytes = static_cast<size_t>((*count * bits + 7) / 8);
-  if (l.weight_codes().size() != expected_bytes) {
-    return fail(absl::StrCat("weight_codes has ", l.weight_codes().size(),
-                             " bytes; ", *count, " codes of ", bits,
-                             " bits need ", expected_bytes));
+  if (absl::Status s = Charge(*count * int64_t{8}, context); !s.ok()) {
+    return s;  // The integers and the float weights, 4 bytes each.
   }
-  const size_t used_bits = static_cast<size_t>(*count) * bits;
-  if (used_bits % 8 != 0 &&
-      (static_cast<uint8_t>(l.weight_codes().back()) >> (used_bits % 8)) != 0) {
-    return fail("weight_codes has nonzero padding bits after the last code");
+  absl::StatusOr<std::vector<int32_t>> integers =
+      UnpackIntegers(CodeBook(*fw), l.weight_codes(), *count);
+  if (!integers.ok()) {
+    return fail(absl::StrCat("weight_codes: ", integers.status().message()));
+  }
+  if (absl::Status s = Charge(int64_t{4} * l.bias().data_size(), context);
+      !s.ok()) {
+    return s;
   }
   auto bias = FromProto(l.bias(), context + ": bias");
   if (!bias.ok()) return bias.status();
@@ -403,16 +430,12 @@ absl::Status Unpacker::ReadQuantized(const esb::v1::PackageLayer& l,
   }
   bias->shape = {m};
 
-  // Levels of every code, then the weights alpha[m] * level.
-  std::vector<float> level_of(size_t{1} << bits);
-  for (uint32_t code = 0; code < level_of.size(); ++code) {
-    absl::StatusOr<float> level = fw->Decode(code);
-    if (!level.ok()) return level.status();  // Unreachable: code < 2^bits.
-    level_of[code] = *level;
-  }
+  // The float weights alpha[m] * level, level = integer / 2^L exactly,
+  // for what reads them as floats; ESB executors take the integers.
   int64_t outer = 1, inner = 1;
   for (int d = 0; d < axis; ++d) outer *= shape[d];
   for (size_t d = axis + 1; d < shape.size(); ++d) inner *= shape[d];
+  const int shift = -fw->mantissa_bits();
   graph::Tensor weights{shape, std::vector<float>(*count)};
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t c = 0; c < m; ++c) {
@@ -420,7 +443,7 @@ absl::Status Unpacker::ReadQuantized(const esb::v1::PackageLayer& l,
       const int64_t base = (o * m + c) * inner;
       for (int64_t i = 0; i < inner; ++i) {
         weights.data[base + i] =
-            a * level_of[CodeAt(l.weight_codes(), base + i, bits)];
+            a * std::ldexp(static_cast<float>((*integers)[base + i]), shift);
       }
     }
   }
@@ -452,12 +475,13 @@ absl::Status Unpacker::ReadQuantized(const esb::v1::PackageLayer& l,
   LayerQuant q{
       *fw, std::vector<float>(l.weight_alpha().begin(), l.weight_alpha().end()),
       *fx, l.input_alpha()};
+  out_.weight_integers.emplace(node.name, *std::move(integers));
   out_.layers.emplace(node.name, std::move(q));
   return absl::OkStatus();
 }
 
 absl::Status Unpacker::ReadLayer(const esb::v1::PackageLayer& l) {
-  absl::StatusOr<Op> op = OpFromName(l.op(), l.name());
+  absl::StatusOr<Op> op = FromProtoOp(l.op(), l.name());
   if (!op.ok()) return op.status();
   Node node;
   node.name = l.name();
@@ -474,22 +498,26 @@ absl::Status Unpacker::ReadLayer(const esb::v1::PackageLayer& l) {
     return absl::InvalidArgumentError(
         absl::StrCat(context, ": group is ", node.attrs.group));
   }
-  if (l.activation() == "Relu" || l.activation() == "Clip") {
+  if (l.activation() != esb::v1::FUSED_ACTIVATION_NONE) {
     if (!graph::IsQuantizedOp(node.op)) {
       return absl::InvalidArgumentError(absl::StrCat(
           context, ": only Conv, Gemm and MatMul carry a fused activation"));
     }
     graph::Activation& act = node.attrs.activation;
-    act.kind = l.activation() == "Relu" ? graph::Activation::Kind::kRelu
-                                        : graph::Activation::Kind::kClip;
-    if (act.kind == graph::Activation::Kind::kClip) {
-      act.min = l.act_min();
-      act.max = l.act_max();
+    switch (l.activation()) {
+      case esb::v1::FUSED_ACTIVATION_RELU:
+        act.kind = graph::Activation::Kind::kRelu;
+        break;
+      case esb::v1::FUSED_ACTIVATION_CLIP:
+        act.kind = graph::Activation::Kind::kClip;
+        act.min = l.act_min();
+        act.max = l.act_max();
+        break;
+      default:
+        return absl::InvalidArgumentError(absl::StrCat(
+            context, ": fused activation ", static_cast<int>(l.activation()),
+            " is unknown to this reader"));
     }
-  } else if (!l.activation().empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(context, ": activation '", l.activation(),
-                     "' is unknown; \"\", \"Relu\" or \"Clip\" expected"));
   }
   if (l.quantized()) {
     if (absl::Status s = ReadQuantized(l, node); !s.ok()) return s;
@@ -571,7 +599,12 @@ absl::StatusOr<PackagedModel> Unpacker::Run() {
     g.outputs.push_back(graph::ValueInfo{name, {}});
   }
   for (const auto& [name, tensor] : p_.constants()) {
-    auto t = FromProto(tensor, absl::StrCat("constant '", name, "'"));
+    const std::string what = absl::StrCat("constant '", name, "'");
+    if (absl::Status s = Charge(int64_t{4} * tensor.data_size(), what);
+        !s.ok()) {
+      return s;
+    }
+    auto t = FromProto(tensor, what);
     if (!t.ok()) return t.status();
     if (!taken_.insert(name).second) {
       return absl::InvalidArgumentError(
@@ -638,7 +671,7 @@ absl::StatusOr<esb::v1::Package> BuildPackage(
   for (const Node& node : graph.nodes) {
     esb::v1::PackageLayer* l = p.add_layers();
     l->set_name(node.name);
-    l->set_op(std::string{graph::OpName(node.op)});
+    l->set_op(ToProtoOp(node.op));
     l->mutable_inputs()->Add(node.inputs.begin(), node.inputs.end());
     l->mutable_outputs()->Add(node.outputs.begin(), node.outputs.end());
     CopyAttributes(node.attrs, l);
@@ -702,7 +735,7 @@ absl::StatusOr<esb::v1::Package> ParsePackage(absl::string_view bytes) {
         "package format version ", version,
         " is not supported; this reader knows version ", kPackageVersion));
   }
-  const absl::string_view checksum = bytes.substr(8, SHA256_DIGEST_LENGTH);
+  const absl::string_view checksum = bytes.substr(8, 32);
   const absl::string_view payload = bytes.substr(kPackageHeaderBytes);
   if (Sha256(payload) != checksum) {
     return absl::InvalidArgumentError(
@@ -718,8 +751,9 @@ absl::StatusOr<esb::v1::Package> ParsePackage(absl::string_view bytes) {
   return package;
 }
 
-absl::StatusOr<PackagedModel> UnpackPackage(const esb::v1::Package& package) {
-  return Unpacker(package).Run();
+absl::StatusOr<PackagedModel> UnpackPackage(const esb::v1::Package& package,
+                                            const UnpackOptions& options) {
+  return Unpacker(package, options).Run();
 }
 
 }  // namespace esb::pipeline

@@ -11,12 +11,9 @@
 //   - weight_format, weight_alpha (one per output channel, or one),
 //     weight_channel_axis (Conv 0; Gemm 0 when trans_b, else 1; MatMul 1)
 //     and weight_shape;
-//   - weight_codes: for each weight in row-major order, the code
-//     Format::Encode(level) of its level wi / 2^Lw, wi from QuantizeWeights,
-//     in bits = weight_format.bits bits; code i occupies bits
-//     [i * bits, (i + 1) * bits) of the byte string, bit k of the string
-//     being bit k % 8 of byte k / 8 (LSB first); unused high bits of the
-//     last byte are zero;
+//   - weight_codes: for each weight in row-major order, the code of its
+//     integer view wi (from QuantizeWeights), packed as core/esb/codes.h
+//     defines (weight_format.bits bits per code, LSB first);
 //   - input_format and input_alpha;
 //   - bias: float [M], Conv B, Gemm beta * C with C a scalar or one value
 //     per output column, zeros when absent (and for MatMul). Since beta is
@@ -43,7 +40,7 @@
 namespace esb::pipeline {
 
 // Package.version and the frame's version: the only ones readers accept.
-inline constexpr uint32_t kPackageVersion = 1;
+inline constexpr uint32_t kPackageVersion = 2;
 // "ESBM" + uint32 version + SHA-256.
 inline constexpr size_t kPackageHeaderBytes = 4 + 4 + 32;
 
@@ -71,8 +68,11 @@ absl::StatusOr<esb::v1::Package> ParsePackage(absl::string_view bytes);
 
 // What a package holds, in the form the executors take.
 struct PackagedModel {
-  // Quantized layers read their weights as constants holding
-  // weight_alpha[m] * level and their bias as a constant [M] (for Conv and
+  // Quantized layers carry their weights' integer view as the codes give
+  // it (weight_integers, for EsbExecutor::Create), so an ESB executor runs
+  // exactly the package's weights; their float weights are also constants
+  // holding
+  // weight_alpha[m] * level, and their bias as a constant [M] (for Conv and
   // Gemm always present, named by the layer's inputs, or
   // "<layer>/weight" and "<layer>/bias" when those names are missing or
   // taken by another tensor); quantized Gemms have beta 1. Output shapes
@@ -81,6 +81,7 @@ struct PackagedModel {
   // empty.
   graph::Graph graph;
   std::map<std::string, LayerQuant> layers;
+  WeightIntegers weight_integers;  // By layer name.
   data::Normalization normalization;
 };
 
@@ -92,7 +93,18 @@ struct PackagedModel {
 // MatMul, constants whose data does not match their shape, a normalization
 // with mismatched or non-positive values, or a graph whose shapes do not
 // work out (shapes.h, run with batch 1).
-absl::StatusOr<PackagedModel> UnpackPackage(const esb::v1::Package& package);
+struct UnpackOptions {
+  // Bytes unpacking may allocate for weights (their integer view and
+  // floats), biases and constants together. A package's codes take 2 to 8
+  // bits a weight and unpack to 8 bytes a weight, so this, not the
+  // package's size, bounds the memory a hostile package can ask for.
+  int64_t max_unpacked_bytes = int64_t{4} << 30;
+};
+
+// RESOURCE_EXHAUSTED naming the layer or constant when unpacking would
+// allocate more than options.max_unpacked_bytes.
+absl::StatusOr<PackagedModel> UnpackPackage(const esb::v1::Package& package,
+                                            const UnpackOptions& options = {});
 
 }  // namespace esb::pipeline
 

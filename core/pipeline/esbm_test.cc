@@ -6,6 +6,7 @@
 #include <functional>
 #include <set>
 
+#include "core/esb/codes.h"
 #include "core/esb/dda.h"
 #include "core/graph/onnx_import.h"
 #include "core/graph/passes.h"
@@ -28,15 +29,6 @@ std::map<std::string, LayerQuant> W4Layers(const graph::Graph& g) {
 
 data::Normalization DemoNormalization() {
   return data::Normalization{{0.2860f}, {0.3530f}};
-}
-
-uint32_t CodeAt(const std::string& packed, size_t index, int bits) {
-  uint32_t code = 0;
-  for (int k = 0; k < bits; ++k) {
-    const size_t pos = index * bits + k;
-    code |= ((static_cast<uint8_t>(packed[pos / 8]) >> (pos % 8)) & 1u) << k;
-  }
-  return code;
 }
 
 void ExpectSameAttributes(const graph::Attributes& x,
@@ -128,14 +120,21 @@ void ExpectRoundTrip(const std::string& model) {
     ASSERT_EQ(uw.shape, w.shape);
     int64_t inner = 1;
     for (size_t d = axis + 1; d < w.shape.size(); ++d) inner *= w.shape[d];
+    // The unpacked integer view is the pipeline's, and the float weights
+    // are alpha * integer / 2^L.
+    EXPECT_EQ(unpacked->weight_integers.at(a.name), *ints);
+    auto unpacked_codes =
+        UnpackIntegers(CodeBook(q.weight_format), l.weight_codes(),
+                       static_cast<int64_t>(ints->size()));
+    ASSERT_TRUE(unpacked_codes.ok());
+    EXPECT_EQ(*unpacked_codes, *ints);
     int64_t mismatches = 0;
     for (size_t k = 0; k < ints->size(); ++k) {
-      auto level = q.weight_format.Decode(CodeAt(l.weight_codes(), k, 4));
-      ASSERT_TRUE(level.ok());
       const float alpha =
           q.weight_alpha[(k / inner) % static_cast<size_t>(w.shape[axis])];
-      mismatches += q.weight_format.ToInteger(*level) != (*ints)[k] ||
-                    uw.data[k] != alpha * *level;
+      mismatches +=
+          uw.data[k] != alpha * std::ldexp(static_cast<float>((*ints)[k]),
+                                           -q.weight_format.mantissa_bits());
     }
     EXPECT_EQ(mismatches, 0);
 
@@ -208,7 +207,7 @@ TEST(EsbmTest, PacksCodesLsbFirst) {
   EXPECT_EQ(*f.Encode(1.0f), 0b0010u);
   EXPECT_EQ(*f.Encode(-0.5f), 0b1001u);
   EXPECT_EQ(l.weight_codes(), std::string(1, static_cast<char>(0x92)));
-  EXPECT_EQ(l.activation(), "Relu");
+  EXPECT_EQ(l.activation(), esb::v1::FUSED_ACTIVATION_RELU);
   EXPECT_EQ(l.input_format().bits(), 4);
   EXPECT_FALSE(l.input_format().signed_());
   // No bias input: zeros, and the unpacked conv gets one.
@@ -283,7 +282,7 @@ TEST(EsbmTest, FramingIsMagicVersionChecksumPayload) {
   ASSERT_TRUE(package.ok());
   const std::string bytes = SerializePackage(*package);
   EXPECT_EQ(bytes.substr(0, 4), "ESBM");
-  EXPECT_EQ(bytes.substr(4, 4), std::string("\x01\x00\x00\x00", 4));
+  EXPECT_EQ(bytes.substr(4, 4), std::string("\x02\x00\x00\x00", 4));
   esb::v1::Package payload;
   ASSERT_TRUE(payload.ParseFromString(bytes.substr(kPackageHeaderBytes)));
   EXPECT_EQ(payload.model_name(), "tiny");
@@ -336,9 +335,9 @@ TEST(EsbmTest, RejectsBadFramesWithNamedReasons) {
   EXPECT_THAT(message("PK\x03\x04 a zip file"),
               HasSubstr("not an ESB package"));
 
-  std::string version2 = bytes;
-  version2[4] = 2;
-  EXPECT_THAT(message(version2), HasSubstr("version 2 is not supported"));
+  std::string version3 = bytes;
+  version3[4] = 3;
+  EXPECT_THAT(message(version3), HasSubstr("version 3 is not supported"));
 
   EXPECT_THAT(message(""), HasSubstr("truncated"));
   EXPECT_THAT(message("ESB"), HasSubstr("truncated"));
@@ -378,7 +377,7 @@ void ExpectUnpackError(const std::function<void(esb::v1::Package&)>& mutate,
 TEST(EsbmTest, UnpackValidatesEverything) {
   using P = esb::v1::Package;
   auto layer = [](P& p) { return p.mutable_layers(0); };
-  ExpectUnpackError([](P& p) { p.set_version(2); }, "schema version 2");
+  ExpectUnpackError([](P& p) { p.set_version(1); }, "schema version 1");
   ExpectUnpackError(
       [&](P& p) { layer(p)->mutable_weight_format()->set_bits(9); },
       "layer 'conv' (Conv): weight format: bits = 9");
@@ -392,21 +391,28 @@ TEST(EsbmTest, UnpackValidatesEverything) {
                     "input scale");
   ExpectUnpackError(
       [&](P& p) { layer(p)->mutable_weight_codes()->push_back(0); },
-      "weight_codes has 2 bytes; 2 codes of 4 bits need 1");
+      "weight_codes: codes hold 2 bytes; 2 codes of 4 bits need 1");
   ExpectUnpackError([&](P& p) { layer(p)->set_weight_channel_axis(1); },
                     "weight_channel_axis is 1");
   ExpectUnpackError([&](P& p) { layer(p)->set_weight_shape(2, 3); },
-                    "weight_codes has 1 bytes; 6 codes of 4 bits need 3");
+                    "codes hold 1 bytes; 6 codes of 4 bits need 3");
   ExpectUnpackError([&](P& p) { layer(p)->set_weight_shape(1, -4); },
                     "negative or too large");
   ExpectUnpackError([&](P& p) { layer(p)->clear_weight_shape(); },
                     "has rank 0; 4 expected");
   ExpectUnpackError([&](P& p) { layer(p)->mutable_bias()->add_data(1.0f); },
                     "bias has 3 values");
-  ExpectUnpackError([&](P& p) { layer(p)->set_op("Resize"); },
-                    "op 'Resize' is not supported");
-  ExpectUnpackError([&](P& p) { layer(p)->set_activation("Gelu"); },
-                    "activation 'Gelu' is unknown");
+  ExpectUnpackError(
+      [&](P& p) { layer(p)->set_op(static_cast<esb::v1::LayerOp>(99)); },
+      "op 99 is not supported");
+  ExpectUnpackError(
+      [&](P& p) { layer(p)->set_op(esb::v1::LAYER_OP_UNSPECIFIED); },
+      "op 0 (unspecified) is not supported");
+  ExpectUnpackError(
+      [&](P& p) {
+        layer(p)->set_activation(static_cast<esb::v1::FusedActivation>(7));
+      },
+      "fused activation 7 is unknown");
   ExpectUnpackError([&](P& p) { *p.add_layers() = p.layers(0); },
                     "layer name 'conv' is empty or repeated");
   ExpectUnpackError([&](P& p) { layer(p)->set_inputs(0, "nowhere"); },
@@ -430,6 +436,25 @@ TEST(EsbmTest, UnpackValidatesEverything) {
   ExpectUnpackError([](P& p) { p.mutable_input_shapes(0)->set_shape(1, 0); },
                     "input 'x' has shape [-1,0,2,2]");
   ExpectUnpackError([](P& p) { p.set_output_names(0, "z"); }, "'z'");
+}
+
+TEST(EsbmTest, UnpackingStaysWithinItsAllocationBudget) {
+  auto package = BuildPackage(TinyConv(), TinyLayers(), {}, "tiny");
+  ASSERT_TRUE(package.ok());
+  // Two weights (8 bytes each unpacked) and two biases (4 bytes each).
+  UnpackOptions options;
+  options.max_unpacked_bytes = 24;
+  EXPECT_TRUE(UnpackPackage(*package, options).ok());
+  options.max_unpacked_bytes = 23;
+  auto r = UnpackPackage(*package, options);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(r.status().message(), HasSubstr("over the limit of 23 bytes"));
+  // A layer that declares a huge weight tensor is refused by its codes'
+  // length before anything that size is allocated.
+  esb::v1::Package huge = *package;
+  huge.mutable_layers(0)->set_weight_shape(1, int64_t{1} << 29);
+  r = UnpackPackage(huge);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
 }
 
 TEST(EsbmTest, UnpackRefusesNonzeroMatMulBias) {

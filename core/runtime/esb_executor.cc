@@ -62,7 +62,7 @@ std::string Describe(const graph::Graph& graph,
 
 absl::StatusOr<std::unique_ptr<EsbExecutor>> EsbExecutor::Create(
     const graph::Graph& graph, const std::map<std::string, LayerQuant>& layers,
-    const EsbExecutorOptions& options) {
+    const EsbExecutorOptions& options, const WeightIntegers* integers) {
   std::string no_fast;
   if (options.path == EsbExecutorOptions::Path::kReference) {
     no_fast = "reference path requested";
@@ -71,7 +71,7 @@ absl::StatusOr<std::unique_ptr<EsbExecutor>> EsbExecutor::Create(
     if (!reason.ok()) return reason.status();
     no_fast = *std::move(reason);
   }
-  auto prepared = internal::PrepareLayers(graph, layers, no_fast);
+  auto prepared = internal::PrepareLayers(graph, layers, no_fast, integers);
   if (!prepared.ok()) return prepared.status();
   auto shared =
       std::make_shared<const internal::QuantizedLayers>(*std::move(prepared));

@@ -59,10 +59,13 @@ class EsbExecutor {
   // no Conv/Gemm/MatMul node, unusable scales or weights, or a Gemm C that
   // is not a scalar or per-column; otherwise as Executor::Create (the plan
   // for batch 1 is built here when the input shape allows).
+  // Layers with an entry in `integers` (may be null; a package's unpacked
+  // codes) run with exactly that integer view of their weights.
   static absl::StatusOr<std::unique_ptr<EsbExecutor>> Create(
       const graph::Graph& graph,
       const std::map<std::string, LayerQuant>& layers,
-      const EsbExecutorOptions& options = {});
+      const EsbExecutorOptions& options = {},
+      const WeightIntegers* integers = nullptr);
 
   // As Executor::Run.
   absl::StatusOr<std::vector<graph::Tensor>> Run(

@@ -51,7 +51,8 @@ absl::StatusOr<std::vector<float>> GemmBias(const graph::Graph& graph,
 
 absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
                                        const Node& node, const LayerQuant& q,
-                                       const std::string& no_fast_reason) {
+                                       const std::string& no_fast_reason,
+                                       const std::vector<int32_t>* integers) {
   QuantizedLayer layer(q);
   layer.name = node.name;
   const graph::Tensor* w = graph.FindConstant(node.inputs[1]);
@@ -70,13 +71,23 @@ absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
         absl::StrCat(Context(node), ": input scale: ", s.message()));
   }
   const int axis = graph::WeightChannelAxis(node);
-  auto weights =
-      QuantizeWeights(q.weight_format, q.weight_alpha, w->data, w->shape, axis);
-  if (!weights.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Context(node), ": weights: ", weights.status().message()));
+  if (integers != nullptr) {  // Exact, from a package's codes.
+    if (absl::Status s = CheckWeightIntegers(q.weight_format, q.weight_alpha,
+                                             *integers, w->shape, axis);
+        !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(Context(node), ": weights: ", s.message()));
+    }
+    layer.weights = *integers;
+  } else {
+    auto weights = QuantizeWeights(q.weight_format, q.weight_alpha, w->data,
+                                   w->shape, axis);
+    if (!weights.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          Context(node), ": weights: ", weights.status().message()));
+    }
+    layer.weights = *std::move(weights);
   }
-  layer.weights = *std::move(weights);
   layer.weight_shape = w->shape;
   const int64_t m = w->shape[axis];
 
@@ -196,7 +207,7 @@ void LinkRequantization(const graph::Graph& graph, QuantizedLayers& layers) {
 
 absl::StatusOr<QuantizedLayers> PrepareLayers(
     const graph::Graph& graph, const std::map<std::string, LayerQuant>& layers,
-    const std::string& no_fast_reason) {
+    const std::string& no_fast_reason, const WeightIntegers* integers) {
   std::map<std::string, int> index_of;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     index_of[graph.nodes[i].name] = static_cast<int>(i);
@@ -214,7 +225,12 @@ absl::StatusOr<QuantizedLayers> PrepareLayers(
           absl::StrCat("layer '", name, "' is a ", graph::OpName(node.op),
                        " node; only Conv, Gemm and MatMul are quantized"));
     }
-    auto layer = Prepare(graph, node, quant, no_fast_reason);
+    const std::vector<int32_t>* exact = nullptr;
+    if (integers != nullptr) {
+      auto found = integers->find(name);
+      if (found != integers->end()) exact = &found->second;
+    }
+    auto layer = Prepare(graph, node, quant, no_fast_reason, exact);
     if (!layer.ok()) return layer.status();
     out.by_node.emplace(it->second, *std::move(layer));
   }

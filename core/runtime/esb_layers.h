@@ -84,10 +84,13 @@ struct QuantizedLayers {
 // MatMul, when scales or weights are unusable (QuantizeWeights), when the
 // input scale is not finite and positive, or for a Gemm C that is not a
 // scalar or per-column; UNIMPLEMENTED when weights or bias are not
-// constant initializers.
+// constant initializers. A layer with an entry in `integers` (may be null)
+// takes that integer view of its weights, checked against its format and
+// shape, instead of quantizing the float weights.
 absl::StatusOr<QuantizedLayers> PrepareLayers(
     const graph::Graph& graph, const std::map<std::string, LayerQuant>& layers,
-    const std::string& no_fast_reason);
+    const std::string& no_fast_reason,
+    const WeightIntegers* integers = nullptr);
 
 }  // namespace esb::runtime::internal
 
