@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -10,35 +9,21 @@
 #include "client/progress.h"
 #include "core/data/idx.h"
 #include "core/data/npy.h"
+#include "core/env/env.h"
+#include "core/eval/eval.h"
 #include "core/pipeline/calibrate.h"
-#include "core/pipeline/job.h"
 #include "core/runtime/esb_executor.h"
 #include "core/runtime/executor.h"
 
 namespace esb::client {
 namespace {
 
-// Runs one batch of N x C x H x W floats; returns the first output.
-using InferFn =
-    std::function<absl::StatusOr<graph::Tensor>(const graph::Tensor&)>;
-
 struct Engine {
-  InferFn infer;
+  eval::InferFn infer;
   std::string esb_path;  // Empty for FP32.
   std::unique_ptr<runtime::Executor> fp32;
   std::unique_ptr<runtime::EsbExecutor> esb;
 };
-
-// The first output of `executor` (owned by the engine) for one batch.
-template <typename Executor>
-InferFn FirstOutputOf(Executor& executor) {
-  return
-      [&executor](const graph::Tensor& batch) -> absl::StatusOr<graph::Tensor> {
-        absl::StatusOr<std::vector<graph::Tensor>> out = executor.Run({batch});
-        if (!out.ok()) return out.status();
-        return std::move(out->front());
-      };
-}
 
 absl::StatusOr<Engine> MakeFp32Engine(const graph::Graph& graph, int threads) {
   runtime::ExecutorOptions options;
@@ -48,7 +33,7 @@ absl::StatusOr<Engine> MakeFp32Engine(const graph::Graph& graph, int threads) {
   if (!executor.ok()) return executor.status();
   Engine engine;
   engine.fp32 = *std::move(executor);
-  engine.infer = FirstOutputOf(*engine.fp32);
+  engine.infer = eval::FirstOutputOf(*engine.fp32);
   return engine;
 }
 
@@ -105,7 +90,7 @@ absl::StatusOr<Engine> MakeEsbEngine(const graph::Graph& graph,
   Engine engine;
   engine.esb_path = (*executor)->Description();
   engine.esb = *std::move(executor);
-  engine.infer = FirstOutputOf(*engine.esb);
+  engine.infer = eval::FirstOutputOf(*engine.esb);
   return engine;
 }
 
@@ -120,37 +105,19 @@ absl::StatusOr<Engine> MakeEngine(const graph::Graph& graph,
   return MakeFp32Engine(graph, options.threads);
 }
 
-// Feeds `count` items of `per_item` floats in batches of `batch` (or the
-// model's fixed batch, padding the last one) and collects the first output,
-// `out_per_item` floats per item.
-absl::Status RunBatches(const Engine& engine, const ImageInput& input,
-                        const std::vector<float>& data, int64_t count,
-                        int batch, Progress* progress,
-                        std::vector<float>* outputs, int64_t* out_per_item) {
-  const int64_t per_item = input.pixels();
-  const int64_t step =
-      input.batch == graph::kBatch ? std::max(batch, 1) : input.batch;
-  outputs->clear();
-  for (int64_t start = 0; start < count; start += step) {
-    const int64_t n = std::min(step, count - start);
-    const int64_t fed = input.batch == graph::kBatch ? n : step;
-    graph::Tensor t;
-    t.shape = {fed, input.channels, input.height, input.width};
-    t.data.assign(static_cast<size_t>(fed * per_item), 0.0f);
-    std::copy_n(data.begin() + start * per_item, n * per_item, t.data.begin());
-    absl::StatusOr<graph::Tensor> y = engine.infer(t);
-    if (!y.ok()) return y.status();
-    if (y->shape.empty() || y->shape[0] != fed) {
-      return absl::InternalError(
-          "the model's output does not follow the "
-          "batch dimension");
-    }
-    *out_per_item = y->size() / fed;
-    outputs->insert(outputs->end(), y->data.begin(),
-                    y->data.begin() + n * *out_per_item);
-    if (progress != nullptr) progress->Update(start + n);
-  }
-  return absl::OkStatus();
+// Every item's first output, in batches of `batch` (or the model's fixed
+// batch, the last one padded).
+absl::StatusOr<eval::Outputs> RunItems(const Engine& engine,
+                                       const ImageInput& input,
+                                       const std::vector<float>& data,
+                                       int64_t count, int batch,
+                                       Progress* progress) {
+  eval::BatchOptions options;
+  options.batch = batch;
+  if (input.batch != graph::kBatch) options.fixed_batch = input.batch;
+  options.on_progress = [progress](int64_t done) { progress->Update(done); };
+  return eval::RunBatches(engine.infer, data, count,
+                          {input.channels, input.height, input.width}, options);
 }
 
 }  // namespace
@@ -170,47 +137,28 @@ absl::StatusOr<esb::v1::EvalReport> Evaluate(const EvalOptions& options) {
   absl::StatusOr<std::vector<float>> images = data::ReadImagesFor(
       options.images_path, options.limit, input->geometry(), *norm, &count);
   if (!images.ok()) return images.status();
-  absl::StatusOr<data::IdxArray> labels =
-      data::ReadIdx(options.labels_path, options.limit);
+  absl::StatusOr<std::vector<uint8_t>> labels =
+      eval::ReadLabels(options.labels_path, options.limit, count);
   if (!labels.ok()) return labels.status();
-  if (labels->shape.size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        options.labels_path, ": labels must be a 1-D IDX array; this one has ",
-        labels->shape.size(), " dimensions"));
-  }
-  if (labels->shape[0] != count) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(options.labels_path, ": holds ", labels->shape[0],
-                     " labels for ", count, " images"));
-  }
 
   absl::StatusOr<Engine> engine =
       MakeEngine(*graph, *input, *norm, options.inference);
   if (!engine.ok()) return engine.status();
 
   Progress progress("eval", count, "images", options.inference.quiet);
-  std::vector<float> logits;
-  int64_t classes = 0;
   const auto start = std::chrono::steady_clock::now();
-  absl::Status s =
-      RunBatches(*engine, *input, *images, count, options.inference.batch,
-                 &progress, &logits, &classes);
-  if (!s.ok()) return s;
+  absl::StatusOr<eval::Outputs> logits = RunItems(
+      *engine, *input, *images, count, options.inference.batch, &progress);
+  if (!logits.ok()) return logits.status();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
   progress.Finish();
 
-  int64_t right = 0;
-  for (int64_t i = 0; i < count; ++i) {
-    const float* row = logits.data() + i * classes;
-    const int64_t predicted = std::max_element(row, row + classes) - row;
-    if (predicted == labels->data[i]) ++right;
-  }
   esb::v1::EvalReport report;
   report.set_model(options.model_path);
   report.set_precision(options.inference.esb ? "esb" : "fp32");
-  report.set_top1(count ? static_cast<double>(right) / count : 0.0);
+  report.set_top1(eval::Top1(eval::Predictions(*logits), *labels));
   report.set_images(count);
   report.set_seconds(seconds);
   report.set_images_per_second(seconds > 0 ? count / seconds : 0.0);
@@ -266,16 +214,15 @@ absl::StatusOr<std::string> RunModel(const RunOptions& options) {
       MakeEngine(*graph, *input, *norm, options.inference);
   if (!engine.ok()) return engine.status();
   Progress progress("run", count, "items", options.inference.quiet);
-  std::vector<float> outputs;
-  int64_t per_item = 0;
-  absl::Status s =
-      RunBatches(*engine, *input, data, count, options.inference.batch,
-                 &progress, &outputs, &per_item);
-  if (!s.ok()) return s;
+  absl::StatusOr<eval::Outputs> outputs = RunItems(
+      *engine, *input, data, count, options.inference.batch, &progress);
+  if (!outputs.ok()) return outputs.status();
   progress.Finish();
-  if (absl::Status written = pipeline::WriteFileAtomically(
-          options.output_path,
-          data::SerializeNpy(outputs, std::vector<int64_t>{count, per_item}));
+  const int64_t per_item = outputs->per_item;
+  if (absl::Status written = WriteFileAtomically(
+          Env::Default(), options.output_path,
+          data::SerializeNpy(outputs->data,
+                             std::vector<int64_t>{count, per_item}));
       !written.ok()) {
     return written;
   }

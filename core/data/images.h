@@ -24,6 +24,25 @@ struct ImageGeometry {
 // channel or N x C x H x W, and normalizes them to N x C x H x W floats;
 // `count` receives N. INVALID_ARGUMENT naming the file when the images do
 // not fit `geometry`; the reader's errors otherwise.
+// 8-bit images of an IDX file that fit a model input, not yet normalized
+// (a quarter of the floats' memory).
+struct RawImages {
+  int64_t count = 0;
+  ImageGeometry geometry;
+  std::vector<uint8_t> data;  // count x C x H x W.
+};
+
+// Reads up to `limit` images (all with -1), checked as ReadImagesFor does.
+absl::StatusOr<RawImages> ReadRawImagesFor(const std::string& path,
+                                           int64_t limit,
+                                           const ImageGeometry& geometry);
+
+// The images at `indices`, in that order, normalized to N x C x H x W
+// floats. INVALID_ARGUMENT for an index outside [0, count).
+absl::StatusOr<std::vector<float>> NormalizeSelected(
+    const RawImages& images, const std::vector<int64_t>& indices,
+    const Normalization& norm);
+
 absl::StatusOr<std::vector<float>> ReadImagesFor(const std::string& path,
                                                  int64_t limit,
                                                  const ImageGeometry& geometry,

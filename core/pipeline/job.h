@@ -1,12 +1,23 @@
 // The quantization job: what a worker runs and `esbctl quantize` runs
-// locally. Stages: load (import, passes), calibrate (activation histograms
-// over the calibration images), fit (fit.h), export (model.esb.onnx,
-// model.esbm, report.json), eval (FP32 and exact ESB top-1 on labelled
-// images, when given).
+// locally. Stages, each its own function in job.cc:
+//   load       read the model (through the Env), import, run the passes,
+//              resolve the normalization;
+//   calibrate  activation histograms over the calibration images (only
+//              the images the seed picks are decoded);
+//   fit        layer-by-layer DDA (fit.h);
+//   export     model.esb.onnx and model.esbm, each written atomically;
+//   eval       when eval images are given: FP32 top-1 of the imported
+//              model, and ESB top-1 of model.esbm as written (read back,
+//              unpacked, run with its integer codes), so the figure a user
+//              sees is that of what they deploy;
+// then report.json.
 //
 // Determinism: the same model, data, config and seed give byte-identical
 // model.esb.onnx and model.esbm whatever the thread count, and the same
 // report.json but for its timings.
+//
+// Failure: no artifact is ever partial (a failed write leaves the path as
+// it was, and the status names the failing step and path).
 #ifndef ESB_CORE_PIPELINE_JOB_H_
 #define ESB_CORE_PIPELINE_JOB_H_
 
@@ -14,6 +25,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/env/env.h"
+#include "core/graph/onnx_import.h"
 #include "core/pipeline/progress.h"
 #include "esb/v1/job.pb.h"
 #include "esb/v1/report.pb.h"
@@ -27,7 +40,12 @@ struct JobInputs {
   std::string eval_labels;   // ... and labels.
   int64_t eval_limit = -1;   // First N eval images; -1: all.
   std::string output_dir;    // Created if missing.
-  int threads = 0;           // 0: every core.
+  int threads = 0;           // 0: every CPU this process may use.
+  // The model file, the artifacts and the package read back go through
+  // this Env (not owned; never null).
+  Env* env = Env::Default();
+  // Budgets of the import (model size, tensor sizes).
+  graph::ImportOptions import;
 };
 
 struct JobResult {
@@ -38,17 +56,12 @@ struct JobResult {
 };
 
 // Runs the job. INVALID_ARGUMENT for bad configs, models or data (naming
-// the field, node or file), CANCELLED when `progress` asks, and the
-// filesystem's error when artifacts cannot be written. `progress` may be
-// null.
+// the field, node or file), CANCELLED when `progress` asks, and the Env's
+// error (naming the step and path) when artifacts cannot be written.
+// `progress` may be null.
 absl::StatusOr<JobResult> RunJob(const JobInputs& inputs,
                                  const esb::v1::JobConfig& config,
                                  ProgressSink* progress);
-
-// Writes `bytes` to `path` through a temporary file that is fsynced and
-// renamed, so readers never see a partial artifact.
-absl::Status WriteFileAtomically(const std::string& path,
-                                 const std::string& bytes);
 
 }  // namespace esb::pipeline
 

@@ -1,9 +1,13 @@
 #include "core/pipeline/job.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
+#include "core/env/digest.h"
+#include "core/env/fault_env.h"
 #include "core/pipeline/esbm.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
@@ -75,6 +79,11 @@ TEST(JobTest, WritesCheckedArtifactsAndAReport) {
   esb::v1::QuantReport parsed;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &parsed).ok());
   EXPECT_EQ(parsed.layers_size(), 4);
+  // The model by name and digest, not by the local path; the ESB figure is
+  // that of the package as written.
+  EXPECT_EQ(r.model(), "lenet");
+  EXPECT_EQ(r.model_sha256(), Sha256Hex(Slurp(in.model_path)));
+  EXPECT_EQ(r.esb_source(), "model.esbm");
   // The package parses (checksum included) and unpacks.
   auto package = ParsePackage(Slurp(result->esbm_path));
   ASSERT_TRUE(package.ok()) << package.status();
@@ -93,8 +102,6 @@ TEST(JobTest, ArtifactsAreDeterministicWhateverTheThreadCount) {
   esb::v1::QuantReport ra = a->report, rb = b->report;
   ra.clear_timings();
   rb.clear_timings();
-  ra.clear_model();
-  rb.clear_model();
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(ra, rb));
 }
 
@@ -148,6 +155,79 @@ TEST(JobTest, BadConfigsAndDataGetNamedErrors) {
   r = RunJob(labels_as_images, SmallConfig(), nullptr);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("do not fit"));
+}
+
+// The artifacts a failed job leaves in its output folder: none but those
+// that were complete before it started.
+std::vector<std::string> Listing(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    names.push_back(e.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(JobTest, AFullDiskLeavesNoPartialArtifact) {
+  FaultInjectionEnv env(Env::Default());
+  JobInputs in = Inputs("lenet", "full_disk", 0);
+  std::filesystem::remove_all(in.output_dir);
+  in.env = &env;
+  // Room for part of model.esb.onnx only.
+  env.SetDiskSpace(2000);
+  auto r = RunJob(in, SmallConfig(), nullptr);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(r.status().message(), HasSubstr("No space left on device"));
+  EXPECT_THAT(r.status().message(), HasSubstr("model.esb.onnx.tmp."));
+  EXPECT_TRUE(Listing(in.output_dir).empty());
+
+  // Room for model.esb.onnx but not model.esbm: the first artifact is
+  // whole, the second absent.
+  env.SetDiskSpace(-1);
+  auto ok =
+      RunJob(Inputs("lenet", "full_disk_sizes", 0), SmallConfig(), nullptr);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  const std::string onnx = Slurp(ok->onnx_path);
+  env.SetDiskSpace(static_cast<int64_t>(onnx.size()) + 100);
+  r = RunJob(in, SmallConfig(), nullptr);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(r.status().message(), HasSubstr("model.esbm.tmp."));
+  EXPECT_THAT(Listing(in.output_dir), ::testing::ElementsAre("model.esb.onnx"));
+  EXPECT_EQ(Slurp(in.output_dir + "/model.esb.onnx"), onnx);
+}
+
+TEST(JobTest, AFailedRenameOrACrashKeepsThePreviousArtifacts) {
+  JobInputs in = Inputs("lenet", "rename", 0);
+  std::filesystem::remove_all(in.output_dir);
+  auto first = RunJob(in, SmallConfig(), nullptr);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string old_esbm = Slurp(first->esbm_path);
+  const std::vector<std::string> old_listing = Listing(in.output_dir);
+
+  FaultInjectionEnv env(Env::Default());
+  in.env = &env;
+  esb::v1::JobConfig other = SmallConfig();
+  other.set_seed(8);  // Other bytes, so a half-done write would show.
+  env.SetFailRename(true);
+  auto r = RunJob(in, other, nullptr);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(r.status().message(), HasSubstr("rename to " + in.output_dir +
+                                              "/model.esb.onnx failed"));
+  EXPECT_EQ(Listing(in.output_dir), old_listing);
+  EXPECT_EQ(Slurp(first->esbm_path), old_esbm);
+
+  env.SetFailRename(false);
+  env.SetCrashAtRename(true);
+  r = RunJob(in, other, nullptr);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted);
+  // After the crash: every artifact as before, plus the temporary file the
+  // dying writer left, never under an artifact's name.
+  std::vector<std::string> after = Listing(in.output_dir);
+  ASSERT_EQ(after.size(), old_listing.size() + 1);
+  for (const std::string& name : old_listing) {
+    EXPECT_TRUE(std::count(after.begin(), after.end(), name)) << name;
+  }
+  EXPECT_EQ(Slurp(first->esbm_path), old_esbm);
 }
 
 }  // namespace
