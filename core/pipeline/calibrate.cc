@@ -95,7 +95,13 @@ absl::StatusOr<std::map<std::string, LayerQuant>> Calibrate(
   std::map<std::string, LayerQuant> layers;
   for (const graph::Node& n : graph.nodes) {
     if (!graph::IsQuantizedOp(n.op)) continue;
-    const ActivationStats& tap = seen.at(n.inputs[0]);
+    auto found = seen.find(n.inputs[0]);
+    if (found == seen.end()) {
+      return absl::InternalError(absl::StrCat(
+          "layer '", n.name, "': calibration saw no values of its input '",
+          n.inputs[0], "'"));
+    }
+    const ActivationStats& tap = found->second;
     const bool is_unsigned = tap.non_negative();
     absl::StatusOr<Format> af =
         Format::Create(options.act_bits, options.act_sb, !is_unsigned);

@@ -551,11 +551,17 @@ absl::Status Unpacker::InferOutputShapes() {
       *shapes1;
   if (batched) shapes2 = graph::InferShapes(g, at2);
   for (graph::ValueInfo& out : g.outputs) {
-    out.shape = shapes1->at(out.name);
+    auto one = shapes1->find(out.name);
+    if (one == shapes1->end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "graph output '", out.name, "' is produced by no layer"));
+    }
+    out.shape = one->second;
     if (!shapes2.ok()) continue;  // Only batch 1 works: leave dims fixed.
-    const std::vector<int64_t>& other = shapes2->at(out.name);
-    if (!out.shape.empty() && other.size() == out.shape.size() &&
-        other[0] != out.shape[0]) {
+    auto two = shapes2->find(out.name);
+    if (two != shapes2->end() && !out.shape.empty() &&
+        two->second.size() == out.shape.size() &&
+        two->second[0] != out.shape[0]) {
       out.shape[0] = graph::kBatch;
     }
   }
@@ -594,6 +600,13 @@ absl::StatusOr<PackagedModel> Unpacker::Run() {
           absl::StrCat("input name '", in.name, "' is empty or repeated"));
     }
     g.inputs.push_back(std::move(in));
+  }
+  if (p_.input_names_size() == 0 || p_.output_names_size() == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the package declares ", p_.input_names_size(),
+                     " inputs and ", p_.output_names_size(),
+                     " outputs; a model needs at least one of "
+                     "each"));
   }
   for (const std::string& name : p_.output_names()) {
     g.outputs.push_back(graph::ValueInfo{name, {}});

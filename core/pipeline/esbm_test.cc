@@ -436,6 +436,13 @@ TEST(EsbmTest, UnpackValidatesEverything) {
   ExpectUnpackError([](P& p) { p.mutable_input_shapes(0)->set_shape(1, 0); },
                     "input 'x' has shape [-1,0,2,2]");
   ExpectUnpackError([](P& p) { p.set_output_names(0, "z"); }, "'z'");
+  ExpectUnpackError([](P& p) { p.clear_output_names(); }, "0 outputs");
+  ExpectUnpackError(
+      [](P& p) {
+        p.clear_input_names();
+        p.clear_input_shapes();
+      },
+      "0 inputs");
 }
 
 TEST(EsbmTest, UnpackingStaysWithinItsAllocationBudget) {

@@ -425,7 +425,12 @@ absl::StatusOr<onnx::ModelProto> QdqWriter::Run() {
     if (absl::Status s = WriteNode(node); !s.ok()) return s;
   }
   for (const std::string& name : used_constants_) {
-    const graph::Tensor& t = graph_.constants.at(name);
+    auto found = graph_.constants.find(name);
+    if (found == graph_.constants.end()) {
+      return absl::InternalError(
+          absl::StrCat("constant '", name, "' is used but not defined"));
+    }
+    const graph::Tensor& t = found->second;
     if (static_cast<int64_t>(t.data.size()) != t.size()) {
       return absl::InvalidArgumentError(
           absl::StrCat("constant '", name, "' has ", t.data.size(),
