@@ -52,7 +52,7 @@ rows=(
   "ESB W3A3 sb=2|--bits 3 --sb 2 --act-bits 3 --act-sb 2"
   "ESB W8A8 sb=7 (acts sb=7 signed, 8 unsigned: the int8 grid)|--method uniform --bits 8 --act-bits 8"
   "power-of-two W4A4|--method pot --bits 4 --act-bits 4"
-  "uniform W4A4, min-max scales|--method uniform --bits 4 --act-bits 4 --scale-rule minmax --dda mse"
+  "uniform W4A4, min-max scales|--method uniform --bits 4 --act-bits 4 --scale-rule minmax"
   "uniform W4A4, value-MSE scales|--method uniform --bits 4 --act-bits 4 --dda mse"
 )
 

@@ -21,6 +21,7 @@
 #include "client/levels.h"
 #include "client/quantize.h"
 #include "core/data/normalize.h"
+#include "core/pipeline/config.h"
 #include "google/protobuf/util/json_util.h"
 
 ABSL_FLAG(int, bits, 4,
@@ -369,12 +370,24 @@ int QuantizeCommand(const std::vector<char*>& args) {
   if (absl::GetFlag(FLAGS_act_sb) != 0) {
     config.set_act_sb(absl::GetFlag(FLAGS_act_sb));
   }
-  config.set_granularity(absl::GetFlag(FLAGS_per_tensor) ? "per-tensor"
-                                                         : "per-channel");
-  config.set_dda(absl::GetFlag(FLAGS_dda));
-  config.set_method(absl::GetFlag(FLAGS_method));
-  config.set_scale_rule(absl::GetFlag(FLAGS_scale_rule));
-  config.set_edge_bits(absl::GetFlag(FLAGS_edge_bits));
+  config.set_granularity(absl::GetFlag(FLAGS_per_tensor)
+                             ? esb::v1::GRANULARITY_PER_TENSOR
+                             : esb::v1::GRANULARITY_PER_CHANNEL);
+  if (!absl::GetFlag(FLAGS_dda).empty()) {
+    auto dda = esb::pipeline::ParseDdaRule(absl::GetFlag(FLAGS_dda));
+    if (!dda.ok()) return Fail(dda.status());
+    config.set_dda(*dda);
+  }
+  auto method = esb::pipeline::ParseMethod(absl::GetFlag(FLAGS_method));
+  if (!method.ok()) return Fail(method.status());
+  config.set_method(*method);
+  auto scale_rule =
+      esb::pipeline::ParseScaleRule(absl::GetFlag(FLAGS_scale_rule));
+  if (!scale_rule.ok()) return Fail(scale_rule.status());
+  config.set_scale_rule(*scale_rule);
+  if (!absl::GetFlag(FLAGS_all_layers)) {
+    config.set_edge_bits(absl::GetFlag(FLAGS_edge_bits));
+  }
   config.set_all_layers(absl::GetFlag(FLAGS_all_layers));
   if (absl::GetFlag(FLAGS_calib_count) < 1 ||
       absl::GetFlag(FLAGS_calib_count) > 1000000) {

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/progress.h"
+#include "core/pipeline/config.h"
 
 namespace esb::client {
 namespace {
@@ -13,6 +14,20 @@ namespace {
 std::string FormatText(const esb::v1::FormatSpec& f) {
   return absl::StrFormat("b%d sb%d %s", f.bits(), f.sb(),
                          f.signed_() ? "s" : "u");
+}
+
+// What a stage's progress steps count.
+const char* Unit(esb::v1::Stage stage) {
+  switch (stage) {
+    case esb::v1::STAGE_FIT:
+      return "layers";
+    case esb::v1::STAGE_CALIBRATE:
+      return "batches";
+    case esb::v1::STAGE_EVAL:
+      return "images";
+    default:
+      return "steps";
+  }
 }
 
 // One progress bar per stage, replaced when the stage changes.
@@ -24,17 +39,16 @@ class StageBars : public pipeline::ProgressSink {
   }
   void OnProgress(const pipeline::ProgressEvent& e) override {
     if (quiet_) return;
-    const std::string label = e.stage == "eval" && !e.message.empty()
-                                  ? absl::StrCat("eval ", e.message)
-                                  : e.stage;
+    const std::string stage(pipeline::StageName(e.stage));
+    const std::string label =
+        e.stage == esb::v1::STAGE_EVAL && !e.message.empty()
+            ? absl::StrCat(stage, " ", e.message)
+            : stage;
     if (label != label_) {
       if (bar_ != nullptr) bar_->Finish();
       label_ = label;
       bar_ = std::make_unique<Progress>(label, std::max<int64_t>(e.total, 1),
-                                        e.stage == "fit"         ? "layers"
-                                        : e.stage == "calibrate" ? "batches"
-                                        : e.stage == "eval"      ? "images"
-                                                                 : "steps");
+                                        Unit(e.stage));
     }
     bar_->Update(e.step);
   }

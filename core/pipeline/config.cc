@@ -75,54 +75,136 @@ std::map<std::string, std::string> JobSettings::AsMap() const {
           {"seed", absl::StrCat(seed)}};
 }
 
+absl::StatusOr<esb::v1::Granularity> ParseGranularity(absl::string_view name) {
+  if (name == "per-channel") return esb::v1::GRANULARITY_PER_CHANNEL;
+  if (name == "per-tensor") return esb::v1::GRANULARITY_PER_TENSOR;
+  return Bad("granularity", absl::StrCat("'", name,
+                                         "' is unknown; valid: "
+                                         "per-channel, per-tensor"));
+}
+
+absl::StatusOr<esb::v1::DdaRule> ParseDdaRule(absl::string_view name) {
+  if (name == "output") return esb::v1::DDA_RULE_OUTPUT;
+  if (name == "mse") return esb::v1::DDA_RULE_MSE;
+  if (name == "gaussian") return esb::v1::DDA_RULE_GAUSSIAN;
+  return Bad("dda", absl::StrCat("'", name,
+                                 "' is unknown; valid: output, mse, gaussian"));
+}
+
+absl::StatusOr<esb::v1::Method> ParseMethod(absl::string_view name) {
+  if (name == "esb") return esb::v1::METHOD_ESB;
+  if (name == "uniform") return esb::v1::METHOD_UNIFORM;
+  if (name == "pot") return esb::v1::METHOD_POT;
+  return Bad("method",
+             absl::StrCat("'", name, "' is unknown; valid: esb, uniform, pot"));
+}
+
+absl::StatusOr<esb::v1::ScaleRule> ParseScaleRule(absl::string_view name) {
+  if (name == "dda") return esb::v1::SCALE_RULE_DDA;
+  if (name == "minmax") return esb::v1::SCALE_RULE_MINMAX;
+  return Bad("scale_rule",
+             absl::StrCat("'", name, "' is unknown; valid: dda, minmax"));
+}
+
+absl::string_view StageName(esb::v1::Stage stage) {
+  switch (stage) {
+    case esb::v1::STAGE_LOAD:
+      return "load";
+    case esb::v1::STAGE_CALIBRATE:
+      return "calibrate";
+    case esb::v1::STAGE_FIT:
+      return "fit";
+    case esb::v1::STAGE_EXPORT:
+      return "export";
+    case esb::v1::STAGE_EVAL:
+      return "eval";
+    default:
+      return "";
+  }
+}
+
 absl::StatusOr<JobSettings> ResolveConfig(const esb::v1::JobConfig& c) {
+  const JobSettings d;  // The defaults.
   JobSettings s;
-  if (c.method().empty() || c.method() == "esb") {
-    s.method = Method::kEsb;
-  } else if (c.method() == "uniform") {
-    s.method = Method::kUniform;
-  } else if (c.method() == "pot") {
-    s.method = Method::kPot;
-  } else {
-    return Bad("method",
-               absl::StrCat("'", c.method(),
-                            "' is unknown; valid: esb, uniform, pot"));
+  switch (c.method()) {
+    case esb::v1::METHOD_UNSPECIFIED:
+    case esb::v1::METHOD_ESB:
+      s.method = Method::kEsb;
+      break;
+    case esb::v1::METHOD_UNIFORM:
+      s.method = Method::kUniform;
+      break;
+    case esb::v1::METHOD_POT:
+      s.method = Method::kPot;
+      break;
+    default:
+      return Bad("method", absl::StrCat(static_cast<int>(c.method()),
+                                        " is not a Method value"));
   }
-  if (c.dda().empty() || c.dda() == "output") {
-    s.dda = DdaRule::kOutput;
-  } else if (c.dda() == "mse") {
-    s.dda = DdaRule::kMse;
-  } else if (c.dda() == "gaussian") {
-    s.dda = DdaRule::kGaussian;
-  } else {
-    return Bad("dda",
-               absl::StrCat("'", c.dda(),
-                            "' is unknown; valid: output, mse, gaussian"));
+  switch (c.dda()) {
+    case esb::v1::DDA_RULE_UNSPECIFIED:
+    case esb::v1::DDA_RULE_OUTPUT:
+      s.dda = DdaRule::kOutput;
+      break;
+    case esb::v1::DDA_RULE_MSE:
+      s.dda = DdaRule::kMse;
+      break;
+    case esb::v1::DDA_RULE_GAUSSIAN:
+      s.dda = DdaRule::kGaussian;
+      break;
+    default:
+      return Bad("dda", absl::StrCat(static_cast<int>(c.dda()),
+                                     " is not a DdaRule value"));
   }
-  if (c.scale_rule() == "minmax") {
-    s.dda = DdaRule::kMinMax;
-  } else if (!c.scale_rule().empty() && c.scale_rule() != "dda") {
-    return Bad("scale_rule", absl::StrCat("'", c.scale_rule(),
-                                          "' is unknown; valid: dda, minmax"));
+  switch (c.scale_rule()) {
+    case esb::v1::SCALE_RULE_UNSPECIFIED:
+    case esb::v1::SCALE_RULE_DDA:
+      break;
+    case esb::v1::SCALE_RULE_MINMAX:
+      if (c.dda() != esb::v1::DDA_RULE_UNSPECIFIED) {
+        return Bad("scale_rule",
+                   "minmax scales take no DDA rule; leave dda unset");
+      }
+      s.dda = DdaRule::kMinMax;
+      break;
+    default:
+      return Bad("scale_rule", absl::StrCat(static_cast<int>(c.scale_rule()),
+                                            " is not a ScaleRule value"));
   }
-  if (c.granularity().empty() || c.granularity() == "per-channel") {
-    s.per_channel = true;
-  } else if (c.granularity() == "per-tensor") {
-    s.per_channel = false;
-  } else {
-    return Bad("granularity",
-               absl::StrCat("'", c.granularity(),
-                            "' is unknown; valid: per-channel, per-tensor"));
+  switch (c.granularity()) {
+    case esb::v1::GRANULARITY_UNSPECIFIED:
+    case esb::v1::GRANULARITY_PER_CHANNEL:
+      s.per_channel = true;
+      break;
+    case esb::v1::GRANULARITY_PER_TENSOR:
+      s.per_channel = false;
+      break;
+    default:
+      return Bad("granularity", absl::StrCat(static_cast<int>(c.granularity()),
+                                             " is not a Granularity value"));
   }
-  s.weight_bits = c.has_weight_bits() ? c.weight_bits() : 4;
-  s.act_bits = c.has_act_bits() ? c.act_bits() : 4;
-  s.weight_sb = c.has_weight_sb() ? c.weight_sb() : 2;
-  s.act_sb = c.has_act_sb() ? c.act_sb() : 2;
+  if (c.sb_auto() && c.has_weight_sb()) {
+    return Bad("weight_sb",
+               "given together with sb_auto; sb_auto chooses sb per layer "
+               "(bound it with max_sb)");
+  }
+  if (!c.sb_auto() && c.has_max_sb()) {
+    return Bad("max_sb", "applies to sb_auto only; set sb_auto or drop it");
+  }
+  if (c.all_layers() && c.has_edge_bits()) {
+    return Bad("edge_bits",
+               "given together with all_layers, which quantizes the first "
+               "and last layers like the rest");
+  }
+  s.weight_bits = c.has_weight_bits() ? c.weight_bits() : d.weight_bits;
+  s.act_bits = c.has_act_bits() ? c.act_bits() : d.act_bits;
+  s.weight_sb = c.has_weight_sb() ? c.weight_sb() : d.weight_sb;
+  s.act_sb = c.has_act_sb() ? c.act_sb() : d.act_sb;
   s.act_sb_set = c.has_act_sb();
   s.sb_auto = c.sb_auto();
-  s.edge_bits = c.has_edge_bits() ? c.edge_bits() : 8;
+  s.edge_bits = c.has_edge_bits() ? c.edge_bits() : d.edge_bits;
   s.all_layers = c.all_layers();
-  s.calib_count = c.has_calib_count() ? c.calib_count() : 512;
+  s.calib_count = c.has_calib_count() ? c.calib_count() : d.calib_count;
   s.seed = c.seed();
   s.max_sb = c.has_max_sb() ? c.max_sb() : s.weight_bits - 1;
 
@@ -171,9 +253,10 @@ absl::StatusOr<JobSettings> ResolveConfig(const esb::v1::JobConfig& c) {
                        "}"));
     }
   }
-  if (s.calib_count < 1 || s.calib_count > 1000000) {
+  if (s.calib_count < 1 || s.calib_count > JobSettings::kMaxCalibCount) {
     return Bad("calib_count",
-               absl::StrCat(s.calib_count, " is out of range [1, 1000000]"));
+               absl::StrCat(s.calib_count, " is out of range [1, ",
+                            JobSettings::kMaxCalibCount, "]"));
   }
   s.mean.assign(c.mean().begin(), c.mean().end());
   s.std.assign(c.std().begin(), c.std().end());
@@ -194,6 +277,17 @@ absl::StatusOr<JobSettings> ResolveConfig(const esb::v1::JobConfig& c) {
   }
   for (const auto& o : c.overrides()) {
     if (o.node().empty()) return Bad("overrides", "an override names no node");
+    if (!o.has_bits() && !o.has_sb() && !o.has_act_bits() && !o.has_act_sb()) {
+      return Bad("overrides", absl::StrCat("the override of layer '", o.node(),
+                                           "' sets nothing; give bits, sb, "
+                                           "act_bits or act_sb"));
+    }
+    if (s.overrides.count(o.node())) {
+      return Bad("overrides",
+                 absl::StrCat("layer '", o.node(),
+                              "' is overridden twice; merge the settings "
+                              "into one override"));
+    }
     for (auto [has, bits] : {std::pair{o.has_bits(), o.bits()},
                              std::pair{o.has_act_bits(), o.act_bits()}}) {
       if (has && (bits < Format::kMinBits || bits > Format::kMaxBits)) {

@@ -31,14 +31,42 @@ TEST(ConfigTest, EveryBadFieldIsNamed) {
       {[](auto& c) { c.set_weight_sb(4); }, "weight_sb"},
       {[](auto& c) { c.set_act_bits(1); }, "act_bits"},
       {[](auto& c) { c.set_act_sb(7); }, "act_sb"},
-      {[](auto& c) { c.set_method("int4"); }, "method"},
-      {[](auto& c) { c.set_dda("kl"); }, "dda"},
-      {[](auto& c) { c.set_granularity("per-row"); }, "granularity"},
-      {[](auto& c) { c.set_scale_rule("percentile"); }, "scale_rule"},
+      {[](auto& c) { c.set_method(static_cast<esb::v1::Method>(9)); },
+       "method"},
+      {[](auto& c) { c.set_dda(static_cast<esb::v1::DdaRule>(9)); }, "dda"},
+      {[](auto& c) { c.set_granularity(static_cast<esb::v1::Granularity>(9)); },
+       "granularity"},
+      {[](auto& c) { c.set_scale_rule(static_cast<esb::v1::ScaleRule>(9)); },
+       "scale_rule"},
+      // Contradictions are refused, naming the field that conflicts.
+      {[](auto& c) {
+         c.set_sb_auto(true);
+         c.set_weight_sb(2);
+       },
+       "weight_sb: given together with sb_auto"},
+      {[](auto& c) { c.set_max_sb(2); }, "max_sb: applies to sb_auto only"},
+      {[](auto& c) {
+         c.set_scale_rule(esb::v1::SCALE_RULE_MINMAX);
+         c.set_dda(esb::v1::DDA_RULE_MSE);
+       },
+       "scale_rule: minmax scales take no DDA rule"},
+      {[](auto& c) {
+         c.set_all_layers(true);
+         c.set_edge_bits(8);
+       },
+       "edge_bits: given together with all_layers"},
+      {[](auto& c) { c.add_overrides()->set_node("fc"); },
+       "override of layer 'fc' sets nothing"},
+      {[](auto& c) {
+         c.add_overrides()->set_node("fc");
+         c.mutable_overrides(0)->set_bits(8);
+         *c.add_overrides() = c.overrides(0);
+       },
+       "layer 'fc' is overridden twice"},
       {[](auto& c) { c.set_calib_count(0); }, "calib_count"},
       {[](auto& c) { c.set_edge_bits(12); }, "edge_bits"},
       {[](auto& c) {
-         c.set_method("pot");
+         c.set_method(esb::v1::METHOD_POT);
          c.set_weight_bits(8);
        },
        "weight_bits"},
@@ -97,12 +125,12 @@ TEST(ConfigTest, LayerPlans) {
   EXPECT_EQ(ActivationFormat(*edge, true, "conv1")->sb(), 7);
 
   esb::v1::JobConfig pot;
-  pot.set_method("pot");
+  pot.set_method(esb::v1::METHOD_POT);
   auto p = ResolveConfig(pot);
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(PlanLayer(*p, "x", false)->weight_formats[0].sb(), 1);
   esb::v1::JobConfig uni;
-  uni.set_method("uniform");
+  uni.set_method(esb::v1::METHOD_UNIFORM);
   auto u = ResolveConfig(uni);
   ASSERT_TRUE(u.ok());
   auto up = PlanLayer(*u, "x", false);
@@ -126,7 +154,7 @@ TEST(ConfigTest, LayerPlans) {
 // uniform at the overridden width, and so do edge layers.
 TEST(ConfigTest, OverriddenBitsKeepTheMethodsGrid) {
   esb::v1::JobConfig c;
-  c.set_method("uniform");
+  c.set_method(esb::v1::METHOD_UNIFORM);
   auto* o = c.add_overrides();
   o->set_node("conv2");
   o->set_bits(6);
@@ -148,6 +176,32 @@ TEST(ConfigTest, OverriddenBitsKeepTheMethodsGrid) {
   auto b = ResolveConfig(broadcast);
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(b->mean, (std::vector<float>{0.5f, 0.5f}));
+}
+
+TEST(ConfigTest, NamesRoundTripThroughTheEnums) {
+  EXPECT_EQ(*ParseDdaRule("gaussian"), esb::v1::DDA_RULE_GAUSSIAN);
+  EXPECT_EQ(*ParseMethod("pot"), esb::v1::METHOD_POT);
+  EXPECT_EQ(*ParseScaleRule("minmax"), esb::v1::SCALE_RULE_MINMAX);
+  EXPECT_EQ(*ParseGranularity("per-tensor"), esb::v1::GRANULARITY_PER_TENSOR);
+  EXPECT_THAT(std::string(ParseDdaRule("kl").status().message()),
+              HasSubstr("valid: output, mse, gaussian"));
+  EXPECT_EQ(StageName(esb::v1::STAGE_CALIBRATE), "calibrate");
+  // Reports print names, not enum values.
+  esb::v1::JobConfig c;
+  c.set_dda(esb::v1::DDA_RULE_MSE);
+  c.set_method(esb::v1::METHOD_UNIFORM);
+  auto s = ResolveConfig(c);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->AsMap().at("dda"), "mse");
+  EXPECT_EQ(s->AsMap().at("method"), "uniform");
+  // The defaults live in JobSettings: an empty config gives them.
+  auto d = ResolveConfig(esb::v1::JobConfig());
+  ASSERT_TRUE(d.ok());
+  const JobSettings defaults;
+  EXPECT_EQ(d->weight_bits, defaults.weight_bits);
+  EXPECT_EQ(d->weight_sb, defaults.weight_sb);
+  EXPECT_EQ(d->edge_bits, defaults.edge_bits);
+  EXPECT_EQ(d->calib_count, defaults.calib_count);
 }
 
 }  // namespace

@@ -463,8 +463,9 @@ absl::StatusOr<FittedModel> Fitter::Run(const graph::Tensor& sample) {
       if (absl::Status s = FitLayer(node, edge); !s.ok()) return s;
       ++done;
       if (progress_ != nullptr) {
-        progress_->OnProgress(
-            {"fit", done, static_cast<int64_t>(quantized.size()), node.name});
+        progress_->OnProgress({esb::v1::STAGE_FIT, done,
+                               static_cast<int64_t>(quantized.size()),
+                               node.name});
       }
     } else {
       absl::StatusOr<std::vector<graph::Tensor>> q = runner_.Run(node, qs_);

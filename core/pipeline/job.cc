@@ -189,7 +189,8 @@ absl::Status CalibrateStage(Job& job) {
     const int64_t n = std::min(kBatch, calib.count - next);
     graph::Tensor b = calib.Batch(next, n);
     next += n;
-    job.Progress({"calibrate", next / kBatch + (next % kBatch != 0), batches,
+    job.Progress({esb::v1::STAGE_CALIBRATE,
+                  next / kBatch + (next % kBatch != 0), batches,
                   "activation histograms"});
     return {std::move(b)};
   };
@@ -269,7 +270,7 @@ absl::Status ExportStage(Job& job) {
       !s.ok()) {
     return s;
   }
-  job.Progress({"export", 1, 1, "artifacts"});
+  job.Progress({esb::v1::STAGE_EXPORT, 1, 1, "artifacts"});
   return absl::OkStatus();
 }
 
@@ -316,7 +317,7 @@ absl::Status EvalStage(Job& job) {
     eval::BatchOptions options;
     options.batch = kBatch;
     options.on_progress = [&](int64_t done) {
-      job.Progress({"eval", done, count, what});
+      job.Progress({esb::v1::STAGE_EVAL, done, count, what});
     };
     if (job.progress != nullptr) {
       options.cancelled = [&] { return job.progress->Cancelled(); };

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/env/digest.h"
 #include "core/env/fault_env.h"
 #include "core/pipeline/esbm.h"
@@ -107,7 +108,7 @@ TEST(JobTest, ArtifactsAreDeterministicWhateverTheThreadCount) {
 
 class CancelAfter : public ProgressSink {
  public:
-  explicit CancelAfter(std::string stage) : stage_(std::move(stage)) {}
+  explicit CancelAfter(esb::v1::Stage stage) : stage_(stage) {}
   void OnProgress(const ProgressEvent& e) override {
     if (cancelled_) ++events_after_cancel_;
     if (e.stage == stage_) cancelled_ = true;
@@ -116,15 +117,15 @@ class CancelAfter : public ProgressSink {
   int events_after_cancel() const { return events_after_cancel_; }
 
  private:
-  std::string stage_;
+  esb::v1::Stage stage_;
   bool cancelled_ = false;
   int events_after_cancel_ = 0;
 };
 
 TEST(JobTest, CancellationStopsWithinOneStep) {
-  for (const char* stage : {"calibrate", "fit"}) {
+  for (esb::v1::Stage stage : {esb::v1::STAGE_CALIBRATE, esb::v1::STAGE_FIT}) {
     CancelAfter sink(stage);
-    auto r = RunJob(Inputs("resnet", std::string("cancel_") + stage, 0),
+    auto r = RunJob(Inputs("resnet", absl::StrCat("cancel_", stage), 0),
                     SmallConfig(), &sink);
     EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled) << stage;
     EXPECT_LE(sink.events_after_cancel(), 1) << stage;

@@ -5,10 +5,12 @@
 #include <cstdint>
 #include <string>
 
+#include "esb/v1/job.pb.h"
+
 namespace esb::pipeline {
 
 struct ProgressEvent {
-  std::string stage;    // "calibrate", "fit", "export", "eval".
+  esb::v1::Stage stage = esb::v1::STAGE_UNSPECIFIED;
   int64_t step = 0;     // Steps done in the stage.
   int64_t total = 0;    // Steps in the stage.
   std::string message;  // e.g. the layer just fitted.
