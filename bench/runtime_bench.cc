@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "bench/peak.h"
-#include "core/graph/onnx_import.h"
+#include "core/onnx/onnx_import.h"
 #include "core/graph/passes.h"
 #include "core/graph/shapes.h"
 #include "core/pipeline/calibrate.h"

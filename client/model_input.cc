@@ -1,7 +1,7 @@
 #include "client/model_input.h"
 
 #include "absl/strings/str_cat.h"
-#include "core/graph/onnx_import.h"
+#include "core/onnx/onnx_import.h"
 #include "core/graph/passes.h"
 
 namespace esb::client {

@@ -26,7 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/env/env.h"
-#include "core/graph/onnx_import.h"
+#include "core/onnx/onnx_import.h"
 #include "core/pipeline/progress.h"
 #include "esb/v1/job.pb.h"
 #include "esb/v1/report.pb.h"

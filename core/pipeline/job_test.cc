@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/env/digest.h"
 #include "core/env/fault_env.h"
-#include "core/pipeline/esbm.h"
+#include "core/package/esbm.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"

@@ -4,7 +4,7 @@
 
 #include "core/pipeline/calibrate.h"
 #include "core/pipeline/config.h"
-#include "core/pipeline/esbm.h"
+#include "core/package/esbm.h"
 #include "core/pipeline/fit.h"
 #include "core/runtime/esb_executor.h"
 #include "core/testing/demo.h"

@@ -18,7 +18,7 @@
 #include <set>
 #include <sstream>
 
-#include "core/graph/onnx_import.h"
+#include "core/onnx/onnx_import.h"
 #include "core/graph/passes.h"
 #include "core/runtime/executor.h"
 #include "core/runtime/onnx_conformance_cases.h"

@@ -5,7 +5,7 @@
 #include "core/data/idx.h"
 #include "core/data/normalize.h"
 #include "core/esb/dda.h"
-#include "core/graph/onnx_import.h"
+#include "core/onnx/onnx_import.h"
 #include "core/graph/passes.h"
 #include "gtest/gtest.h"
 

@@ -12,8 +12,8 @@
 // unsupported node and its op type, not only the first.
 //
 // Functions are thread-safe.
-#ifndef ESB_CORE_GRAPH_ONNX_IMPORT_H_
-#define ESB_CORE_GRAPH_ONNX_IMPORT_H_
+#ifndef ESB_CORE_ONNX_ONNX_IMPORT_H_
+#define ESB_CORE_ONNX_ONNX_IMPORT_H_
 
 #include <cstdint>
 #include <string>
@@ -50,4 +50,4 @@ absl::StatusOr<Tensor> ReadOnnxTensorFile(const std::string& path);
 
 }  // namespace esb::graph
 
-#endif  // ESB_CORE_GRAPH_ONNX_IMPORT_H_
+#endif  // ESB_CORE_ONNX_ONNX_IMPORT_H_

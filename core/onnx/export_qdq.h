@@ -43,8 +43,8 @@
 // onnx::checker and strict ONNX shape inference before it is returned.
 //
 // Functions are thread-safe.
-#ifndef ESB_CORE_PIPELINE_EXPORT_QDQ_H_
-#define ESB_CORE_PIPELINE_EXPORT_QDQ_H_
+#ifndef ESB_CORE_ONNX_EXPORT_QDQ_H_
+#define ESB_CORE_ONNX_EXPORT_QDQ_H_
 
 #include <map>
 #include <string>
@@ -85,4 +85,4 @@ absl::StatusOr<std::string> ExportQdqOnnx(
 
 }  // namespace esb::pipeline
 
-#endif  // ESB_CORE_PIPELINE_EXPORT_QDQ_H_
+#endif  // ESB_CORE_ONNX_EXPORT_QDQ_H_

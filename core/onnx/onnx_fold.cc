@@ -6,7 +6,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
-#include "core/graph/onnx_importer.h"
+#include "core/onnx/onnx_importer.h"
 
 namespace esb::graph::internal {
 

@@ -1,4 +1,4 @@
-#include "core/pipeline/export_qdq.h"
+#include "core/onnx/export_qdq.h"
 
 #include <unistd.h>
 
@@ -11,7 +11,7 @@
 #include <set>
 
 #include "core/esb/dda.h"
-#include "core/graph/onnx_import.h"
+#include "core/onnx/onnx_import.h"
 #include "core/graph/passes.h"
 #include "core/testing/demo.h"
 #include "gmock/gmock.h"

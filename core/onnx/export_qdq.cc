@@ -1,4 +1,4 @@
-#include "core/pipeline/export_qdq.h"
+#include "core/onnx/export_qdq.h"
 
 #include <bit>
 #include <cmath>
@@ -12,7 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/esb/quantize.h"
-#include "core/pipeline/layer_weights.h"
+#include "core/package/layer_weights.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "onnx/checker.h"

@@ -1,4 +1,4 @@
-#include "core/pipeline/layer_weights.h"
+#include "core/package/layer_weights.h"
 
 #include "absl/strings/str_cat.h"
 #include "core/esb/quantize.h"

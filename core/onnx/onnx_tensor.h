@@ -1,7 +1,7 @@
 // Constant tensors read from ONNX TensorProtos during import (internal to
 // core/graph).
-#ifndef ESB_CORE_GRAPH_ONNX_TENSOR_H_
-#define ESB_CORE_GRAPH_ONNX_TENSOR_H_
+#ifndef ESB_CORE_ONNX_ONNX_TENSOR_H_
+#define ESB_CORE_ONNX_ONNX_TENSOR_H_
 
 #include <cstdint>
 #include <limits>
@@ -45,4 +45,4 @@ absl::Status LoadExternalData(onnx::ModelProto& model,
 
 }  // namespace esb::graph::internal
 
-#endif  // ESB_CORE_GRAPH_ONNX_TENSOR_H_
+#endif  // ESB_CORE_ONNX_ONNX_TENSOR_H_

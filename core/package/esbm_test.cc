@@ -1,4 +1,4 @@
-#include "core/pipeline/esbm.h"
+#include "core/package/esbm.h"
 
 #include <openssl/sha.h>
 
@@ -8,7 +8,7 @@
 
 #include "core/esb/codes.h"
 #include "core/esb/dda.h"
-#include "core/graph/onnx_import.h"
+#include "core/onnx/onnx_import.h"
 #include "core/graph/passes.h"
 #include "core/graph/shapes.h"
 #include "core/testing/demo.h"

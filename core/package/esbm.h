@@ -22,8 +22,8 @@
 // Float constants read by other layers are in Package.constants.
 //
 // Functions are thread-safe.
-#ifndef ESB_CORE_PIPELINE_ESBM_H_
-#define ESB_CORE_PIPELINE_ESBM_H_
+#ifndef ESB_CORE_PACKAGE_ESBM_H_
+#define ESB_CORE_PACKAGE_ESBM_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -108,4 +108,4 @@ absl::StatusOr<PackagedModel> UnpackPackage(const esb::v1::Package& package,
 
 }  // namespace esb::pipeline
 
-#endif  // ESB_CORE_PIPELINE_ESBM_H_
+#endif  // ESB_CORE_PACKAGE_ESBM_H_

@@ -1,4 +1,4 @@
-#include "core/graph/onnx_tensor.h"
+#include "core/onnx/onnx_tensor.h"
 
 #include <cstring>
 #include <filesystem>

@@ -1,4 +1,4 @@
-#include "core/graph/onnx_import.h"
+#include "core/onnx/onnx_import.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,8 +12,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/graph/onnx_importer.h"
-#include "core/graph/onnx_tensor.h"
+#include "core/onnx/onnx_importer.h"
+#include "core/onnx/onnx_tensor.h"
 #include "onnx/checker.h"
 #include "onnx/defs/schema.h"
 #include "onnx/shape_inference/implementation.h"

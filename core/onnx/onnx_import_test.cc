@@ -1,4 +1,4 @@
-#include "core/graph/onnx_import.h"
+#include "core/onnx/onnx_import.h"
 
 #include <filesystem>
 #include <fstream>

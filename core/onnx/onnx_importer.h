@@ -1,8 +1,8 @@
 // The ONNX-to-IR converter (internal to core/graph): one Importer per
 // model; its methods are split between onnx_import.cc (the walk, layers,
 // outputs) and onnx_fold.cc (shape arithmetic and data-movement ops).
-#ifndef ESB_CORE_GRAPH_ONNX_IMPORTER_H_
-#define ESB_CORE_GRAPH_ONNX_IMPORTER_H_
+#ifndef ESB_CORE_ONNX_ONNX_IMPORTER_H_
+#define ESB_CORE_ONNX_ONNX_IMPORTER_H_
 
 #include <cstdint>
 #include <map>
@@ -14,7 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "core/graph/graph.h"
-#include "core/graph/onnx_tensor.h"
+#include "core/onnx/onnx_tensor.h"
 #include "onnx/onnx_pb.h"
 
 namespace esb::graph::internal {
@@ -153,4 +153,4 @@ class Importer {
 
 }  // namespace esb::graph::internal
 
-#endif  // ESB_CORE_GRAPH_ONNX_IMPORTER_H_
+#endif  // ESB_CORE_ONNX_ONNX_IMPORTER_H_

@@ -1,4 +1,4 @@
-#include "core/pipeline/esbm.h"
+#include "core/package/esbm.h"
 
 #include <cmath>
 #include <cstring>
@@ -15,7 +15,7 @@
 #include "core/esb/codes.h"
 #include "core/esb/quantize.h"
 #include "core/graph/shapes.h"
-#include "core/pipeline/layer_weights.h"
+#include "core/package/layer_weights.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 

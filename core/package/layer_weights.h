@@ -1,7 +1,7 @@
 // The quantized weights of one layer, as both exporters write them
-// (internal to core/pipeline).
-#ifndef ESB_CORE_PIPELINE_LAYER_WEIGHTS_H_
-#define ESB_CORE_PIPELINE_LAYER_WEIGHTS_H_
+// (internal to the exporters: core/package and core/onnx).
+#ifndef ESB_CORE_PACKAGE_LAYER_WEIGHTS_H_
+#define ESB_CORE_PACKAGE_LAYER_WEIGHTS_H_
 
 #include <cstdint>
 #include <string>
@@ -30,4 +30,4 @@ absl::StatusOr<LayerWeights> QuantizeLayerWeights(const graph::Graph& graph,
 
 }  // namespace esb::pipeline::internal
 
-#endif  // ESB_CORE_PIPELINE_LAYER_WEIGHTS_H_
+#endif  // ESB_CORE_PACKAGE_LAYER_WEIGHTS_H_
