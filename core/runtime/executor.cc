@@ -9,13 +9,15 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/graph/shapes.h"
+#include "core/runtime/cpus.h"
 #include "core/runtime/dnnl_adapter.h"
 #include "core/runtime/plan.h"
 
 namespace esb::runtime {
 namespace internal {
 
-// The oneDNN engine and the executor's one stream.
+// The oneDNN engine (thread-safe) and the stream that packs weights while
+// plans are built.
 struct Device {
   dnnl::engine engine;
   dnnl::stream stream;
@@ -70,15 +72,15 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
 absl::StatusOr<std::unique_ptr<Executor>> Executor::CreateWithLayers(
     const graph::Graph& graph, const ExecutorOptions& options,
     std::shared_ptr<const internal::QuantizedLayers> layers) {
-  if (options.threads < 0 || options.max_cached_shapes < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("executor options: threads (", options.threads,
-                     ") must be >= 0 and max_cached_shapes (",
-                     options.max_cached_shapes, ") >= 1"));
+  if (options.threads < 0 || options.max_cached_shapes < 1 ||
+      options.max_idle_runs < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "executor options: threads (", options.threads,
+        ") must be >= 0, max_cached_shapes (", options.max_cached_shapes,
+        ") >= 1 and max_idle_runs (", options.max_idle_runs, ") >= 0"));
   }
   if (absl::Status s = CheckConstants(graph); !s.ok()) return s;
-  const int threads =
-      options.threads > 0 ? options.threads : omp_get_num_procs();
+  const int threads = options.threads > 0 ? options.threads : AvailableCpus();
   std::unique_ptr<Executor> executor(
       new Executor(graph, options, threads, std::move(layers)));
   absl::Status status = CallDnnl("creating the oneDNN engine", [&] {
@@ -123,21 +125,35 @@ int Executor::cached_shapes() const {
   return static_cast<int>(plans_.size());
 }
 
-absl::StatusOr<internal::Plan*> Executor::PlanFor(const ShapeKey& key) {
+int Executor::idle_runs(const std::vector<std::vector<int64_t>>& shapes) const {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [key, plan] : plans_) {
+    if (key == shapes) return plan->idle_runs();
+  }
+  return 0;
+}
+
+absl::StatusOr<std::shared_ptr<internal::Plan>> Executor::PlanFor(
+    const ShapeKey& key) {
   for (auto it = plans_.begin(); it != plans_.end(); ++it) {
     if (it->first == key) {
       plans_.splice(plans_.begin(), plans_, it);
-      return plans_.front().second.get();
+      return plans_.front().second;
     }
   }
-  auto plan = internal::Plan::Build(graph_, key, device_->engine,
-                                    device_->stream, *weights_, layers_.get());
+  internal::PlanLimits limits;
+  limits.max_arena_bytes = options_.max_arena_bytes;
+  limits.max_plan_bytes = options_.max_plan_bytes;
+  limits.max_idle_runs = options_.max_idle_runs;
+  auto plan =
+      internal::Plan::Build(graph_, key, device_->engine, device_->stream,
+                            *weights_, limits, layers_.get());
   if (!plan.ok()) return plan.status();
   plans_.emplace_front(key, *std::move(plan));
   while (static_cast<int>(plans_.size()) > options_.max_cached_shapes) {
     plans_.pop_back();
   }
-  return plans_.front().second.get();
+  return plans_.front().second;
 }
 
 absl::StatusOr<std::vector<graph::Tensor>> Executor::Run(
@@ -165,9 +181,12 @@ absl::StatusOr<std::vector<graph::Tensor>> Executor::Run(
     input_data.push_back(t.data.data());
   }
 
-  absl::MutexLock lock(&mu_);
   ScopedThreads scoped(threads_);
-  auto plan = PlanFor(key);
+  absl::StatusOr<std::shared_ptr<internal::Plan>> plan;
+  {
+    absl::MutexLock lock(&mu_);
+    plan = PlanFor(key);
+  }
   if (!plan.ok()) return plan.status();
   std::vector<graph::Tensor> outputs((*plan)->output_shapes().size());
   std::vector<float*> output_data;
@@ -176,8 +195,7 @@ absl::StatusOr<std::vector<graph::Tensor>> Executor::Run(
     outputs[i].data.resize(outputs[i].size());
     output_data.push_back(outputs[i].data.data());
   }
-  absl::Status status =
-      (*plan)->Execute(input_data, output_data, device_->stream);
+  absl::Status status = (*plan)->Execute(input_data, output_data);
   if (!status.ok()) return status;
   return outputs;
 }

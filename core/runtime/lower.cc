@@ -38,7 +38,7 @@ dnnl::primitive_attr ActivationAttr(const graph::Activation& activation) {
                          activation.max);
       break;
   }
-  dnnl::primitive_attr attr;
+  dnnl::primitive_attr attr = ScratchpadAttr();
   attr.set_post_ops(ops);
   return attr;
 }
@@ -109,8 +109,8 @@ PlanBuilder::Value PlanBuilder::As(const std::string& name, const Desc& desc) {
     if (c.desc == desc) return c;
   }
   Value c = NewArena(desc);
-  AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(engine_, v.desc,
-                                                           engine_, desc)),
+  AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(
+                   engine_, v.desc, engine_, desc, ScratchpadAttr())),
                {{DNNL_ARG_FROM, v}, {DNNL_ARG_TO, c}});
   copies.push_back(c);
   return c;
@@ -122,11 +122,33 @@ PlanBuilder::Value PlanBuilder::AsPlain(const std::string& name) {
 
 void PlanBuilder::AddPrimitive(const dnnl::primitive& primitive,
                                const std::vector<std::pair<int, Value>>& args) {
+  // Each execution gives the primitive its scratchpad from the arena, so
+  // runs on several threads share none (dnnl_adapter.h, ScratchpadAttr).
+  const_dnnl_primitive_desc_t pd = primitive.get_primitive_desc();
+  const_dnnl_primitive_attr_t attr = nullptr;
+  dnnl_scratchpad_mode_t mode = dnnl_scratchpad_mode_library;
+  if (dnnl_primitive_desc_get_attr(pd, &attr) != dnnl_success ||
+      dnnl_primitive_attr_get_scratchpad_mode(attr, &mode) != dnnl_success ||
+      mode != dnnl_scratchpad_mode_user) {
+    if (status_.ok()) {
+      status_ = absl::InternalError(absl::StrCat(
+          context_, ": primitive created without a user scratchpad"));
+    }
+  }
   Plan::Step step;
   step.context = context_;
   step.primitive = primitive;
   for (const auto& [arg, value] : args) {
     step.args.push_back({arg, value.buffer, value.desc});
+  }
+  const dnnl_memory_desc_t* scratch =
+      dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+  if (scratch != nullptr) {
+    const Desc scratch_desc(*scratch);
+    if (scratch_desc.get_size() > 0) {
+      const Value v = NewArena(scratch_desc);
+      step.args.push_back({DNNL_ARG_SCRATCHPAD, v.buffer, v.desc});
+    }
   }
   plan_.steps_.push_back(std::move(step));
 }
@@ -172,7 +194,7 @@ void PlanBuilder::AddOutputs() {
     b.index = static_cast<int>(i);
     const Value out{AddBuffer(b), PlainDesc(ShapeOf(name))};
     AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(
-                     engine_, v.desc, engine_, out.desc)),
+                     engine_, v.desc, engine_, out.desc, ScratchpadAttr())),
                  {{DNNL_ARG_FROM, v}, {DNNL_ARG_TO, out}});
     plan_.output_shapes_.push_back(ShapeOf(name));
   }
@@ -279,8 +301,10 @@ absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
             const_cast<float*>(w->data.data()));
       },
       engine_, stream_);
-  plan_.packed_.push_back(packed);
-  const Value weights = AddConstant(packed->storage.data(), packed->desc);
+  if (!packed.ok()) return packed.status();
+  plan_.packed_.push_back(*packed);
+  const Value weights =
+      AddConstant((*packed)->storage->data(), (*packed)->desc);
   const Value dst = NewArena(pd.dst_desc());
   std::vector<std::pair<int, Value>> args = {
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
@@ -315,7 +339,11 @@ absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
     std::vector<int64_t> c2 = c->shape;
     while (c2.size() < 2) c2.insert(c2.begin(), 1);
     const int64_t rows = c2[0] == 1 ? 1 : n;
-    auto folded = std::make_unique<AlignedBuffer>(rows * m * sizeof(float));
+    auto created = AlignedBuffer::Create(
+        static_cast<size_t>(rows) * static_cast<size_t>(m) * sizeof(float),
+        absl::StrCat(context_, ": folded bias"));
+    if (!created.ok()) return created.status();
+    std::unique_ptr<AlignedBuffer> folded = *std::move(created);
     for (int64_t i = 0; i < rows; ++i) {
       for (int64_t j = 0; j < m; ++j) {
         folded->data()[i * m + j] =
@@ -348,8 +376,10 @@ absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
         return memory(PlainDesc({k, m}), engine_, plain_b.data());
       },
       engine_, stream_);
-  plan_.packed_.push_back(packed);
-  const Value weights = AddConstant(packed->storage.data(), packed->desc);
+  if (!packed.ok()) return packed.status();
+  plan_.packed_.push_back(*packed);
+  const Value weights =
+      AddConstant((*packed)->storage->data(), (*packed)->desc);
   const Value dst = NewArena(dst_desc);
   std::vector<std::pair<int, Value>> args = {{DNNL_ARG_SRC, {a.buffer, a_desc}},
                                              {DNNL_ARG_WEIGHTS, weights},
@@ -381,13 +411,14 @@ absl::Status PlanBuilder::LowerMatMul(int node_index, const Node& node) {
                       const_cast<float*>(b->data.data()));
       },
       engine_, stream_);
-  plan_.packed_.push_back(packed);
+  if (!packed.ok()) return packed.status();
+  plan_.packed_.push_back(*packed);
   const Value dst = NewArena(dst_desc);
-  AddPrimitive(
-      dnnl::matmul(pd),
-      {{DNNL_ARG_SRC, {a.buffer, a_desc}},
-       {DNNL_ARG_WEIGHTS, AddConstant(packed->storage.data(), packed->desc)},
-       {DNNL_ARG_DST, dst}});
+  AddPrimitive(dnnl::matmul(pd),
+               {{DNNL_ARG_SRC, {a.buffer, a_desc}},
+                {DNNL_ARG_WEIGHTS,
+                 AddConstant((*packed)->storage->data(), (*packed)->desc)},
+                {DNNL_ARG_DST, dst}});
   Define(node.outputs[0], {dst.buffer, PlainDesc(ShapeOf(node.outputs[0]))});
   return absl::OkStatus();
 }
@@ -400,7 +431,7 @@ void PlanBuilder::LowerBatchNorm(const Node& node) {
   const dnnl::batch_normalization_forward::primitive_desc pd(
       dnnl::batch_normalization_forward::desc(
           prop_kind::forward_inference, x.desc, node.attrs.epsilon, flags),
-      engine_);
+      ScratchpadAttr(), engine_);
   const Value dst = NewArena(pd.dst_desc());
   AddPrimitive(dnnl::batch_normalization_forward(pd),
                {{DNNL_ARG_SRC, As(node.inputs[0], pd.src_desc())},
@@ -435,7 +466,7 @@ void PlanBuilder::LowerEltwise(const Node& node) {
   const dnnl::eltwise_forward::primitive_desc pd(
       dnnl::eltwise_forward::desc(prop_kind::forward_inference, alg, x.desc,
                                   alpha, beta),
-      engine_);
+      ScratchpadAttr(), engine_);
   const Value dst = NewArena(pd.dst_desc());
   AddPrimitive(
       dnnl::eltwise_forward(pd),
@@ -490,7 +521,7 @@ void PlanBuilder::LowerPool(const Node& node) {
           prop_kind::forward_inference, alg, x.desc, AnyDesc(y_shape),
           window.strides, window.kernel, OneDnnDilations(window.dilations),
           window.pads_begin, pads_end),
-      engine_);
+      ScratchpadAttr(), engine_);
   const Value dst = NewArena(pd.dst_desc());
   AddPrimitive(
       dnnl::pooling_v2_forward(pd),
@@ -539,7 +570,7 @@ void PlanBuilder::LowerBinary(const Node& node) {
       dnnl::binary::desc(
           node.op == Op::kAdd ? algorithm::binary_add : algorithm::binary_mul,
           a.desc, b.desc, a.desc),
-      engine_);
+      ScratchpadAttr(), engine_);
   const Value dst = NewArena(pd.dst_desc());
   AddPrimitive(dnnl::binary(pd),
                {{DNNL_ARG_SRC_0, a}, {DNNL_ARG_SRC_1, b}, {DNNL_ARG_DST, dst}});
@@ -554,7 +585,7 @@ void PlanBuilder::LowerConcat(const Node& node) {
     descs.push_back(inputs.back().desc);
   }
   const dnnl::concat::primitive_desc pd(static_cast<int>(node.attrs.axis),
-                                        descs, engine_);
+                                        descs, engine_, ScratchpadAttr());
   const Value dst = NewArena(pd.dst_desc());
   std::vector<std::pair<int, Value>> args = {{DNNL_ARG_DST, dst}};
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -583,8 +614,8 @@ void PlanBuilder::LowerTranspose(const Node& node) {
   for (int64_t p : perm) strides.push_back(x_strides[p]);
   const Value view{x.buffer, Desc(y_shape, memory::data_type::f32, strides)};
   const Value dst = NewArena(PlainDesc(y_shape));
-  AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(engine_, view.desc,
-                                                           engine_, dst.desc)),
+  AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(
+                   engine_, view.desc, engine_, dst.desc, ScratchpadAttr())),
                {{DNNL_ARG_FROM, view}, {DNNL_ARG_TO, dst}});
   Define(node.outputs[0], dst);
 }
@@ -594,7 +625,7 @@ void PlanBuilder::LowerSoftmax(const Node& node) {
   const dnnl::softmax_forward::primitive_desc pd(
       dnnl::softmax_forward::desc(prop_kind::forward_inference, x.desc,
                                   static_cast<int>(node.attrs.axis)),
-      engine_);
+      ScratchpadAttr(), engine_);
   const Value dst = NewArena(pd.dst_desc());
   AddPrimitive(dnnl::softmax_forward(pd),
                {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, dst}});

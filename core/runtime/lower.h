@@ -32,6 +32,8 @@ class PlanBuilder {
   void AddInputs();
   absl::Status Lower(int node_index);
   void AddOutputs();
+  // The first error found while adding steps (Lower's own result aside).
+  const absl::Status& status() const { return status_; }
 
  private:
   // A value: the buffer holding it and its layout there.
@@ -92,6 +94,7 @@ class PlanBuilder {
   const QuantizedLayers* layers_;                      // May be null.
   // Integer views by value, format, scale and layout (esb_lower.cc).
   std::map<std::string, Value> integer_values_;
+  absl::Status status_;
 };
 
 }  // namespace esb::runtime::internal
