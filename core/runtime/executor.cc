@@ -43,19 +43,28 @@ class ScopedThreads {
   int previous_;
 };
 
-// Ops whose second input the runtime needs as a constant initializer.
+// Weights (and Gemm's C) must be constants, packed once, or graph inputs,
+// reordered at each run; not values computed in the graph.
 absl::Status CheckConstants(const graph::Graph& graph) {
+  auto is_input = [&](const std::string& name) {
+    for (const graph::ValueInfo& input : graph.inputs) {
+      if (input.name == name) return true;
+    }
+    return false;
+  };
   for (const graph::Node& node : graph.nodes) {
-    const bool needs_constant = node.op == graph::Op::kConv ||
-                                node.op == graph::Op::kGemm ||
-                                node.op == graph::Op::kMatMul;
-    if (!needs_constant) continue;
+    const bool has_weights = node.op == graph::Op::kConv ||
+                             node.op == graph::Op::kGemm ||
+                             node.op == graph::Op::kMatMul;
+    if (!has_weights) continue;
     for (size_t i = 1; i < node.inputs.size(); ++i) {
       if (node.op == graph::Op::kConv && i == 2) continue;  // Bias: any.
-      if (graph.FindConstant(node.inputs[i]) == nullptr) {
-        return absl::UnimplementedError(absl::StrCat(
-            "node '", node.name, "' (", graph::OpName(node.op), "): input '",
-            node.inputs[i], "' must be a constant initializer"));
+      if (graph.FindConstant(node.inputs[i]) == nullptr &&
+          !is_input(node.inputs[i])) {
+        return absl::UnimplementedError(
+            absl::StrCat("node '", node.name, "' (", graph::OpName(node.op),
+                         "): input '", node.inputs[i],
+                         "' must be a constant initializer or a graph input"));
       }
     }
   }

@@ -168,6 +168,26 @@ void PlanBuilder::Define(const std::string& name, const Value& value) {
   values_.insert_or_assign(name, value);
 }
 
+absl::StatusOr<PlanBuilder::Value> PlanBuilder::RuntimeWeights(
+    const std::string& name, const Desc& view, const Desc& packed) {
+  if (graph_.FindConstant(name) == nullptr) {
+    bool is_input = false;
+    for (const graph::ValueInfo& input : graph_.inputs) {
+      is_input = is_input || input.name == name;
+    }
+    if (!is_input) return NotConstant("weight", name);
+  }
+  // The graph input is plain row-major; `view` reads it with the product's
+  // dims (and strides). The same reorder as WeightCache's, per run.
+  const Value source{AsPlain(name).buffer, view};
+  if (view == packed) return source;
+  const Value out = NewArena(packed);
+  AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(
+                   engine_, view, engine_, packed, ScratchpadAttr())),
+               {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, out}});
+  return out;
+}
+
 absl::Status PlanBuilder::NotConstant(const std::string& what,
                                       const std::string& name) {
   return absl::UnimplementedError(absl::StrCat(
@@ -261,18 +281,20 @@ absl::Status PlanBuilder::Lower(int node_index) {
 
 absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
   const std::vector<int64_t>& x_shape = ShapeOf(node.inputs[0]);
+  // A constant weight is packed once; a graph input is reordered into the
+  // primitive's layout at each run (RuntimeWeights).
   const graph::Tensor* w = graph_.FindConstant(node.inputs[1]);
-  if (w == nullptr) return NotConstant("weight", node.inputs[1]);
+  const std::vector<int64_t>& w_shape = ShapeOf(node.inputs[1]);
   const bool has_bias = node.inputs.size() > 2;
-  auto window = graph::ResolveWindow(node, x_shape, w->shape);
+  auto window = graph::ResolveWindow(node, x_shape, w_shape);
   if (!window.ok()) return window.status();
 
   // Grouped weights are [G, M/G, C/G, k...]: the same row-major data.
   const int64_t group = node.attrs.group;
-  Dims w_dims = w->shape;
+  Dims w_dims = w_shape;
   if (group > 1) {
-    w_dims = {group, w->shape[0] / group};
-    w_dims.insert(w_dims.end(), w->shape.begin() + 1, w->shape.end());
+    w_dims = {group, w_shape[0] / group};
+    w_dims.insert(w_dims.end(), w_shape.begin() + 1, w_shape.end());
   }
   const Desc src_any = AnyDesc(x_shape);
   const Desc w_any = AnyDesc(w_dims);
@@ -293,18 +315,24 @@ absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
       desc, ActivationAttr(node.attrs.activation), engine_);
 
   const Value src = As(node.inputs[0], pd.src_desc());
-  auto packed = weights_.Get(
-      node_index, pd.weights_desc(),
-      [&] {
-        return memory(
-            Desc(w_dims, memory::data_type::f32, PlainStrides(w_dims)), engine_,
-            const_cast<float*>(w->data.data()));
-      },
-      engine_, stream_);
-  if (!packed.ok()) return packed.status();
-  plan_.packed_.push_back(*packed);
-  const Value weights =
-      AddConstant((*packed)->storage->data(), (*packed)->desc);
+  const Desc plain_w(w_dims, memory::data_type::f32, PlainStrides(w_dims));
+  Value weights{-1, Desc()};
+  if (w == nullptr) {
+    absl::StatusOr<Value> runtime =
+        RuntimeWeights(node.inputs[1], plain_w, pd.weights_desc());
+    if (!runtime.ok()) return runtime.status();
+    weights = *runtime;
+  } else {
+    auto packed = weights_.Get(
+        node_index, pd.weights_desc(),
+        [&] {
+          return memory(plain_w, engine_, const_cast<float*>(w->data.data()));
+        },
+        engine_, stream_);
+    if (!packed.ok()) return packed.status();
+    plan_.packed_.push_back(*packed);
+    weights = AddConstant((*packed)->storage->data(), (*packed)->desc);
+  }
   const Value dst = NewArena(pd.dst_desc());
   std::vector<std::pair<int, Value>> args = {
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
@@ -317,11 +345,18 @@ absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
 absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
   const graph::Attributes& attrs = node.attrs;
   const std::vector<int64_t>& a_shape = ShapeOf(node.inputs[0]);
+  // A constant B (and C) is folded and packed once; a graph input B (C) is
+  // read at each run, which needs alpha (beta) 1.
   const graph::Tensor* b = graph_.FindConstant(node.inputs[1]);
-  if (b == nullptr) return NotConstant("B", node.inputs[1]);
+  const std::vector<int64_t>& b_shape = ShapeOf(node.inputs[1]);
+  if (b == nullptr && attrs.alpha != 1.0f) {
+    return absl::UnimplementedError(absl::StrCat(
+        context_, ": B '", node.inputs[1],
+        "' is not a constant, which needs alpha 1 (not ", attrs.alpha, ")"));
+  }
   const int64_t n = attrs.trans_a ? a_shape[1] : a_shape[0];
   const int64_t k = attrs.trans_a ? a_shape[0] : a_shape[1];
-  const int64_t m = attrs.trans_b ? b->shape[0] : b->shape[1];
+  const int64_t m = attrs.trans_b ? b_shape[0] : b_shape[1];
 
   // A^T is A's row-major buffer read with swapped strides.
   const Value a = AsPlain(node.inputs[0]);
@@ -333,9 +368,22 @@ absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
   const bool has_bias = node.inputs.size() > 2 && attrs.beta != 0.0f;
   Desc bias_desc;
   Value bias{-1, Desc()};
-  if (has_bias) {
-    const graph::Tensor* c = graph_.FindConstant(node.inputs[2]);
-    if (c == nullptr) return NotConstant("C", node.inputs[2]);
+  const graph::Tensor* c =
+      has_bias ? graph_.FindConstant(node.inputs[2]) : nullptr;
+  if (has_bias && c == nullptr) {
+    std::vector<int64_t> c2 = ShapeOf(node.inputs[2]);
+    while (c2.size() < 2) c2.insert(c2.begin(), 1);
+    if (attrs.beta != 1.0f || c2.size() != 2 || c2[1] != m ||
+        (c2[0] != 1 && c2[0] != n)) {
+      return absl::UnimplementedError(absl::StrCat(
+          context_, ": C '", node.inputs[2], "' of shape ",
+          graph::ShapeToString(ShapeOf(node.inputs[2])),
+          " is not a constant, which needs beta 1 and shape [M], [1, M] or "
+          "[N, M]"));
+    }
+    bias_desc = PlainDesc(c2);
+    bias = Value{AsPlain(node.inputs[2]).buffer, bias_desc};
+  } else if (has_bias) {
     std::vector<int64_t> c2 = c->shape;
     while (c2.size() < 2) c2.insert(c2.begin(), 1);
     const int64_t rows = c2[0] == 1 ? 1 : n;
@@ -362,24 +410,33 @@ absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
                                         engine_);
 
   // alpha * op(B), packed once per layout.
-  std::vector<float> plain_b;
-  auto packed = weights_.Get(
-      node_index, pd.weights_desc(),
-      [&] {
-        plain_b.resize(k * m);
-        for (int64_t i = 0; i < k; ++i) {
-          for (int64_t j = 0; j < m; ++j) {
-            plain_b[i * m + j] =
-                attrs.alpha * b->data[attrs.trans_b ? j * k + i : i * m + j];
+  Value weights{-1, Desc()};
+  if (b == nullptr) {
+    const Desc op_b({k, m}, memory::data_type::f32,
+                    attrs.trans_b ? Dims{1, k} : Dims{m, 1});
+    absl::StatusOr<Value> runtime =
+        RuntimeWeights(node.inputs[1], op_b, pd.weights_desc());
+    if (!runtime.ok()) return runtime.status();
+    weights = *runtime;
+  } else {
+    std::vector<float> plain_b;
+    auto packed = weights_.Get(
+        node_index, pd.weights_desc(),
+        [&] {
+          plain_b.resize(k * m);
+          for (int64_t i = 0; i < k; ++i) {
+            for (int64_t j = 0; j < m; ++j) {
+              plain_b[i * m + j] =
+                  attrs.alpha * b->data[attrs.trans_b ? j * k + i : i * m + j];
+            }
           }
-        }
-        return memory(PlainDesc({k, m}), engine_, plain_b.data());
-      },
-      engine_, stream_);
-  if (!packed.ok()) return packed.status();
-  plan_.packed_.push_back(*packed);
-  const Value weights =
-      AddConstant((*packed)->storage->data(), (*packed)->desc);
+          return memory(PlainDesc({k, m}), engine_, plain_b.data());
+        },
+        engine_, stream_);
+    if (!packed.ok()) return packed.status();
+    plan_.packed_.push_back(*packed);
+    weights = AddConstant((*packed)->storage->data(), (*packed)->desc);
+  }
   const Value dst = NewArena(dst_desc);
   std::vector<std::pair<int, Value>> args = {{DNNL_ARG_SRC, {a.buffer, a_desc}},
                                              {DNNL_ARG_WEIGHTS, weights},
@@ -393,32 +450,38 @@ absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
 absl::Status PlanBuilder::LowerMatMul(int node_index, const Node& node) {
   const std::vector<int64_t>& a_shape = ShapeOf(node.inputs[0]);
   const graph::Tensor* b = graph_.FindConstant(node.inputs[1]);
-  if (b == nullptr) return NotConstant("B", node.inputs[1]);
   // Leading dims of A are rows of one 2-D product.
   const int64_t k = a_shape.back();
   const int64_t rows = graph::NumElements(a_shape) / k;
-  const int64_t m = b->shape[1];
+  const int64_t m = ShapeOf(node.inputs[1])[1];
   const Value a = AsPlain(node.inputs[0]);
   const Desc a_desc = PlainDesc({rows, k});
   const Desc dst_desc = PlainDesc({rows, m});
   const dnnl::matmul::primitive_desc pd(
       dnnl::matmul::desc(a_desc, AnyDesc({k, m}), dst_desc),
       ActivationAttr(node.attrs.activation), engine_);
-  auto packed = weights_.Get(
-      node_index, pd.weights_desc(),
-      [&] {
-        return memory(PlainDesc({k, m}), engine_,
-                      const_cast<float*>(b->data.data()));
-      },
-      engine_, stream_);
-  if (!packed.ok()) return packed.status();
-  plan_.packed_.push_back(*packed);
+  Value weights{-1, Desc()};
+  if (b == nullptr) {
+    absl::StatusOr<Value> runtime =
+        RuntimeWeights(node.inputs[1], PlainDesc({k, m}), pd.weights_desc());
+    if (!runtime.ok()) return runtime.status();
+    weights = *runtime;
+  } else {
+    auto packed = weights_.Get(
+        node_index, pd.weights_desc(),
+        [&] {
+          return memory(PlainDesc({k, m}), engine_,
+                        const_cast<float*>(b->data.data()));
+        },
+        engine_, stream_);
+    if (!packed.ok()) return packed.status();
+    plan_.packed_.push_back(*packed);
+    weights = AddConstant((*packed)->storage->data(), (*packed)->desc);
+  }
   const Value dst = NewArena(dst_desc);
-  AddPrimitive(dnnl::matmul(pd),
-               {{DNNL_ARG_SRC, {a.buffer, a_desc}},
-                {DNNL_ARG_WEIGHTS,
-                 AddConstant((*packed)->storage->data(), (*packed)->desc)},
-                {DNNL_ARG_DST, dst}});
+  AddPrimitive(dnnl::matmul(pd), {{DNNL_ARG_SRC, {a.buffer, a_desc}},
+                                  {DNNL_ARG_WEIGHTS, weights},
+                                  {DNNL_ARG_DST, dst}});
   Define(node.outputs[0], {dst.buffer, PlainDesc(ShapeOf(node.outputs[0]))});
   return absl::OkStatus();
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "core/graph/graph.h"
 #include "core/runtime/esb_kernels.h"
 #include "core/runtime/esb_layers.h"
@@ -56,6 +57,12 @@ class PlanBuilder {
                const std::vector<Value>& args);
   void Define(const std::string& name, const Value& value);
   absl::Status NotConstant(const std::string& what, const std::string& name);
+  // Weights given as graph input `name` (UNIMPLEMENTED for a value computed
+  // in the graph), viewed as `view` and reordered at each run into
+  // `packed`, the primitive's layout.
+  absl::StatusOr<Value> RuntimeWeights(const std::string& name,
+                                       const dnnl::memory::desc& view,
+                                       const dnnl::memory::desc& packed);
 
   absl::Status LowerConv(int node_index, const graph::Node& node);
   absl::Status LowerGemm(int node_index, const graph::Node& node);

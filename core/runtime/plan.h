@@ -6,12 +6,15 @@
 // Lowering, per op (src/dst layouts are oneDNN memory descriptors):
 //   Conv                convolution_forward (direct), src/weights/dst
 //                       format_tag::any, so oneDNN picks blocked layouts;
-//                       weights reordered once into that layout; fused
-//                       Relu/Clip as an eltwise post-op.
-//   Gemm, MatMul        matmul with weights format_tag::any, packed once;
-//                       Gemm's alpha folded into the packed B, beta * C
-//                       into the bias; A with leading batch dims is viewed
-//                       as [rows, K]; fused activation as a post-op.
+//                       constant weights reordered once into that layout,
+//                       weights given as a graph input reordered at each
+//                       run; fused Relu/Clip as an eltwise post-op.
+//   Gemm, MatMul        matmul with weights format_tag::any, packed once
+//                       (or, as a graph input, reordered at each run, with
+//                       alpha and beta 1); Gemm's alpha folded into the
+//                       packed B, beta * C into the bias; A with leading batch
+//                       dims is viewed as [rows, K]; fused activation as a
+//                       post-op.
 //   BatchNormalization  batch_normalization_forward (global stats, scale,
 //                       shift) on the input's layout.
 //   Relu, Clip, LeakyRelu, Sigmoid
