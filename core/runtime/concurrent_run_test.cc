@@ -113,6 +113,39 @@ TEST(ConcurrentRunTest, EsbExecutorMatchesSerialRunsBitForBit) {
   }
 }
 
+TEST(ConcurrentRunTest, RunsBeyondTheConcurrencyBoundWaitAndMatch) {
+  const graph::Graph g = demo::LoadDemoModel("lenet");
+  ExecutorOptions options;
+  options.threads = 1;
+  options.max_idle_runs = kThreads;  // Room to keep every run made.
+  options.max_concurrent_runs = 2;
+  auto executor = Executor::Create(g, options);
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  const std::vector<Tensor> inputs = Inputs();
+  std::vector<std::vector<float>> serial;
+  for (const Tensor& x : inputs) {
+    auto y = (*executor)->Run({x});
+    ASSERT_TRUE(y.ok()) << y.status();
+    serial.push_back((*y)[0].data);
+  }
+  RunConcurrently([&](const Tensor& x) { return (*executor)->Run({x}); },
+                  inputs, serial);
+  // No more than two runs of a plan ever existed at once, so no more than
+  // two were pooled.
+  for (const Tensor& x : inputs) {
+    EXPECT_GE((*executor)->idle_runs({x.shape}), 1);
+    EXPECT_LE((*executor)->idle_runs({x.shape}), 2);
+  }
+}
+
+TEST(ConcurrentRunTest, ZeroConcurrentRunsIsInvalid) {
+  ExecutorOptions options;
+  options.max_concurrent_runs = 0;
+  auto executor = Executor::Create(demo::LoadDemoModel("lenet"), options);
+  EXPECT_EQ(executor.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(executor.status().message(), HasSubstr("max_concurrent_runs"));
+}
+
 TEST(ConcurrentRunTest, ConcurrentFirstRunsOfNewShapesBuildOnePlanEach) {
   const graph::Graph g = demo::LoadDemoModel("lenet");
   ExecutorOptions options;

@@ -88,6 +88,7 @@ absl::StatusOr<std::unique_ptr<EsbExecutor>> EsbExecutor::Create(
   executor_options.max_arena_bytes = options.max_arena_bytes;
   executor_options.max_plan_bytes = options.max_plan_bytes;
   executor_options.max_idle_runs = options.max_idle_runs;
+  executor_options.max_concurrent_runs = options.max_concurrent_runs;
   auto executor =
       Executor::CreateWithLayers(graph, executor_options, std::move(shared));
   if (!executor.ok()) return executor.status();

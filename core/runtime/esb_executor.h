@@ -52,6 +52,7 @@ struct EsbExecutorOptions {
   size_t max_arena_bytes = ExecutorOptions{}.max_arena_bytes;
   size_t max_plan_bytes = ExecutorOptions{}.max_plan_bytes;
   int max_idle_runs = ExecutorOptions{}.max_idle_runs;
+  int max_concurrent_runs = ExecutorOptions{}.max_concurrent_runs;
   // kAuto: the int8 fast path for every layer that fits it, the reference
   // for the rest. kReference: the reference path for every layer.
   enum class Path { kAuto, kReference };

@@ -82,11 +82,13 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::CreateWithLayers(
     const graph::Graph& graph, const ExecutorOptions& options,
     std::shared_ptr<const internal::QuantizedLayers> layers) {
   if (options.threads < 0 || options.max_cached_shapes < 1 ||
-      options.max_idle_runs < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "executor options: threads (", options.threads,
-        ") must be >= 0, max_cached_shapes (", options.max_cached_shapes,
-        ") >= 1 and max_idle_runs (", options.max_idle_runs, ") >= 0"));
+      options.max_idle_runs < 0 || options.max_concurrent_runs < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("executor options: threads (", options.threads,
+                     ") must be >= 0, max_cached_shapes (",
+                     options.max_cached_shapes, ") >= 1, max_idle_runs (",
+                     options.max_idle_runs, ") >= 0 and max_concurrent_runs (",
+                     options.max_concurrent_runs, ") >= 1"));
   }
   if (absl::Status s = CheckConstants(graph); !s.ok()) return s;
   const int threads = options.threads > 0 ? options.threads : AvailableCpus();
@@ -154,6 +156,7 @@ absl::StatusOr<std::shared_ptr<internal::Plan>> Executor::PlanFor(
   limits.max_arena_bytes = options_.max_arena_bytes;
   limits.max_plan_bytes = options_.max_plan_bytes;
   limits.max_idle_runs = options_.max_idle_runs;
+  limits.max_concurrent_runs = options_.max_concurrent_runs;
   auto plan =
       internal::Plan::Build(graph_, key, device_->engine, device_->stream,
                             *weights_, limits, layers_.get());

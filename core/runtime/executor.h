@@ -26,6 +26,9 @@
 // should set threads to AvailableCpus() / expected concurrency (1 for one
 // caller per core).
 //
+// Plan.h bounds the runs of one plan executing at once
+// (max_concurrent_runs); Runs beyond the bound wait for one to finish.
+//
 // Thread-safe.
 #ifndef ESB_CORE_RUNTIME_EXECUTOR_H_
 #define ESB_CORE_RUNTIME_EXECUTOR_H_
@@ -72,6 +75,11 @@ struct ExecutorOptions {
   // next Run; concurrent Runs beyond this allocate their own and free them
   // after. At least 0.
   int max_idle_runs = 4;
+  // Per plan, runs executing at once; a Run beyond this waits until one of
+  // them finishes. Bounds the memory of a plan's runs to this many arenas.
+  // The default lets 32 clients of one board agent run in parallel on one
+  // set of shapes. At least 1.
+  int max_concurrent_runs = 32;
 };
 
 // Runs one graph; see the file comment for plans, layouts and concurrency.

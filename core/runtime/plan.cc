@@ -185,7 +185,8 @@ absl::Status Plan::Layout(const std::string& what) {
 
 absl::StatusOr<std::unique_ptr<Plan::Run>> Plan::TakeRun() {
   {
-    absl::MutexLock lock(&mu_);
+    absl::MutexLock lock(&mu_, absl::Condition(this, &Plan::SlotFree));
+    ++in_use_;
     if (!idle_.empty()) {
       std::unique_ptr<Run> run = std::move(idle_.back());
       idle_.pop_back();
@@ -194,7 +195,10 @@ absl::StatusOr<std::unique_ptr<Plan::Run>> Plan::TakeRun() {
   }
   auto run = std::make_unique<Run>();
   auto arena = AlignedBuffer::Create(arena_bytes_, "plan arena");
-  if (!arena.ok()) return arena.status();
+  if (!arena.ok()) {
+    ReleaseRun(nullptr, false);
+    return arena.status();
+  }
   run->arena = *std::move(arena);
   absl::Status status = CallDnnl("binding the plan's memory", [&] {
     run->stream = dnnl::stream(engine_);
@@ -210,13 +214,17 @@ absl::StatusOr<std::unique_ptr<Plan::Run>> Plan::TakeRun() {
     }
     return absl::OkStatus();
   });
-  if (!status.ok()) return status;
+  if (!status.ok()) {
+    ReleaseRun(nullptr, false);
+    return status;
+  }
   return run;
 }
 
-void Plan::ReturnRun(std::unique_ptr<Run> run) {
+void Plan::ReleaseRun(std::unique_ptr<Run> run, bool reuse) {
   absl::MutexLock lock(&mu_);
-  if (static_cast<int>(idle_.size()) < limits_.max_idle_runs) {
+  --in_use_;
+  if (reuse && static_cast<int>(idle_.size()) < limits_.max_idle_runs) {
     idle_.push_back(std::move(run));
   }
 }
@@ -246,7 +254,7 @@ absl::Status Plan::Execute(absl::Span<const float* const> inputs,
   if (!run.ok()) return run.status();
   absl::Status status = ExecuteOn(**run, inputs, outputs);
   // A failed run may have left work on its stream: not reused.
-  if (status.ok()) ReturnRun(*std::move(run));
+  ReleaseRun(*std::move(run), status.ok());
   return status;
 }
 

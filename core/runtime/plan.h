@@ -40,8 +40,10 @@
 // A Plan is immutable once built (steps, primitives, layouts, packed weights,
 // the arena layout); what one execution writes lives in a Run (the arena
 // memory, the oneDNN memory objects bound to it, a stream), taken from a
-// small pool per plan. Every primitive takes its scratchpad from the arena
-// (ScratchpadAttr), so executions share no mutable oneDNN state.
+// small pool per plan. At most limits.max_concurrent_runs Runs exist in use
+// at once; Execute beyond that blocks until one is released. Every primitive
+// takes its scratchpad from the arena (ScratchpadAttr), so executions share no
+// mutable oneDNN state.
 //
 // Thread-safe: Execute may be called concurrently; Build is thread-compatible
 // with respect to the WeightCache and stream it is given.
@@ -71,9 +73,10 @@ struct QuantizedLayers;
 // What a plan may use, in bytes (ExecutorOptions has the documented
 // defaults).
 struct PlanLimits {
-  size_t max_arena_bytes = 0;  // The arena of one execution.
-  size_t max_plan_bytes = 0;   // Arena + outputs + weights and constants.
-  int max_idle_runs = 0;       // Runs kept for reuse.
+  size_t max_arena_bytes = 0;   // The arena of one execution.
+  size_t max_plan_bytes = 0;    // Arena + outputs + weights and constants.
+  int max_idle_runs = 0;        // Runs kept for reuse.
+  int max_concurrent_runs = 1;  // Runs executing at once; more wait.
 };
 
 // Weights packed into oneDNN's preferred layout, shared by every plan whose
@@ -117,7 +120,8 @@ class Plan {
 
   ~Plan();
 
-  // Runs the steps on a Run of its own (taken from the pool or new).
+  // Runs the steps on a Run of its own (taken from the pool or new),
+  // waiting while max_concurrent_runs Runs are in use.
   // `inputs` and `outputs` hold one pointer per graph input and output,
   // sized for input_shapes and output_shapes(); inputs are only read.
   absl::Status Execute(absl::Span<const float* const> inputs,
@@ -167,8 +171,15 @@ class Plan {
   // Lays out the arena and checks the plan against limits_; `what` names
   // the plan in errors.
   absl::Status Layout(const std::string& what);
+  // Waits for a free slot under max_concurrent_runs and claims it, then
+  // returns an idle Run or a new one (releasing the slot on failure).
   absl::StatusOr<std::unique_ptr<Run>> TakeRun();
-  void ReturnRun(std::unique_ptr<Run> run);
+  // Releases the slot of `run`, keeping it for reuse when `reuse` and the
+  // pool has room.
+  void ReleaseRun(std::unique_ptr<Run> run, bool reuse);
+  bool SlotFree() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return in_use_ < limits_.max_concurrent_runs;
+  }
   absl::Status ExecuteOn(Run& run, absl::Span<const float* const> inputs,
                          absl::Span<float* const> outputs) const;
   float* Data(int buffer, float* arena, absl::Span<const float* const> inputs,
@@ -186,6 +197,7 @@ class Plan {
 
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<Run>> idle_ ABSL_GUARDED_BY(mu_);
+  int in_use_ ABSL_GUARDED_BY(mu_) = 0;  // Runs taken and not released.
 };
 
 }  // namespace esb::runtime::internal
