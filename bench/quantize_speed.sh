@@ -4,7 +4,12 @@
 # model at 224x224 with random weights and 512 random calibration images
 # (a speed and memory figure only). Uses /usr/bin/time for the peak RSS.
 #
-#   bash bench/quantize_speed.sh
+#   bash bench/quantize_speed.sh [BASE_REV]
+#
+# With BASE_REV (e.g. a parent commit), the tree at that revision is built
+# in build/bench/base (git archive, its own build dir) and every model is
+# quantized by both binaries in the same run: a "before" row from BASE_REV
+# and an "after" row from this tree, and the artifacts are compared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
@@ -33,20 +38,47 @@ with open(sys.argv[1], "wb") as f:
 PY
 fi
 
-measure() {  # name model calib
-  local log
+base_rev=${1:-}
+base_esbctl=
+if [[ -n $base_rev ]]; then
+  base=$work/base
+  rm -rf "$base" && mkdir -p "$base/src"
+  git archive "$base_rev" | tar -x -C "$base/src"
+  cmake -S "$base/src" -B "$base/src/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    >/dev/null
+  cmake --build "$base/src/build" -j2 --target esbctl >/dev/null
+  base_esbctl=$base/src/build/client/esbctl
+fi
+
+measure() {  # label binary name model calib
+  local log out=$work/out-$3-$1
   log=$(mktemp)
-  /usr/bin/time -v "$esbctl" quantize "$2" --calib "$3" --calib-count 512 \
-    -o "$work/out-$1" --quiet >/dev/null 2>"$log"
+  rm -rf "$out"
+  /usr/bin/time -v "$2" quantize "$4" --calib "$5" --calib-count 512 \
+    -o "$out" --quiet >/dev/null 2>"$log"
   local wall rss
   wall=$(grep "Elapsed (wall clock)" "$log" | awk '{print $NF}')
   rss=$(grep "Maximum resident set size" "$log" | awk '{print $NF}')
-  printf "| %-10s | %10s | %8.0f MiB |\n" "$1" "$wall" "$(echo "$rss / 1024" | bc -l)"
+  printf "| %-10s | %-6s | %10s | %8.0f MiB |\n" "$3" "$1" "$wall" \
+    "$(echo "$rss / 1024" | bc -l)"
   rm -f "$log"
 }
 
-echo "| model | wall (m:s) | peak RSS |"
-echo "|---|---|---|"
-measure lenet models/lenet.onnx "$data/train-images-idx3-ubyte.gz"
-measure resnet models/resnet.onnx "$data/train-images-idx3-ubyte.gz"
-measure resnet18 "$work/resnet18.onnx" "$work/random-512x3x224x224.idx"
+model() {  # name model calib
+  if [[ -n $base_esbctl ]]; then
+    measure before "$base_esbctl" "$@"
+    measure after "$esbctl" "$@"
+    for f in model.esbm model.esb.onnx; do
+      cmp -s "$work/out-$1-before/$f" "$work/out-$1-after/$f" ||
+        echo "| $1 | $f differs between $base_rev and this tree |"
+    done
+  else
+    measure this "$esbctl" "$@"
+  fi
+}
+
+echo "| model | binary | wall (m:s) | peak RSS |"
+echo "|---|---|---|---|"
+model lenet models/lenet.onnx "$data/train-images-idx3-ubyte.gz"
+model resnet models/resnet.onnx "$data/train-images-idx3-ubyte.gz"
+model resnet18 "$work/resnet18.onnx" "$work/random-512x3x224x224.idx"

@@ -28,25 +28,37 @@ class NodeRunner {
   absl::StatusOr<std::vector<graph::Tensor>> Run(const graph::Node& node,
                                                  const ValueMap& values);
 
-  // Drops the executor cached for `node` (and its copy of the weights).
-  void Forget(const std::string& node) { cache_.erase(node); }
+  // Drops the executors cached for `node` (and their copies of the weights).
+  void Forget(const std::string& node) {
+    cache_.erase(node);
+    with_cache_.erase(node);
+  }
 
   // The same with some constants replaced (e.g. quantized weights) and,
-  // when `drop_activation`, without the node's fused activation. Builds a
-  // fresh executor each call.
+  // when `drop_activation`, without the node's fused activation. A
+  // replaced weight or bias is fed to the executor as an input (the
+  // runtime reorders it at each run, giving bit for bit what packing it as
+  // a constant gives), so one executor per node and variant serves every
+  // candidate; Gemm's alpha and beta are applied to what is fed. A Gemm C
+  // with one row per batch row is the exception and builds a fresh
+  // executor each call.
   absl::StatusOr<std::vector<graph::Tensor>> RunWith(
       const graph::Node& node, const ValueMap& values,
       const std::map<std::string, graph::Tensor>& constants,
       bool drop_activation);
 
  private:
+  // A one-node graph for `node`: inputs in `fed` and values from `values`
+  // become graph inputs (listed in *inputs, in order), `constants` and the
+  // graph's constants its initializers.
   absl::StatusOr<std::unique_ptr<runtime::Executor>> Build(
       const graph::Node& node, const ValueMap& values,
       const std::map<std::string, graph::Tensor>& constants,
-      bool drop_activation, std::vector<std::string>* inputs) const;
+      const std::map<std::string, graph::Tensor>& fed,
+      std::vector<std::string>* inputs) const;
   static absl::StatusOr<std::vector<graph::Tensor>> Execute(
       runtime::Executor& executor, const std::vector<std::string>& inputs,
-      const ValueMap& values);
+      const ValueMap& values, const std::map<std::string, graph::Tensor>& fed);
 
   const graph::Graph& graph_;
   int threads_;
@@ -55,6 +67,8 @@ class NodeRunner {
     std::vector<std::string> inputs;
   };
   std::map<std::string, Cached> cache_;
+  // RunWith's executors by node name, then variant.
+  std::map<std::string, std::map<std::string, Cached>> with_cache_;
 };
 
 }  // namespace esb::pipeline

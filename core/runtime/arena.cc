@@ -4,10 +4,26 @@
 #include <numeric>
 #include <utility>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
 namespace esb::runtime {
 
-ArenaPlan PlanArena(const std::vector<BufferLifetime>& buffers) {
+absl::StatusOr<ArenaPlan> PlanArena(const std::vector<BufferLifetime>& buffers,
+                                    size_t max_bytes) {
   constexpr size_t kAlign = 64;
+  // Every size and end offset is checked against `limit`, so aligned()
+  // cannot wrap and no end below exceeds it.
+  const size_t limit =
+      std::min(max_bytes, std::numeric_limits<size_t>::max() - kAlign);
+  auto too_big = [&](size_t bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the arena needs at least ", bytes,
+                     " bytes, over the limit of ", max_bytes, " bytes"));
+  };
+  for (const BufferLifetime& b : buffers) {
+    if (b.bytes > limit) return too_big(b.bytes);
+  }
   auto aligned = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
   std::vector<size_t> order(buffers.size());
   std::iota(order.begin(), order.end(), 0);
@@ -33,6 +49,10 @@ ArenaPlan PlanArena(const std::vector<BufferLifetime>& buffers) {
     for (const auto& [start, end] : busy) {
       if (offset + aligned(b.bytes) <= start) break;
       offset = std::max(offset, end);
+    }
+    // offset is 0 or an earlier end, so offset <= limit.
+    if (aligned(b.bytes) > limit - offset) {
+      return too_big(std::max(offset, aligned(b.bytes)));
     }
     plan.offsets[i] = offset;
     plan.total_bytes = std::max(plan.total_bytes, offset + aligned(b.bytes));

@@ -8,12 +8,18 @@
 // is never larger than the sum of the sizes and is exact (no overlap of live
 // buffers) by construction.
 //
+// Sizes are summed with overflow checks: a layout whose total would exceed
+// `max_bytes` (or size_t) is refused with RESOURCE_EXHAUSTED.
+//
 // Functions are thread-safe.
 #ifndef ESB_CORE_RUNTIME_ARENA_H_
 #define ESB_CORE_RUNTIME_ARENA_H_
 
 #include <cstddef>
+#include <limits>
 #include <vector>
+
+#include "absl/status/statusor.h"
 
 namespace esb::runtime {
 
@@ -28,7 +34,11 @@ struct ArenaPlan {
   size_t total_bytes = 0;
 };
 
-ArenaPlan PlanArena(const std::vector<BufferLifetime>& buffers);
+// RESOURCE_EXHAUSTED, naming the total and `max_bytes`, when the arena would
+// need more than `max_bytes`.
+absl::StatusOr<ArenaPlan> PlanArena(
+    const std::vector<BufferLifetime>& buffers,
+    size_t max_bytes = std::numeric_limits<size_t>::max());
 
 }  // namespace esb::runtime
 

@@ -1,6 +1,8 @@
 #include "core/runtime/arena.h"
 
+#include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -12,7 +14,7 @@ TEST(ArenaTest, ChainReusesMemoryOfDeadBuffers) {
   // a -> b -> c -> d: each buffer lives for two steps, so two slots suffice.
   std::vector<BufferLifetime> chain = {
       {1000, 0, 1}, {1000, 1, 2}, {1000, 2, 3}, {1000, 3, 4}};
-  ArenaPlan plan = PlanArena(chain);
+  ArenaPlan plan = PlanArena(chain).value();
   EXPECT_EQ(plan.total_bytes, 2 * 1024u);
   EXPECT_NE(plan.offsets[0], plan.offsets[1]);
   EXPECT_EQ(plan.offsets[0], plan.offsets[2]);
@@ -26,7 +28,7 @@ TEST(ArenaTest, LiveBuffersNeverOverlapAndOffsetsAreAligned) {
     buffers.push_back(
         {1 + rng() % 5000, first, first + static_cast<int>(rng() % 10)});
   }
-  ArenaPlan plan = PlanArena(buffers);
+  ArenaPlan plan = PlanArena(buffers).value();
   size_t sum = 0;
   for (size_t i = 0; i < buffers.size(); ++i) {
     EXPECT_EQ(plan.offsets[i] % 64, 0u);
@@ -43,6 +45,25 @@ TEST(ArenaTest, LiveBuffersNeverOverlapAndOffsetsAreAligned) {
     }
   }
   EXPECT_LT(plan.total_bytes, sum);
+}
+
+TEST(ArenaTest, RefusesLayoutsOverTheLimit) {
+  std::vector<BufferLifetime> live = {{1000, 0, 1}, {1000, 1, 2}};
+  EXPECT_TRUE(PlanArena(live, 2048).ok());
+  absl::StatusOr<ArenaPlan> plan = PlanArena(live, 2047);
+  ASSERT_EQ(plan.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(plan.status().message().find("2047"), std::string::npos)
+      << plan.status();
+}
+
+TEST(ArenaTest, SizesNearSizeMaxDoNotWrap) {
+  const size_t huge = std::numeric_limits<size_t>::max() - 10;
+  std::vector<BufferLifetime> live = {{huge, 0, 0}, {huge / 2, 0, 0}};
+  EXPECT_EQ(PlanArena(live).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  std::vector<BufferLifetime> halves = {{huge / 2, 0, 0}, {huge / 2, 0, 0}};
+  EXPECT_EQ(PlanArena(halves).status().code(),
+            absl::StatusCode::kResourceExhausted);
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "oneapi/dnnl/dnnl.hpp"
@@ -35,10 +36,21 @@ dnnl::memory::desc PlainDesc(absl::Span<const int64_t> shape);
 // Row-major strides of `shape` in elements.
 dnnl::memory::dims PlainStrides(absl::Span<const int64_t> shape);
 
+// Attributes with the scratchpad owned by the caller
+// (scratchpad_mode::user): every primitive the runtime creates takes its
+// scratchpad as the DNNL_ARG_SCRATCHPAD argument, so one primitive can run
+// from several threads at once (oneDNN's library-owned scratchpad is shared
+// per creating thread and would be a data race).
+dnnl::primitive_attr ScratchpadAttr();
+
 // 64-byte aligned float storage of a fixed size, zero-initialised.
 class AlignedBuffer {
  public:
-  explicit AlignedBuffer(size_t bytes);
+  // RESOURCE_EXHAUSTED naming `what` and the size when the allocation
+  // fails (or its size rounded up to 64 bytes overflows).
+  static absl::StatusOr<std::unique_ptr<AlignedBuffer>> Create(
+      size_t bytes, absl::string_view what);
+
   float* data() const { return data_.get(); }
   size_t bytes() const { return bytes_; }
 
@@ -46,6 +58,7 @@ class AlignedBuffer {
   struct Free {
     void operator()(float* p) const;
   };
+  AlignedBuffer(size_t bytes, float* data) : bytes_(bytes), data_(data) {}
   size_t bytes_;
   std::unique_ptr<float, Free> data_;
 };

@@ -24,10 +24,12 @@
 // conditions); the others run the reference, and Description() says which
 // and why. kReference runs the reference everywhere.
 //
-// Thread-safe: Run may be called from any thread; calls are serialized.
+// Thread-safe: Run may be called concurrently; runs proceed in parallel as
+// Executor's do (executor.h).
 #ifndef ESB_CORE_RUNTIME_ESB_EXECUTOR_H_
 #define ESB_CORE_RUNTIME_ESB_EXECUTOR_H_
 
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <string>
@@ -42,8 +44,15 @@
 namespace esb::runtime {
 
 struct EsbExecutorOptions {
-  // OpenMP threads for a run, as ExecutorOptions::threads (0: every core).
+  // OpenMP threads for a run, as ExecutorOptions::threads (0: the CPUs this
+  // process may use).
   int threads = 0;
+  // As the ExecutorOptions fields of the same names.
+  int max_cached_shapes = ExecutorOptions{}.max_cached_shapes;
+  size_t max_arena_bytes = ExecutorOptions{}.max_arena_bytes;
+  size_t max_plan_bytes = ExecutorOptions{}.max_plan_bytes;
+  int max_idle_runs = ExecutorOptions{}.max_idle_runs;
+  int max_concurrent_runs = ExecutorOptions{}.max_concurrent_runs;
   // kAuto: the int8 fast path for every layer that fits it, the reference
   // for the rest. kReference: the reference path for every layer.
   enum class Path { kAuto, kReference };
@@ -51,7 +60,8 @@ struct EsbExecutorOptions {
 };
 
 // Runs one graph with ESB layers; see the file comment.
-// Thread-safe: Run may be called concurrently; calls are serialized.
+// Thread-safe: Run may be called concurrently (the layer tables are
+// immutable and shared; each run has its own arena and stream).
 class EsbExecutor {
  public:
   // `layers` maps node names to their quantization (pipeline::Calibrate

@@ -160,7 +160,7 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
             Desc(w_dims, s8, memory::format_tag::any),
             ChannelsLast(g.y_shape, s32), g.window.strides, dilations,
             g.window.pads_begin, g.window.pads_end),
-        engine_);
+        ScratchpadAttr(), engine_);
     primitive = dnnl::convolution_forward(pd);
     weights_desc = pd.weights_desc();
     dst_desc = pd.dst_desc();
@@ -179,7 +179,7 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
         dnnl::matmul::desc(src->desc,
                            Desc({k, channels}, s8, memory::format_tag::any),
                            Plain({rows, channels}, s32)),
-        engine_);
+        ScratchpadAttr(), engine_);
     primitive = dnnl::matmul(pd);
     weights_desc = pd.weights_desc();
     dst_desc = pd.dst_desc();
@@ -192,13 +192,15 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
         return memory(plain_weights, engine_, w8.data());
       },
       engine_, stream_);
-  plan_.packed_.push_back(packed);
+  if (!packed.ok()) return packed.status();
+  plan_.packed_.push_back(*packed);
   // Either dst layout is [rows, channels] row-major in memory.
   const Value acc = NewArena(dst_desc);
-  AddPrimitive(primitive, {{DNNL_ARG_SRC, *src},
-                           {DNNL_ARG_WEIGHTS,
-                            AddConstant(packed->storage.data(), packed->desc)},
-                           {DNNL_ARG_DST, acc}});
+  AddPrimitive(primitive,
+               {{DNNL_ARG_SRC, *src},
+                {DNNL_ARG_WEIGHTS,
+                 AddConstant((*packed)->storage->data(), (*packed)->desc)},
+                {DNNL_ARG_DST, acc}});
 
   const std::string& out = node.outputs[0];
   if (layer.next_format.has_value()) {

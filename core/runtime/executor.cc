@@ -9,13 +9,15 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/graph/shapes.h"
+#include "core/runtime/cpus.h"
 #include "core/runtime/dnnl_adapter.h"
 #include "core/runtime/plan.h"
 
 namespace esb::runtime {
 namespace internal {
 
-// The oneDNN engine and the executor's one stream.
+// The oneDNN engine (thread-safe) and the stream that packs weights while
+// plans are built.
 struct Device {
   dnnl::engine engine;
   dnnl::stream stream;
@@ -41,19 +43,28 @@ class ScopedThreads {
   int previous_;
 };
 
-// Ops whose second input the runtime needs as a constant initializer.
+// Weights (and Gemm's C) must be constants, packed once, or graph inputs,
+// reordered at each run; not values computed in the graph.
 absl::Status CheckConstants(const graph::Graph& graph) {
+  auto is_input = [&](const std::string& name) {
+    for (const graph::ValueInfo& input : graph.inputs) {
+      if (input.name == name) return true;
+    }
+    return false;
+  };
   for (const graph::Node& node : graph.nodes) {
-    const bool needs_constant = node.op == graph::Op::kConv ||
-                                node.op == graph::Op::kGemm ||
-                                node.op == graph::Op::kMatMul;
-    if (!needs_constant) continue;
+    const bool has_weights = node.op == graph::Op::kConv ||
+                             node.op == graph::Op::kGemm ||
+                             node.op == graph::Op::kMatMul;
+    if (!has_weights) continue;
     for (size_t i = 1; i < node.inputs.size(); ++i) {
       if (node.op == graph::Op::kConv && i == 2) continue;  // Bias: any.
-      if (graph.FindConstant(node.inputs[i]) == nullptr) {
-        return absl::UnimplementedError(absl::StrCat(
-            "node '", node.name, "' (", graph::OpName(node.op), "): input '",
-            node.inputs[i], "' must be a constant initializer"));
+      if (graph.FindConstant(node.inputs[i]) == nullptr &&
+          !is_input(node.inputs[i])) {
+        return absl::UnimplementedError(
+            absl::StrCat("node '", node.name, "' (", graph::OpName(node.op),
+                         "): input '", node.inputs[i],
+                         "' must be a constant initializer or a graph input"));
       }
     }
   }
@@ -70,15 +81,17 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
 absl::StatusOr<std::unique_ptr<Executor>> Executor::CreateWithLayers(
     const graph::Graph& graph, const ExecutorOptions& options,
     std::shared_ptr<const internal::QuantizedLayers> layers) {
-  if (options.threads < 0 || options.max_cached_shapes < 1) {
+  if (options.threads < 0 || options.max_cached_shapes < 1 ||
+      options.max_idle_runs < 0 || options.max_concurrent_runs < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("executor options: threads (", options.threads,
-                     ") must be >= 0 and max_cached_shapes (",
-                     options.max_cached_shapes, ") >= 1"));
+                     ") must be >= 0, max_cached_shapes (",
+                     options.max_cached_shapes, ") >= 1, max_idle_runs (",
+                     options.max_idle_runs, ") >= 0 and max_concurrent_runs (",
+                     options.max_concurrent_runs, ") >= 1"));
   }
   if (absl::Status s = CheckConstants(graph); !s.ok()) return s;
-  const int threads =
-      options.threads > 0 ? options.threads : omp_get_num_procs();
+  const int threads = options.threads > 0 ? options.threads : AvailableCpus();
   std::unique_ptr<Executor> executor(
       new Executor(graph, options, threads, std::move(layers)));
   absl::Status status = CallDnnl("creating the oneDNN engine", [&] {
@@ -123,21 +136,36 @@ int Executor::cached_shapes() const {
   return static_cast<int>(plans_.size());
 }
 
-absl::StatusOr<internal::Plan*> Executor::PlanFor(const ShapeKey& key) {
+int Executor::idle_runs(const std::vector<std::vector<int64_t>>& shapes) const {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [key, plan] : plans_) {
+    if (key == shapes) return plan->idle_runs();
+  }
+  return 0;
+}
+
+absl::StatusOr<std::shared_ptr<internal::Plan>> Executor::PlanFor(
+    const ShapeKey& key) {
   for (auto it = plans_.begin(); it != plans_.end(); ++it) {
     if (it->first == key) {
       plans_.splice(plans_.begin(), plans_, it);
-      return plans_.front().second.get();
+      return plans_.front().second;
     }
   }
-  auto plan = internal::Plan::Build(graph_, key, device_->engine,
-                                    device_->stream, *weights_, layers_.get());
+  internal::PlanLimits limits;
+  limits.max_arena_bytes = options_.max_arena_bytes;
+  limits.max_plan_bytes = options_.max_plan_bytes;
+  limits.max_idle_runs = options_.max_idle_runs;
+  limits.max_concurrent_runs = options_.max_concurrent_runs;
+  auto plan =
+      internal::Plan::Build(graph_, key, device_->engine, device_->stream,
+                            *weights_, limits, layers_.get());
   if (!plan.ok()) return plan.status();
   plans_.emplace_front(key, *std::move(plan));
   while (static_cast<int>(plans_.size()) > options_.max_cached_shapes) {
     plans_.pop_back();
   }
-  return plans_.front().second.get();
+  return plans_.front().second;
 }
 
 absl::StatusOr<std::vector<graph::Tensor>> Executor::Run(
@@ -165,9 +193,12 @@ absl::StatusOr<std::vector<graph::Tensor>> Executor::Run(
     input_data.push_back(t.data.data());
   }
 
-  absl::MutexLock lock(&mu_);
   ScopedThreads scoped(threads_);
-  auto plan = PlanFor(key);
+  absl::StatusOr<std::shared_ptr<internal::Plan>> plan;
+  {
+    absl::MutexLock lock(&mu_);
+    plan = PlanFor(key);
+  }
   if (!plan.ok()) return plan.status();
   std::vector<graph::Tensor> outputs((*plan)->output_shapes().size());
   std::vector<float*> output_data;
@@ -176,8 +207,7 @@ absl::StatusOr<std::vector<graph::Tensor>> Executor::Run(
     outputs[i].data.resize(outputs[i].size());
     output_data.push_back(outputs[i].data.data());
   }
-  absl::Status status =
-      (*plan)->Execute(input_data, output_data, device_->stream);
+  absl::Status status = (*plan)->Execute(input_data, output_data);
   if (!status.ok()) return status;
   return outputs;
 }

@@ -14,11 +14,26 @@
 // ops that accept them and are reordered to row-major only where an op or a
 // graph output needs it.
 //
-// Thread-safe: Run may be called from any thread; calls are serialized (one
-// oneDNN stream per executor, each run uses options.threads threads).
+// Concurrency: a plan is immutable once built and shared by every Run with
+// its shapes; each Run executes on its own arena, memory objects and oneDNN
+// stream (plan.h), so concurrent Runs proceed in parallel. Only the plan
+// lookup (and a plan's build, on a miss) holds the executor's mutex.
+//
+// Threads: every Run uses options.threads OpenMP threads, whatever the
+// number of concurrent Runs. The count is fixed per run, not divided among
+// the callers, so that a run's result never depends on what else runs (some
+// oneDNN kernels split reductions by thread); a server with many callers
+// should set threads to AvailableCpus() / expected concurrency (1 for one
+// caller per core).
+//
+// Plan.h bounds the runs of one plan executing at once
+// (max_concurrent_runs); Runs beyond the bound wait for one to finish.
+//
+// Thread-safe.
 #ifndef ESB_CORE_RUNTIME_EXECUTOR_H_
 #define ESB_CORE_RUNTIME_EXECUTOR_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -42,17 +57,34 @@ struct QuantizedLayers;
 class EsbExecutor;
 
 struct ExecutorOptions {
-  // OpenMP threads oneDNN may use during a run (and while building a plan).
-  // 0 means every core available to the process (omp_get_num_procs()).
+  // OpenMP threads oneDNN may use during one run (and while building a
+  // plan). 0 means the CPUs this process may use (AvailableCpus(): its
+  // affinity mask and cgroup CPU quota).
   int threads = 0;
   // Sets of input shapes whose plans are kept; beyond this the least
   // recently used plan is dropped (packed weights stay). At least 1.
   int max_cached_shapes = 8;
+  // Bytes of the arena of one run (every intermediate value and oneDNN
+  // scratchpad of one plan). A plan that needs more fails with
+  // RESOURCE_EXHAUSTED naming the node or plan and this limit.
+  size_t max_arena_bytes = size_t{4} << 30;
+  // Bytes of one plan: its arena, its outputs, and the packed weights and
+  // folded constants it holds. RESOURCE_EXHAUSTED past it.
+  size_t max_plan_bytes = size_t{8} << 30;
+  // Per plan, runs (arena + bound memory + stream) kept after use for the
+  // next Run; concurrent Runs beyond this allocate their own and free them
+  // after. At least 0.
+  int max_idle_runs = 4;
+  // Per plan, runs executing at once; a Run beyond this waits until one of
+  // them finishes. Bounds the memory of a plan's runs to this many arenas.
+  // The default lets 32 clients of one board agent run in parallel on one
+  // set of shapes. At least 1.
+  int max_concurrent_runs = 32;
 };
 
-// Runs one graph; see the file comment for plans and layouts.
-// Thread-safe: Run may be called concurrently; calls are serialized by an
-// internal mutex (one oneDNN stream per executor).
+// Runs one graph; see the file comment for plans, layouts and concurrency.
+// Thread-safe: Run may be called concurrently and calls with cached shapes
+// run in parallel.
 class Executor {
  public:
   // Checks the graph and, when every input dim but the batch is known,
@@ -75,6 +107,8 @@ class Executor {
 
   // Number of input-shape sets with a cached plan.
   int cached_shapes() const;
+  // Idle runs pooled by the plan of `shapes` (0 when it has no plan).
+  int idle_runs(const std::vector<std::vector<int64_t>>& shapes) const;
 
  private:
   friend class EsbExecutor;
@@ -88,8 +122,9 @@ class Executor {
   Executor(const graph::Graph& graph, const ExecutorOptions& options,
            int threads,
            std::shared_ptr<const internal::QuantizedLayers> layers);
-  // The plan for `key`, built on a miss; most recently used first.
-  absl::StatusOr<internal::Plan*> PlanFor(const ShapeKey& key)
+  // The plan for `key`, built on a miss; most recently used first. Shared:
+  // a Run keeps executing a plan that a later miss evicts.
+  absl::StatusOr<std::shared_ptr<internal::Plan>> PlanFor(const ShapeKey& key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const graph::Graph graph_;  // Plans read its constants in place.
@@ -100,7 +135,7 @@ class Executor {
   mutable absl::Mutex mu_;
   std::unique_ptr<internal::Device> device_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<internal::WeightCache> weights_ ABSL_GUARDED_BY(mu_);
-  std::list<std::pair<ShapeKey, std::unique_ptr<internal::Plan>>> plans_
+  std::list<std::pair<ShapeKey, std::shared_ptr<internal::Plan>>> plans_
       ABSL_GUARDED_BY(mu_);
 };
 

@@ -649,8 +649,11 @@ TEST(ExecutorTest, BadGraphsFailAtCreate) {
                     HasSubstr("input has 16 channels but the weight expects "
                               "8")));
 
+  // A weight computed in the graph (a graph input weight is allowed: see
+  // WeightsGivenAsInputsMatchConstantWeightsBitForBit).
   Graph dynamic_weight;
-  dynamic_weight.inputs = {{"x", {kBatch, 3, 4, 4}}, {"w", {4, 3, 1, 1}}};
+  dynamic_weight.inputs = {{"x", {kBatch, 3, 4, 4}}, {"w0", {4, 3, 1, 1}}};
+  dynamic_weight.nodes.push_back({"relu", Op::kRelu, {"w0"}, {"w"}, {}});
   dynamic_weight.nodes.push_back({"conv", Op::kConv, {"x", "w"}, {"y"}, {}});
   dynamic_weight.outputs.push_back({"y", {}});
   executor = Executor::Create(dynamic_weight);
@@ -676,6 +679,83 @@ TEST(ExecutorTest, FreeSpatialDimsAreResolvedPerRun) {
     ASSERT_TRUE(y.ok()) << y.status();
     ExpectClose((*y)[0], (*ReferenceRun(g, {x}))[0], "free spatial dims");
   }
+}
+
+}  // namespace
+}  // namespace esb::runtime
+
+namespace esb::runtime {
+namespace {
+
+// `g` with constant `name` turned into a second graph input.
+Graph WithWeightsAsInput(Graph g, const std::string& name) {
+  g.inputs.push_back({name, g.constants.at(name).shape});
+  g.constants.erase(name);
+  return g;
+}
+
+TEST(ExecutorTest, WeightsGivenAsInputsMatchConstantWeightsBitForBit) {
+  Attributes grouped;
+  grouped.group = 2;
+  grouped.pads = {1, 1, 1, 1};
+  grouped.activation.kind = Activation::Kind::kRelu;
+  Attributes gemm;
+  gemm.trans_b = true;
+  struct Case {
+    std::string what;
+    Graph graph;
+    Shape x_shape;
+    std::vector<std::string> runtime;  // Constants fed as inputs.
+  };
+  std::vector<Case> cases = {
+      {"conv",
+       OneNode(Op::kConv, {kBatch, 4, 9, 9},
+               {{"w", Random({6, 2, 3, 3}, 1)}, {"b", Random({6}, 2)}},
+               grouped),
+       {2, 4, 9, 9},
+       {"w", "b"}},
+      {"gemm",
+       OneNode(Op::kGemm, {kBatch, 20},
+               {{"w", Random({7, 20}, 3)}, {"c", Random({7}, 4)}}, gemm),
+       {3, 20},
+       {"w", "c"}},
+      {"matmul",
+       OneNode(Op::kMatMul, {kBatch, 20}, {{"w", Random({20, 5}, 5)}}),
+       {3, 20},
+       {"w"}},
+  };
+  for (const Case& c : cases) {
+    const Tensor x = Random(c.x_shape, 6);
+    auto constant = Executor::Create(c.graph);
+    ASSERT_TRUE(constant.ok()) << c.what << ": " << constant.status();
+    auto expected = (*constant)->Run({x});
+    ASSERT_TRUE(expected.ok()) << expected.status();
+    Graph g = c.graph;
+    std::vector<Tensor> feed = {x};
+    for (const std::string& name : c.runtime) {
+      feed.push_back(g.constants.at(name));
+      g = WithWeightsAsInput(std::move(g), name);
+    }
+    auto runtime = Executor::Create(g);
+    ASSERT_TRUE(runtime.ok()) << c.what << ": " << runtime.status();
+    auto got = (*runtime)->Run(feed);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ((*got)[0].data, (*expected)[0].data) << c.what;
+    // New weights on the same executor: the answer follows them.
+    feed[1] = Random(feed[1].shape, 7);
+    auto changed = (*runtime)->Run(feed);
+    ASSERT_TRUE(changed.ok()) << changed.status();
+    EXPECT_NE((*changed)[0].data, (*expected)[0].data) << c.what;
+  }
+}
+
+TEST(ExecutorTest, RuntimeGemmWeightsNeedUnitAlphaAndBeta) {
+  Attributes scaled;
+  scaled.alpha = 2.0f;
+  Graph g = OneNode(Op::kGemm, {kBatch, 4}, {{"w", Random({4, 3}, 8)}}, scaled);
+  auto e = Executor::Create(WithWeightsAsInput(g, "w"));
+  ASSERT_EQ(e.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(e.status().message(), HasSubstr("alpha 1"));
 }
 
 }  // namespace

@@ -38,7 +38,7 @@ dnnl::primitive_attr ActivationAttr(const graph::Activation& activation) {
                          activation.max);
       break;
   }
-  dnnl::primitive_attr attr;
+  dnnl::primitive_attr attr = ScratchpadAttr();
   attr.set_post_ops(ops);
   return attr;
 }
@@ -109,8 +109,8 @@ PlanBuilder::Value PlanBuilder::As(const std::string& name, const Desc& desc) {
     if (c.desc == desc) return c;
   }
   Value c = NewArena(desc);
-  AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(engine_, v.desc,
-                                                           engine_, desc)),
+  AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(
+                   engine_, v.desc, engine_, desc, ScratchpadAttr())),
                {{DNNL_ARG_FROM, v}, {DNNL_ARG_TO, c}});
   copies.push_back(c);
   return c;
@@ -122,11 +122,33 @@ PlanBuilder::Value PlanBuilder::AsPlain(const std::string& name) {
 
 void PlanBuilder::AddPrimitive(const dnnl::primitive& primitive,
                                const std::vector<std::pair<int, Value>>& args) {
+  // Each execution gives the primitive its scratchpad from the arena, so
+  // runs on several threads share none (dnnl_adapter.h, ScratchpadAttr).
+  const_dnnl_primitive_desc_t pd = primitive.get_primitive_desc();
+  const_dnnl_primitive_attr_t attr = nullptr;
+  dnnl_scratchpad_mode_t mode = dnnl_scratchpad_mode_library;
+  if (dnnl_primitive_desc_get_attr(pd, &attr) != dnnl_success ||
+      dnnl_primitive_attr_get_scratchpad_mode(attr, &mode) != dnnl_success ||
+      mode != dnnl_scratchpad_mode_user) {
+    if (status_.ok()) {
+      status_ = absl::InternalError(absl::StrCat(
+          context_, ": primitive created without a user scratchpad"));
+    }
+  }
   Plan::Step step;
   step.context = context_;
   step.primitive = primitive;
   for (const auto& [arg, value] : args) {
     step.args.push_back({arg, value.buffer, value.desc});
+  }
+  const dnnl_memory_desc_t* scratch =
+      dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+  if (scratch != nullptr) {
+    const Desc scratch_desc(*scratch);
+    if (scratch_desc.get_size() > 0) {
+      const Value v = NewArena(scratch_desc);
+      step.args.push_back({DNNL_ARG_SCRATCHPAD, v.buffer, v.desc});
+    }
   }
   plan_.steps_.push_back(std::move(step));
 }
@@ -144,6 +166,26 @@ void PlanBuilder::AddLoop(std::function<void(absl::Span<float* const>)> loop,
 
 void PlanBuilder::Define(const std::string& name, const Value& value) {
   values_.insert_or_assign(name, value);
+}
+
+absl::StatusOr<PlanBuilder::Value> PlanBuilder::RuntimeWeights(
+    const std::string& name, const Desc& view, const Desc& packed) {
+  if (graph_.FindConstant(name) == nullptr) {
+    bool is_input = false;
+    for (const graph::ValueInfo& input : graph_.inputs) {
+      is_input = is_input || input.name == name;
+    }
+    if (!is_input) return NotConstant("weight", name);
+  }
+  // The graph input is plain row-major; `view` reads it with the product's
+  // dims (and strides). The same reorder as WeightCache's, per run.
+  const Value source{AsPlain(name).buffer, view};
+  if (view == packed) return source;
+  const Value out = NewArena(packed);
+  AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(
+                   engine_, view, engine_, packed, ScratchpadAttr())),
+               {{DNNL_ARG_FROM, source}, {DNNL_ARG_TO, out}});
+  return out;
 }
 
 absl::Status PlanBuilder::NotConstant(const std::string& what,
@@ -172,7 +214,7 @@ void PlanBuilder::AddOutputs() {
     b.index = static_cast<int>(i);
     const Value out{AddBuffer(b), PlainDesc(ShapeOf(name))};
     AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(
-                     engine_, v.desc, engine_, out.desc)),
+                     engine_, v.desc, engine_, out.desc, ScratchpadAttr())),
                  {{DNNL_ARG_FROM, v}, {DNNL_ARG_TO, out}});
     plan_.output_shapes_.push_back(ShapeOf(name));
   }
@@ -239,18 +281,20 @@ absl::Status PlanBuilder::Lower(int node_index) {
 
 absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
   const std::vector<int64_t>& x_shape = ShapeOf(node.inputs[0]);
+  // A constant weight is packed once; a graph input is reordered into the
+  // primitive's layout at each run (RuntimeWeights).
   const graph::Tensor* w = graph_.FindConstant(node.inputs[1]);
-  if (w == nullptr) return NotConstant("weight", node.inputs[1]);
+  const std::vector<int64_t>& w_shape = ShapeOf(node.inputs[1]);
   const bool has_bias = node.inputs.size() > 2;
-  auto window = graph::ResolveWindow(node, x_shape, w->shape);
+  auto window = graph::ResolveWindow(node, x_shape, w_shape);
   if (!window.ok()) return window.status();
 
   // Grouped weights are [G, M/G, C/G, k...]: the same row-major data.
   const int64_t group = node.attrs.group;
-  Dims w_dims = w->shape;
+  Dims w_dims = w_shape;
   if (group > 1) {
-    w_dims = {group, w->shape[0] / group};
-    w_dims.insert(w_dims.end(), w->shape.begin() + 1, w->shape.end());
+    w_dims = {group, w_shape[0] / group};
+    w_dims.insert(w_dims.end(), w_shape.begin() + 1, w_shape.end());
   }
   const Desc src_any = AnyDesc(x_shape);
   const Desc w_any = AnyDesc(w_dims);
@@ -271,16 +315,24 @@ absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
       desc, ActivationAttr(node.attrs.activation), engine_);
 
   const Value src = As(node.inputs[0], pd.src_desc());
-  auto packed = weights_.Get(
-      node_index, pd.weights_desc(),
-      [&] {
-        return memory(
-            Desc(w_dims, memory::data_type::f32, PlainStrides(w_dims)), engine_,
-            const_cast<float*>(w->data.data()));
-      },
-      engine_, stream_);
-  plan_.packed_.push_back(packed);
-  const Value weights = AddConstant(packed->storage.data(), packed->desc);
+  const Desc plain_w(w_dims, memory::data_type::f32, PlainStrides(w_dims));
+  Value weights{-1, Desc()};
+  if (w == nullptr) {
+    absl::StatusOr<Value> runtime =
+        RuntimeWeights(node.inputs[1], plain_w, pd.weights_desc());
+    if (!runtime.ok()) return runtime.status();
+    weights = *runtime;
+  } else {
+    auto packed = weights_.Get(
+        node_index, pd.weights_desc(),
+        [&] {
+          return memory(plain_w, engine_, const_cast<float*>(w->data.data()));
+        },
+        engine_, stream_);
+    if (!packed.ok()) return packed.status();
+    plan_.packed_.push_back(*packed);
+    weights = AddConstant((*packed)->storage->data(), (*packed)->desc);
+  }
   const Value dst = NewArena(pd.dst_desc());
   std::vector<std::pair<int, Value>> args = {
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
@@ -293,11 +345,18 @@ absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
 absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
   const graph::Attributes& attrs = node.attrs;
   const std::vector<int64_t>& a_shape = ShapeOf(node.inputs[0]);
+  // A constant B (and C) is folded and packed once; a graph input B (C) is
+  // read at each run, which needs alpha (beta) 1.
   const graph::Tensor* b = graph_.FindConstant(node.inputs[1]);
-  if (b == nullptr) return NotConstant("B", node.inputs[1]);
+  const std::vector<int64_t>& b_shape = ShapeOf(node.inputs[1]);
+  if (b == nullptr && attrs.alpha != 1.0f) {
+    return absl::UnimplementedError(absl::StrCat(
+        context_, ": B '", node.inputs[1],
+        "' is not a constant, which needs alpha 1 (not ", attrs.alpha, ")"));
+  }
   const int64_t n = attrs.trans_a ? a_shape[1] : a_shape[0];
   const int64_t k = attrs.trans_a ? a_shape[0] : a_shape[1];
-  const int64_t m = attrs.trans_b ? b->shape[0] : b->shape[1];
+  const int64_t m = attrs.trans_b ? b_shape[0] : b_shape[1];
 
   // A^T is A's row-major buffer read with swapped strides.
   const Value a = AsPlain(node.inputs[0]);
@@ -309,13 +368,30 @@ absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
   const bool has_bias = node.inputs.size() > 2 && attrs.beta != 0.0f;
   Desc bias_desc;
   Value bias{-1, Desc()};
-  if (has_bias) {
-    const graph::Tensor* c = graph_.FindConstant(node.inputs[2]);
-    if (c == nullptr) return NotConstant("C", node.inputs[2]);
+  const graph::Tensor* c =
+      has_bias ? graph_.FindConstant(node.inputs[2]) : nullptr;
+  if (has_bias && c == nullptr) {
+    std::vector<int64_t> c2 = ShapeOf(node.inputs[2]);
+    while (c2.size() < 2) c2.insert(c2.begin(), 1);
+    if (attrs.beta != 1.0f || c2.size() != 2 || c2[1] != m ||
+        (c2[0] != 1 && c2[0] != n)) {
+      return absl::UnimplementedError(absl::StrCat(
+          context_, ": C '", node.inputs[2], "' of shape ",
+          graph::ShapeToString(ShapeOf(node.inputs[2])),
+          " is not a constant, which needs beta 1 and shape [M], [1, M] or "
+          "[N, M]"));
+    }
+    bias_desc = PlainDesc(c2);
+    bias = Value{AsPlain(node.inputs[2]).buffer, bias_desc};
+  } else if (has_bias) {
     std::vector<int64_t> c2 = c->shape;
     while (c2.size() < 2) c2.insert(c2.begin(), 1);
     const int64_t rows = c2[0] == 1 ? 1 : n;
-    auto folded = std::make_unique<AlignedBuffer>(rows * m * sizeof(float));
+    auto created = AlignedBuffer::Create(
+        static_cast<size_t>(rows) * static_cast<size_t>(m) * sizeof(float),
+        absl::StrCat(context_, ": folded bias"));
+    if (!created.ok()) return created.status();
+    std::unique_ptr<AlignedBuffer> folded = *std::move(created);
     for (int64_t i = 0; i < rows; ++i) {
       for (int64_t j = 0; j < m; ++j) {
         folded->data()[i * m + j] =
@@ -334,22 +410,33 @@ absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
                                         engine_);
 
   // alpha * op(B), packed once per layout.
-  std::vector<float> plain_b;
-  auto packed = weights_.Get(
-      node_index, pd.weights_desc(),
-      [&] {
-        plain_b.resize(k * m);
-        for (int64_t i = 0; i < k; ++i) {
-          for (int64_t j = 0; j < m; ++j) {
-            plain_b[i * m + j] =
-                attrs.alpha * b->data[attrs.trans_b ? j * k + i : i * m + j];
+  Value weights{-1, Desc()};
+  if (b == nullptr) {
+    const Desc op_b({k, m}, memory::data_type::f32,
+                    attrs.trans_b ? Dims{1, k} : Dims{m, 1});
+    absl::StatusOr<Value> runtime =
+        RuntimeWeights(node.inputs[1], op_b, pd.weights_desc());
+    if (!runtime.ok()) return runtime.status();
+    weights = *runtime;
+  } else {
+    std::vector<float> plain_b;
+    auto packed = weights_.Get(
+        node_index, pd.weights_desc(),
+        [&] {
+          plain_b.resize(k * m);
+          for (int64_t i = 0; i < k; ++i) {
+            for (int64_t j = 0; j < m; ++j) {
+              plain_b[i * m + j] =
+                  attrs.alpha * b->data[attrs.trans_b ? j * k + i : i * m + j];
+            }
           }
-        }
-        return memory(PlainDesc({k, m}), engine_, plain_b.data());
-      },
-      engine_, stream_);
-  plan_.packed_.push_back(packed);
-  const Value weights = AddConstant(packed->storage.data(), packed->desc);
+          return memory(PlainDesc({k, m}), engine_, plain_b.data());
+        },
+        engine_, stream_);
+    if (!packed.ok()) return packed.status();
+    plan_.packed_.push_back(*packed);
+    weights = AddConstant((*packed)->storage->data(), (*packed)->desc);
+  }
   const Value dst = NewArena(dst_desc);
   std::vector<std::pair<int, Value>> args = {{DNNL_ARG_SRC, {a.buffer, a_desc}},
                                              {DNNL_ARG_WEIGHTS, weights},
@@ -363,31 +450,38 @@ absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
 absl::Status PlanBuilder::LowerMatMul(int node_index, const Node& node) {
   const std::vector<int64_t>& a_shape = ShapeOf(node.inputs[0]);
   const graph::Tensor* b = graph_.FindConstant(node.inputs[1]);
-  if (b == nullptr) return NotConstant("B", node.inputs[1]);
   // Leading dims of A are rows of one 2-D product.
   const int64_t k = a_shape.back();
   const int64_t rows = graph::NumElements(a_shape) / k;
-  const int64_t m = b->shape[1];
+  const int64_t m = ShapeOf(node.inputs[1])[1];
   const Value a = AsPlain(node.inputs[0]);
   const Desc a_desc = PlainDesc({rows, k});
   const Desc dst_desc = PlainDesc({rows, m});
   const dnnl::matmul::primitive_desc pd(
       dnnl::matmul::desc(a_desc, AnyDesc({k, m}), dst_desc),
       ActivationAttr(node.attrs.activation), engine_);
-  auto packed = weights_.Get(
-      node_index, pd.weights_desc(),
-      [&] {
-        return memory(PlainDesc({k, m}), engine_,
-                      const_cast<float*>(b->data.data()));
-      },
-      engine_, stream_);
-  plan_.packed_.push_back(packed);
+  Value weights{-1, Desc()};
+  if (b == nullptr) {
+    absl::StatusOr<Value> runtime =
+        RuntimeWeights(node.inputs[1], PlainDesc({k, m}), pd.weights_desc());
+    if (!runtime.ok()) return runtime.status();
+    weights = *runtime;
+  } else {
+    auto packed = weights_.Get(
+        node_index, pd.weights_desc(),
+        [&] {
+          return memory(PlainDesc({k, m}), engine_,
+                        const_cast<float*>(b->data.data()));
+        },
+        engine_, stream_);
+    if (!packed.ok()) return packed.status();
+    plan_.packed_.push_back(*packed);
+    weights = AddConstant((*packed)->storage->data(), (*packed)->desc);
+  }
   const Value dst = NewArena(dst_desc);
-  AddPrimitive(
-      dnnl::matmul(pd),
-      {{DNNL_ARG_SRC, {a.buffer, a_desc}},
-       {DNNL_ARG_WEIGHTS, AddConstant(packed->storage.data(), packed->desc)},
-       {DNNL_ARG_DST, dst}});
+  AddPrimitive(dnnl::matmul(pd), {{DNNL_ARG_SRC, {a.buffer, a_desc}},
+                                  {DNNL_ARG_WEIGHTS, weights},
+                                  {DNNL_ARG_DST, dst}});
   Define(node.outputs[0], {dst.buffer, PlainDesc(ShapeOf(node.outputs[0]))});
   return absl::OkStatus();
 }
@@ -400,7 +494,7 @@ void PlanBuilder::LowerBatchNorm(const Node& node) {
   const dnnl::batch_normalization_forward::primitive_desc pd(
       dnnl::batch_normalization_forward::desc(
           prop_kind::forward_inference, x.desc, node.attrs.epsilon, flags),
-      engine_);
+      ScratchpadAttr(), engine_);
   const Value dst = NewArena(pd.dst_desc());
   AddPrimitive(dnnl::batch_normalization_forward(pd),
                {{DNNL_ARG_SRC, As(node.inputs[0], pd.src_desc())},
@@ -435,7 +529,7 @@ void PlanBuilder::LowerEltwise(const Node& node) {
   const dnnl::eltwise_forward::primitive_desc pd(
       dnnl::eltwise_forward::desc(prop_kind::forward_inference, alg, x.desc,
                                   alpha, beta),
-      engine_);
+      ScratchpadAttr(), engine_);
   const Value dst = NewArena(pd.dst_desc());
   AddPrimitive(
       dnnl::eltwise_forward(pd),
@@ -490,7 +584,7 @@ void PlanBuilder::LowerPool(const Node& node) {
           prop_kind::forward_inference, alg, x.desc, AnyDesc(y_shape),
           window.strides, window.kernel, OneDnnDilations(window.dilations),
           window.pads_begin, pads_end),
-      engine_);
+      ScratchpadAttr(), engine_);
   const Value dst = NewArena(pd.dst_desc());
   AddPrimitive(
       dnnl::pooling_v2_forward(pd),
@@ -539,7 +633,7 @@ void PlanBuilder::LowerBinary(const Node& node) {
       dnnl::binary::desc(
           node.op == Op::kAdd ? algorithm::binary_add : algorithm::binary_mul,
           a.desc, b.desc, a.desc),
-      engine_);
+      ScratchpadAttr(), engine_);
   const Value dst = NewArena(pd.dst_desc());
   AddPrimitive(dnnl::binary(pd),
                {{DNNL_ARG_SRC_0, a}, {DNNL_ARG_SRC_1, b}, {DNNL_ARG_DST, dst}});
@@ -554,7 +648,7 @@ void PlanBuilder::LowerConcat(const Node& node) {
     descs.push_back(inputs.back().desc);
   }
   const dnnl::concat::primitive_desc pd(static_cast<int>(node.attrs.axis),
-                                        descs, engine_);
+                                        descs, engine_, ScratchpadAttr());
   const Value dst = NewArena(pd.dst_desc());
   std::vector<std::pair<int, Value>> args = {{DNNL_ARG_DST, dst}};
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -583,8 +677,8 @@ void PlanBuilder::LowerTranspose(const Node& node) {
   for (int64_t p : perm) strides.push_back(x_strides[p]);
   const Value view{x.buffer, Desc(y_shape, memory::data_type::f32, strides)};
   const Value dst = NewArena(PlainDesc(y_shape));
-  AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(engine_, view.desc,
-                                                           engine_, dst.desc)),
+  AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(
+                   engine_, view.desc, engine_, dst.desc, ScratchpadAttr())),
                {{DNNL_ARG_FROM, view}, {DNNL_ARG_TO, dst}});
   Define(node.outputs[0], dst);
 }
@@ -594,7 +688,7 @@ void PlanBuilder::LowerSoftmax(const Node& node) {
   const dnnl::softmax_forward::primitive_desc pd(
       dnnl::softmax_forward::desc(prop_kind::forward_inference, x.desc,
                                   static_cast<int>(node.attrs.axis)),
-      engine_);
+      ScratchpadAttr(), engine_);
   const Value dst = NewArena(pd.dst_desc());
   AddPrimitive(dnnl::softmax_forward(pd),
                {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, dst}});

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "core/graph/graph.h"
 #include "core/runtime/esb_kernels.h"
 #include "core/runtime/esb_layers.h"
@@ -32,6 +33,8 @@ class PlanBuilder {
   void AddInputs();
   absl::Status Lower(int node_index);
   void AddOutputs();
+  // The first error found while adding steps (Lower's own result aside).
+  const absl::Status& status() const { return status_; }
 
  private:
   // A value: the buffer holding it and its layout there.
@@ -54,6 +57,12 @@ class PlanBuilder {
                const std::vector<Value>& args);
   void Define(const std::string& name, const Value& value);
   absl::Status NotConstant(const std::string& what, const std::string& name);
+  // Weights given as graph input `name` (UNIMPLEMENTED for a value computed
+  // in the graph), viewed as `view` and reordered at each run into
+  // `packed`, the primitive's layout.
+  absl::StatusOr<Value> RuntimeWeights(const std::string& name,
+                                       const dnnl::memory::desc& view,
+                                       const dnnl::memory::desc& packed);
 
   absl::Status LowerConv(int node_index, const graph::Node& node);
   absl::Status LowerGemm(int node_index, const graph::Node& node);
@@ -92,6 +101,7 @@ class PlanBuilder {
   const QuantizedLayers* layers_;                      // May be null.
   // Integer views by value, format, scale and layout (esb_lower.cc).
   std::map<std::string, Value> integer_values_;
+  absl::Status status_;
 };
 
 }  // namespace esb::runtime::internal

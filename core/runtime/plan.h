@@ -6,12 +6,15 @@
 // Lowering, per op (src/dst layouts are oneDNN memory descriptors):
 //   Conv                convolution_forward (direct), src/weights/dst
 //                       format_tag::any, so oneDNN picks blocked layouts;
-//                       weights reordered once into that layout; fused
-//                       Relu/Clip as an eltwise post-op.
-//   Gemm, MatMul        matmul with weights format_tag::any, packed once;
-//                       Gemm's alpha folded into the packed B, beta * C
-//                       into the bias; A with leading batch dims is viewed
-//                       as [rows, K]; fused activation as a post-op.
+//                       constant weights reordered once into that layout,
+//                       weights given as a graph input reordered at each
+//                       run; fused Relu/Clip as an eltwise post-op.
+//   Gemm, MatMul        matmul with weights format_tag::any, packed once
+//                       (or, as a graph input, reordered at each run, with
+//                       alpha and beta 1); Gemm's alpha folded into the
+//                       packed B, beta * C into the bias; A with leading batch
+//                       dims is viewed as [rows, K]; fused activation as a
+//                       post-op.
 //   BatchNormalization  batch_normalization_forward (global stats, scale,
 //                       shift) on the input's layout.
 //   Relu, Clip, LeakyRelu, Sigmoid
@@ -34,7 +37,16 @@
 // consumer needs another layout (plain for loops, reshapes, Softmax, Gemm,
 // MatMul and graph outputs), once per (value, layout).
 //
-// Thread-compatible: a Plan is used by one thread at a time.
+// A Plan is immutable once built (steps, primitives, layouts, packed weights,
+// the arena layout); what one execution writes lives in a Run (the arena
+// memory, the oneDNN memory objects bound to it, a stream), taken from a
+// small pool per plan. At most limits.max_concurrent_runs Runs exist in use
+// at once; Execute beyond that blocks until one is released. Every primitive
+// takes its scratchpad from the arena (ScratchpadAttr), so executions share no
+// mutable oneDNN state.
+//
+// Thread-safe: Execute may be called concurrently; Build is thread-compatible
+// with respect to the WeightCache and stream it is given.
 #ifndef ESB_CORE_RUNTIME_PLAN_H_
 #define ESB_CORE_RUNTIME_PLAN_H_
 
@@ -46,8 +58,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "core/graph/graph.h"
 #include "core/runtime/dnnl_adapter.h"
@@ -56,24 +70,34 @@ namespace esb::runtime::internal {
 
 struct QuantizedLayers;
 
+// What a plan may use, in bytes (ExecutorOptions has the documented
+// defaults).
+struct PlanLimits {
+  size_t max_arena_bytes = 0;   // The arena of one execution.
+  size_t max_plan_bytes = 0;    // Arena + outputs + weights and constants.
+  int max_idle_runs = 0;        // Runs kept for reuse.
+  int max_concurrent_runs = 1;  // Runs executing at once; more wait.
+};
+
 // Weights packed into oneDNN's preferred layout, shared by every plan whose
 // primitive asks for that layout (a new batch size usually reuses them).
+// Thread-compatible.
 class WeightCache {
  public:
   struct Packed {
     dnnl::memory::desc desc;
-    AlignedBuffer storage;
+    std::unique_ptr<AlignedBuffer> storage;
   };
 
   // The weights of node `node_index` in layout `desc`. On first use,
   // `source` is called for the plain weights (a memory that stays valid
   // until Get returns), which are reordered into that layout on `stream`.
   // Call inside CallDnnl.
-  std::shared_ptr<const Packed> Get(int node_index,
-                                    const dnnl::memory::desc& desc,
-                                    const std::function<dnnl::memory()>& source,
-                                    const dnnl::engine& engine,
-                                    dnnl::stream& stream);
+  // RESOURCE_EXHAUSTED when the packed copy cannot be allocated.
+  absl::StatusOr<std::shared_ptr<const Packed>> Get(
+      int node_index, const dnnl::memory::desc& desc,
+      const std::function<dnnl::memory()>& source, const dnnl::engine& engine,
+      dnnl::stream& stream);
 
  private:
   std::map<int, std::vector<std::shared_ptr<const Packed>>> packed_;
@@ -84,23 +108,31 @@ class Plan {
   // Lowers `graph` (which must outlive the plan: constants are read in
   // place) for `input_shapes` (graph.inputs order), checking shapes with
   // graph::InferShapes. Nodes with an entry in `layers` (null for none;
-  // must outlive the plan) run as ESB layers (esb_layers.h).
+  // must outlive the plan) run as ESB layers (esb_layers.h). `stream`
+  // packs weights during the build. RESOURCE_EXHAUSTED naming the node (or
+  // the plan) and the limit when the arena or the whole plan would exceed
+  // `limits`.
   static absl::StatusOr<std::unique_ptr<Plan>> Build(
       const graph::Graph& graph,
       const std::vector<std::vector<int64_t>>& input_shapes,
       const dnnl::engine& engine, dnnl::stream& stream, WeightCache& weights,
-      const QuantizedLayers* layers = nullptr);
+      const PlanLimits& limits, const QuantizedLayers* layers = nullptr);
 
-  // Runs the steps. `inputs` and `outputs` hold one pointer per graph input
-  // and output, sized for input_shapes and output_shapes(); inputs are only
-  // read.
+  ~Plan();
+
+  // Runs the steps on a Run of its own (taken from the pool or new),
+  // waiting while max_concurrent_runs Runs are in use.
+  // `inputs` and `outputs` hold one pointer per graph input and output,
+  // sized for input_shapes and output_shapes(); inputs are only read.
   absl::Status Execute(absl::Span<const float* const> inputs,
-                       absl::Span<float* const> outputs, dnnl::stream& stream);
+                       absl::Span<float* const> outputs);
 
   const std::vector<std::vector<int64_t>>& output_shapes() const {
     return output_shapes_;
   }
   size_t arena_bytes() const { return arena_bytes_; }
+  // Runs currently idle in the pool (for tests).
+  int idle_runs() const;
 
  private:
   friend class PlanBuilder;
@@ -109,8 +141,9 @@ class Plan {
     enum class Kind { kArena, kInput, kOutput, kConstant };
     Kind kind = Kind::kArena;
     size_t bytes = 0;       // kArena.
+    size_t offset = 0;      // kArena: in the arena, once laid out.
     int index = -1;         // Graph input or output index.
-    float* data = nullptr;  // kConstant, and kArena once bound.
+    float* data = nullptr;  // kConstant.
   };
   struct Arg {
     int arg;     // DNNL_ARG_*, or the position for a loop step.
@@ -123,22 +156,48 @@ class Plan {
     // Plain loop: called with the args' data pointers, in args order.
     std::function<void(absl::Span<float* const>)> loop;
     std::vector<Arg> args;
-    std::unordered_map<int, dnnl::memory> memories;  // Bound primitive args.
+  };
+  // The mutable state of one execution.
+  struct Run {
+    std::unique_ptr<AlignedBuffer> arena;
+    // Per step, the primitive's arguments bound to `arena` (graph inputs
+    // and outputs get their handles at each execution).
+    std::vector<std::unordered_map<int, dnnl::memory>> memories;
+    dnnl::stream stream;
   };
 
-  Plan() = default;
-  // Lays out the arena and creates the memory objects of every step.
-  absl::Status Bind(const dnnl::engine& engine);
-  float* Data(int buffer, absl::Span<const float* const> inputs,
+  Plan(const dnnl::engine& engine, const PlanLimits& limits)
+      : engine_(engine), limits_(limits) {}
+  // Lays out the arena and checks the plan against limits_; `what` names
+  // the plan in errors.
+  absl::Status Layout(const std::string& what);
+  // Waits for a free slot under max_concurrent_runs and claims it, then
+  // returns an idle Run or a new one (releasing the slot on failure).
+  absl::StatusOr<std::unique_ptr<Run>> TakeRun();
+  // Releases the slot of `run`, keeping it for reuse when `reuse` and the
+  // pool has room.
+  void ReleaseRun(std::unique_ptr<Run> run, bool reuse);
+  bool SlotFree() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return in_use_ < limits_.max_concurrent_runs;
+  }
+  absl::Status ExecuteOn(Run& run, absl::Span<const float* const> inputs,
+                         absl::Span<float* const> outputs) const;
+  float* Data(int buffer, float* arena, absl::Span<const float* const> inputs,
               absl::Span<float* const> outputs) const;
 
+  const dnnl::engine engine_;
+  const PlanLimits limits_;
+  // Set while building, then read only.
   std::vector<Buffer> buffers_;
   std::vector<Step> steps_;
   std::vector<std::shared_ptr<const WeightCache::Packed>> packed_;
   std::vector<std::unique_ptr<AlignedBuffer>> owned_;  // Folded constants.
-  std::unique_ptr<AlignedBuffer> arena_;
   size_t arena_bytes_ = 0;
   std::vector<std::vector<int64_t>> output_shapes_;
+
+  mutable absl::Mutex mu_;
+  std::vector<std::unique_ptr<Run>> idle_ ABSL_GUARDED_BY(mu_);
+  int in_use_ ABSL_GUARDED_BY(mu_) = 0;  // Runs taken and not released.
 };
 
 }  // namespace esb::runtime::internal
