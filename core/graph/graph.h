@@ -85,7 +85,8 @@ bool IsQuantizedOp(Op op);
 int WeightChannelAxis(const Node& node);
 
 // Multiply-accumulates per output value of a Conv, Gemm or MatMul node with
-// weights `w`: C/g * kH * kW for Conv, K for Gemm and MatMul.
+// weights `w`: C/g * kH * kW for Conv, K for Gemm and MatMul (0 for weights
+// of rank 0 or without output channels, which import refuses).
 int64_t MacsPerOutput(const Node& node, const Tensor& w);
 
 // An elementwise activation fused into Conv, Gemm or MatMul.

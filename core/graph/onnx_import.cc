@@ -409,6 +409,11 @@ absl::Status Importer::Convert(const onnx::NodeProto& n) {
                           "') must be a 2-D float constant (weights); products "
                           "of two computed tensors are not supported"));
     }
+    if (std::count(b->shape.begin(), b->shape.end(), 0) > 0) {
+      return Fail(n, absl::StrCat("input B ('", n.input(1), "') has shape ",
+                                  DimsText(b->shape),
+                                  "; zero-sized weights are not supported"));
+    }
     Node& node = Emit(n, op == "Gemm" ? Op::kGemm : Op::kMatMul);
     node.inputs.push_back(Resolve(n.input(1)));
     if (op == "Gemm") {
@@ -533,6 +538,11 @@ absl::Status Importer::ConvertConvOrPool(const onnx::NodeProto& n) {
       return Fail(n, absl::StrCat("weights have shape ", DimsText(w->shape),
                                   "; only 2-D convolutions (4-D weights) are "
                                   "supported"));
+    }
+    if (std::count(w->shape.begin(), w->shape.end(), 0) > 0) {
+      return Fail(n, absl::StrCat("weights ('", n.input(1), "') have shape ",
+                                  DimsText(w->shape),
+                                  "; zero-sized weights are not supported"));
     }
     kernel = {w->shape[2], w->shape[3]};
     if (HasInput(n, 2)) {

@@ -438,6 +438,9 @@ void AddOps(std::vector<HostileCase>& cases) {
   Add(cases, "conv_channels_mismatch",
       ConvModel({2, 3, 3, 3}, [](onnx::NodeProto*) {}), Code::kInvalidArgument,
       {"node 'conv' (Conv)", "1 channels but the weight expects 3"});
+  Add(cases, "conv_zero_channels",
+      ConvModel({0, 1, 3, 3}, [](onnx::NodeProto*) {}), Code::kInvalidArgument,
+      {"node 'conv' (Conv)", "[0, 1, 3, 3]", "zero-sized weights"});
   Add(cases, "pool_kernel_negative", PoolModel([](onnx::NodeProto* n) {
         Builder::AttrInts(n, "kernel_shape", {-3, -3});
       }),
@@ -619,7 +622,8 @@ std::vector<HostileCase> HostileNpyFiles() {
   const std::string f4 = "{'descr': '<f4', 'fortran_order': False, ";
   Add(cases, "npy_shape_overflow",
       NpyFile(f4 + "'shape': (4294967296, 4294967296, 4294967296), }", ""),
-      Code::kInvalidArgument, {"shape is too large"}, ".npy");
+      Code::kInvalidArgument,
+      {"shape (4294967296, 4294967296, 4294967296) is too large"}, ".npy");
   Add(cases, "npy_fortran",
       NpyFile("{'descr': '<f4', 'fortran_order': True, 'shape': (1,), }",
               std::string(4, '\0')),
