@@ -1,8 +1,11 @@
 #include "core/runtime/arena.h"
 
+#include <cstdint>
+#include <limits>
 #include <random>
 #include <vector>
 
+#include "core/runtime/dnnl_adapter.h"
 #include "gtest/gtest.h"
 
 namespace esb::runtime {
@@ -43,6 +46,35 @@ TEST(ArenaTest, LiveBuffersNeverOverlapAndOffsetsAreAligned) {
     }
   }
   EXPECT_LT(plan.total_bytes, sum);
+}
+
+TEST(AlignedBufferTest, ZeroedAndAligned) {
+  absl::StatusOr<AlignedBuffer> b = AlignedBuffer::Allocate(100, "a test");
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->bytes(), 100u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(b->data()) % 64, 0u);
+  for (int i = 0; i < 25; ++i) EXPECT_EQ(b->data()[i], 0.0f);
+  // Zero bytes still yields a usable pointer.
+  absl::StatusOr<AlignedBuffer> empty = AlignedBuffer::Allocate(0, "a test");
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_NE(empty->data(), nullptr);
+}
+
+TEST(AlignedBufferTest, ImpossibleSizesAreResourceExhausted) {
+  for (size_t bytes :
+       {std::numeric_limits<size_t>::max(),
+        std::numeric_limits<size_t>::max() - 10, size_t{1} << 62}) {
+    absl::StatusOr<AlignedBuffer> b =
+        AlignedBuffer::Allocate(bytes, "the activation arena");
+    ASSERT_FALSE(b.ok()) << bytes;
+    EXPECT_EQ(b.status().code(), absl::StatusCode::kResourceExhausted);
+    EXPECT_NE(b.status().message().find("the activation arena"),
+              std::string::npos)
+        << b.status();
+    EXPECT_NE(b.status().message().find(std::to_string(bytes)),
+              std::string::npos)
+        << b.status();
+  }
 }
 
 }  // namespace

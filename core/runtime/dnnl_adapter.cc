@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 
@@ -40,12 +41,22 @@ dnnl::memory::desc PlainDesc(absl::Span<const int64_t> shape) {
                             dnnl::memory::data_type::f32, PlainStrides(shape));
 }
 
-AlignedBuffer::AlignedBuffer(size_t bytes) : bytes_(bytes) {
+absl::StatusOr<AlignedBuffer> AlignedBuffer::Allocate(size_t bytes,
+                                                      absl::string_view what) {
   constexpr size_t kAlign = 64;
-  const size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
-  void* p = std::aligned_alloc(kAlign, rounded == 0 ? kAlign : rounded);
-  std::memset(p, 0, rounded == 0 ? kAlign : rounded);
-  data_.reset(static_cast<float*>(p));
+  if (bytes > std::numeric_limits<size_t>::max() - kAlign) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot allocate ", what, ": ", bytes, " bytes"));
+  }
+  const size_t rounded =
+      bytes == 0 ? kAlign : (bytes + kAlign - 1) / kAlign * kAlign;
+  void* p = std::aligned_alloc(kAlign, rounded);
+  if (p == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "cannot allocate ", what, ": out of memory for ", bytes, " bytes"));
+  }
+  std::memset(p, 0, rounded);
+  return AlignedBuffer(bytes, static_cast<float*>(p));
 }
 
 void AlignedBuffer::Free::operator()(float* p) const { std::free(p); }

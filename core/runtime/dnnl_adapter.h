@@ -18,6 +18,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "oneapi/dnnl/dnnl.hpp"
@@ -35,10 +36,16 @@ dnnl::memory::desc PlainDesc(absl::Span<const int64_t> shape);
 // Row-major strides of `shape` in elements.
 dnnl::memory::dims PlainStrides(absl::Span<const int64_t> shape);
 
-// 64-byte aligned float storage of a fixed size, zero-initialised.
+// 64-byte aligned float storage of a fixed size, zero-initialised. Movable,
+// not copyable.
 class AlignedBuffer {
  public:
-  explicit AlignedBuffer(size_t bytes);
+  // `bytes` of storage (at least 64 are reserved, so data() is never null).
+  // RESOURCE_EXHAUSTED naming `what` (e.g. "the activation arena") and the
+  // size when the size overflows or the allocation fails.
+  static absl::StatusOr<AlignedBuffer> Allocate(size_t bytes,
+                                                absl::string_view what);
+
   float* data() const { return data_.get(); }
   size_t bytes() const { return bytes_; }
 
@@ -46,6 +53,8 @@ class AlignedBuffer {
   struct Free {
     void operator()(float* p) const;
   };
+  AlignedBuffer(size_t bytes, float* data) : bytes_(bytes), data_(data) {}
+
   size_t bytes_;
   std::unique_ptr<float, Free> data_;
 };

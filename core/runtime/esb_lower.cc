@@ -185,13 +185,15 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
     dst_desc = pd.dst_desc();
   }
   std::vector<int8_t> w8;
-  auto packed = weights_.Get(
+  auto got = weights_.Get(
       node_index, weights_desc,
       [&] {
         w8.assign(layer.weights.begin(), layer.weights.end());  // Fit s8.
         return memory(plain_weights, engine_, w8.data());
       },
       engine_, stream_);
+  if (!got.ok()) return got.status();
+  const auto packed = *std::move(got);
   plan_.packed_.push_back(packed);
   // Either dst layout is [rows, channels] row-major in memory.
   const Value acc = NewArena(dst_desc);

@@ -271,7 +271,7 @@ absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
       desc, ActivationAttr(node.attrs.activation), engine_);
 
   const Value src = As(node.inputs[0], pd.src_desc());
-  auto packed = weights_.Get(
+  auto got = weights_.Get(
       node_index, pd.weights_desc(),
       [&] {
         return memory(
@@ -279,6 +279,8 @@ absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
             const_cast<float*>(w->data.data()));
       },
       engine_, stream_);
+  if (!got.ok()) return got.status();
+  const auto packed = *std::move(got);
   plan_.packed_.push_back(packed);
   const Value weights = AddConstant(packed->storage.data(), packed->desc);
   const Value dst = NewArena(pd.dst_desc());
@@ -315,7 +317,11 @@ absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
     std::vector<int64_t> c2 = c->shape;
     while (c2.size() < 2) c2.insert(c2.begin(), 1);
     const int64_t rows = c2[0] == 1 ? 1 : n;
-    auto folded = std::make_unique<AlignedBuffer>(rows * m * sizeof(float));
+    absl::StatusOr<AlignedBuffer> bias_storage = AlignedBuffer::Allocate(
+        rows * m * sizeof(float),
+        absl::StrCat("the bias of node '", node.name, "'"));
+    if (!bias_storage.ok()) return bias_storage.status();
+    auto folded = std::make_unique<AlignedBuffer>(*std::move(bias_storage));
     for (int64_t i = 0; i < rows; ++i) {
       for (int64_t j = 0; j < m; ++j) {
         folded->data()[i * m + j] =
@@ -335,7 +341,7 @@ absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
 
   // alpha * op(B), packed once per layout.
   std::vector<float> plain_b;
-  auto packed = weights_.Get(
+  auto got = weights_.Get(
       node_index, pd.weights_desc(),
       [&] {
         plain_b.resize(k * m);
@@ -348,6 +354,8 @@ absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
         return memory(PlainDesc({k, m}), engine_, plain_b.data());
       },
       engine_, stream_);
+  if (!got.ok()) return got.status();
+  const auto packed = *std::move(got);
   plan_.packed_.push_back(packed);
   const Value weights = AddConstant(packed->storage.data(), packed->desc);
   const Value dst = NewArena(dst_desc);
@@ -374,13 +382,15 @@ absl::Status PlanBuilder::LowerMatMul(int node_index, const Node& node) {
   const dnnl::matmul::primitive_desc pd(
       dnnl::matmul::desc(a_desc, AnyDesc({k, m}), dst_desc),
       ActivationAttr(node.attrs.activation), engine_);
-  auto packed = weights_.Get(
+  auto got = weights_.Get(
       node_index, pd.weights_desc(),
       [&] {
         return memory(PlainDesc({k, m}), engine_,
                       const_cast<float*>(b->data.data()));
       },
       engine_, stream_);
+  if (!got.ok()) return got.status();
+  const auto packed = *std::move(got);
   plan_.packed_.push_back(packed);
   const Value dst = NewArena(dst_desc);
   AddPrimitive(

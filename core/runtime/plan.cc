@@ -12,7 +12,7 @@
 
 namespace esb::runtime::internal {
 
-std::shared_ptr<const WeightCache::Packed> WeightCache::Get(
+absl::StatusOr<std::shared_ptr<const WeightCache::Packed>> WeightCache::Get(
     int node_index, const dnnl::memory::desc& desc,
     const std::function<dnnl::memory()>& source, const dnnl::engine& engine,
     dnnl::stream& stream) {
@@ -20,8 +20,10 @@ std::shared_ptr<const WeightCache::Packed> WeightCache::Get(
   for (const auto& p : packed) {
     if (p->desc == desc) return p;
   }
-  auto p =
-      std::make_shared<Packed>(Packed{desc, AlignedBuffer(desc.get_size())});
+  absl::StatusOr<AlignedBuffer> storage = AlignedBuffer::Allocate(
+      desc.get_size(), absl::StrCat("packed weights of node ", node_index));
+  if (!storage.ok()) return storage.status();
+  auto p = std::make_shared<Packed>(Packed{desc, *std::move(storage)});
   dnnl::memory src = source();
   dnnl::memory dst(desc, engine, p->storage.data());
   dnnl::reorder(src, dst).execute(stream, src, dst);
@@ -97,7 +99,10 @@ absl::Status Plan::Bind(const dnnl::engine& engine) {
   }
   const ArenaPlan layout = PlanArena(lifetimes);
   arena_bytes_ = layout.total_bytes;
-  arena_ = std::make_unique<AlignedBuffer>(layout.total_bytes);
+  absl::StatusOr<AlignedBuffer> arena =
+      AlignedBuffer::Allocate(layout.total_bytes, "the activation arena");
+  if (!arena.ok()) return arena.status();
+  arena_ = std::make_unique<AlignedBuffer>(*std::move(arena));
   for (size_t b = 0; b < buffers_.size(); ++b) {
     if (lifetime_of[b] >= 0) {
       buffers_[b].data =

@@ -68,12 +68,12 @@ class WeightCache {
   // The weights of node `node_index` in layout `desc`. On first use,
   // `source` is called for the plain weights (a memory that stays valid
   // until Get returns), which are reordered into that layout on `stream`.
-  // Call inside CallDnnl.
-  std::shared_ptr<const Packed> Get(int node_index,
-                                    const dnnl::memory::desc& desc,
-                                    const std::function<dnnl::memory()>& source,
-                                    const dnnl::engine& engine,
-                                    dnnl::stream& stream);
+  // Call inside CallDnnl. RESOURCE_EXHAUSTED if the storage cannot be
+  // allocated.
+  absl::StatusOr<std::shared_ptr<const Packed>> Get(
+      int node_index, const dnnl::memory::desc& desc,
+      const std::function<dnnl::memory()>& source, const dnnl::engine& engine,
+      dnnl::stream& stream);
 
  private:
   std::map<int, std::vector<std::shared_ptr<const Packed>>> packed_;
