@@ -6,7 +6,8 @@
 // offset where it overlaps no already placed buffer that is alive at the
 // same time (greedy best-offset, as in TFLite's arena planner). The result
 // is never larger than the sum of the sizes and is exact (no overlap of live
-// buffers) by construction.
+// buffers) by construction. Sizes too large to add up saturate: total_bytes
+// is then SIZE_MAX, which AlignedBuffer::Allocate refuses.
 //
 // Functions are thread-safe.
 #ifndef ESB_CORE_RUNTIME_ARENA_H_

@@ -48,6 +48,14 @@ TEST(ArenaTest, LiveBuffersNeverOverlapAndOffsetsAreAligned) {
   EXPECT_LT(plan.total_bytes, sum);
 }
 
+TEST(ArenaTest, SizesThatCannotAddUpSaturate) {
+  constexpr size_t kMax = std::numeric_limits<size_t>::max();
+  const ArenaPlan plan =
+      PlanArena({{kMax - 10, 0, 1}, {kMax / 2, 1, 2}, {100, 0, 2}});
+  EXPECT_EQ(plan.total_bytes, kMax);
+  EXPECT_FALSE(AlignedBuffer::Allocate(plan.total_bytes, "arena").ok());
+}
+
 TEST(AlignedBufferTest, ZeroedAndAligned) {
   absl::StatusOr<AlignedBuffer> b = AlignedBuffer::Allocate(100, "a test");
   ASSERT_TRUE(b.ok()) << b.status();
