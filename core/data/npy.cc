@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "absl/status/status.h"
@@ -11,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/graph/checked.h"
 
 namespace esb::data {
 namespace {
@@ -54,9 +56,7 @@ absl::StatusOr<std::string> DictValue(absl::string_view header,
 }  // namespace
 
 int64_t NpyArray::size() const {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
+  return graph::CheckedProduct(shape).value_or(-1);
 }
 
 absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes,
@@ -121,13 +121,14 @@ absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes,
     }
     array.shape.push_back(d);
   }
-  int64_t count = 1;
-  for (int64_t d : array.shape) {
-    if (d != 0 && count > (int64_t{1} << 40) / d) {
-      return Bad(name, "shape is too large");
-    }
-    count *= d;
+  // More than 2^40 items cannot be a real file; the bound also keeps
+  // count * item within size_t.
+  const std::optional<int64_t> product = graph::CheckedProduct(array.shape);
+  if (!product || *product > (int64_t{1} << 40)) {
+    return Bad(name, absl::StrCat("shape (", absl::StrJoin(array.shape, ", "),
+                                  ") is too large"));
   }
+  const int64_t count = *product;
   const size_t need = static_cast<size_t>(count) * item;
   if (bytes.size() - data_at != need) {
     return Bad(name, absl::StrCat("shape (", absl::StrJoin(array.shape, ", "),

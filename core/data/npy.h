@@ -22,6 +22,8 @@ struct NpyArray {
   std::vector<float> f32;   // Set when dtype == kFloat32.
   std::vector<uint8_t> u8;  // Set when dtype == kUInt8.
 
+  // The number of elements; -1 if the shape overflows int64 (ParseNpy
+  // refuses such shapes).
   int64_t size() const;
 };
 

@@ -68,6 +68,7 @@ float Apply(const Activation& a, double v) {
 }
 
 int64_t MacsPerOutput(const Node& node, const Tensor& w) {
+  if (w.shape.empty() || w.shape[0] <= 0) return 0;
   if (node.op == Op::kConv) return w.size() / w.shape[0];
   return w.shape[WeightChannelAxis(node) == 0 ? 1 : 0];
 }

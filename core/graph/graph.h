@@ -18,10 +18,12 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "core/graph/checked.h"
 
 namespace esb::graph {
 
@@ -83,7 +85,8 @@ bool IsQuantizedOp(Op op);
 int WeightChannelAxis(const Node& node);
 
 // Multiply-accumulates per output value of a Conv, Gemm or MatMul node with
-// weights `w`: C/g * kH * kW for Conv, K for Gemm and MatMul.
+// weights `w`: C/g * kH * kW for Conv, K for Gemm and MatMul (0 for weights
+// of rank 0 or without output channels, which import refuses).
 int64_t MacsPerOutput(const Node& node, const Tensor& w);
 
 // An elementwise activation fused into Conv, Gemm or MatMul.
@@ -133,11 +136,12 @@ struct Tensor {
   std::vector<int64_t> shape;
   std::vector<float> data;
 
-  int64_t size() const {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    return n;
-  }
+  // The product of the dims. Only for shapes already checked (import and
+  // InferShapes check every tensor they accept); user-supplied shapes go
+  // through CheckedSize().
+  int64_t size() const { return CheckedSize().value_or(-1); }
+  // The product of the dims, or nullopt on a negative dim or int64 overflow.
+  std::optional<int64_t> CheckedSize() const { return CheckedProduct(shape); }
 };
 
 struct ValueInfo {

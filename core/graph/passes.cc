@@ -32,7 +32,8 @@ struct Uses {
     if (it == readers.end() || it->second != 1 || outputs.count(value)) {
       return -1;
     }
-    return reader_node.at(value);
+    auto node = reader_node.find(value);
+    return node == reader_node.end() ? -1 : node->second;
   }
 };
 
@@ -56,6 +57,7 @@ bool FoldInto(Graph& g, Node& p, const Node& bn) {
   // Output channels of the producer and the layout of its weights.
   int64_t channels, rows_per_channel, cols;
   bool per_column = false;
+  if (w->shape.empty() || w->shape[0] <= 0) return false;
   if (p.op == Op::kConv) {
     channels = w->shape[0];
     rows_per_channel = w->size() / channels;

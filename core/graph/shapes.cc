@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/graph/checked.h"
 
 namespace esb::graph {
 namespace {
@@ -88,11 +90,16 @@ absl::StatusOr<Shape> ConvShape(const Node& node,
     return NodeError(node, "group ", group, " does not divide the ", w[0],
                      " output channels of weight ", ShapeToString(w));
   }
-  if (x[1] != w[1] * group) {
+  const std::optional<int64_t> channels = CheckedMul(w[1], group);
+  if (!channels) {
+    return NodeError(node, "group ", group, " times the weight's ", w[1],
+                     " input channels overflows int64");
+  }
+  if (x[1] != *channels) {
     return NodeError(node, "input has ", x[1],
-                     " channels but the weight expects ", w[1] * group,
-                     " (input ", ShapeToString(x), ", weight ",
-                     ShapeToString(w), ", group ", group, ")");
+                     " channels but the weight expects ", *channels, " (input ",
+                     ShapeToString(x), ", weight ", ShapeToString(w),
+                     ", group ", group, ")");
   }
   if (in.size() > 2 && *in[2] != Shape{w[0]}) {
     return NodeError(node, "bias shape ", ShapeToString(*in[2]), " should be [",
@@ -195,7 +202,12 @@ absl::StatusOr<Shape> ConcatShape(const Node& node,
                        ShapeToString(s), " but input 0 has ",
                        ShapeToString(*in[0]), " (axis ", axis, ")");
     }
-    out[axis] += s[axis];
+    std::optional<int64_t> sum = CheckedAdd(out[axis], s[axis]);
+    if (!sum) {
+      return NodeError(node, "the inputs' sizes along axis ", axis,
+                       " overflow int64");
+    }
+    out[axis] = *sum;
   }
   return out;
 }
@@ -233,7 +245,12 @@ absl::StatusOr<Shape> ReshapeShape(const Node& node, const Shape& x) {
       return NodeError(node, "target shape ", ShapeToString(node.attrs.shape),
                        " has dim ", out[i]);
     }
-    known *= out[i];
+    std::optional<int64_t> next = CheckedMul(known, out[i]);
+    if (!next) {
+      return NodeError(node, "target shape ", ShapeToString(node.attrs.shape),
+                       " has more elements than an int64 holds");
+    }
+    known = *next;
   }
   const int64_t total = NumElements(x);
   if (infer >= 0) {
@@ -279,7 +296,14 @@ absl::StatusOr<Shape> PadShape(const Node& node, const Shape& x) {
   }
   Shape out = x;
   for (size_t i = 0; i < x.size(); ++i) {
-    out[i] = x[i] + pads[i] + pads[x.size() + i];
+    std::optional<int64_t> sum = CheckedAdd(x[i], pads[i]);
+    if (sum) sum = CheckedAdd(*sum, pads[x.size() + i]);
+    if (!sum) {
+      return NodeError(node, "pads ", ShapeToString(pads),
+                       " overflow int64 in dim ", i, " of input ",
+                       ShapeToString(x));
+    }
+    out[i] = *sum;
     if (out[i] < 0) {
       return NodeError(node, "pads ", ShapeToString(pads),
                        " remove more than the input ", ShapeToString(x),
@@ -382,9 +406,7 @@ std::string ShapeToString(absl::Span<const int64_t> shape) {
 }
 
 int64_t NumElements(absl::Span<const int64_t> shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
+  return CheckedProduct(shape).value_or(-1);
 }
 
 absl::StatusOr<std::vector<int64_t>> BroadcastShapes(
@@ -471,8 +493,20 @@ absl::StatusOr<WindowGeometry> ResolveWindow(
                        pe);
     }
     const int64_t in = input[2 + i];
-    const int64_t ek = d * (k - 1) + 1;
-    const int64_t padded = in + pb + pe;
+    // Every term below stays under 2^62, so the window arithmetic after
+    // this check cannot overflow.
+    constexpr int64_t kMaxSpan = int64_t{1} << 62;
+    std::optional<int64_t> reach = CheckedMul(d, k - 1);
+    std::optional<int64_t> padded_or = CheckedAdd(in, pb);
+    if (padded_or) padded_or = CheckedAdd(*padded_or, pe);
+    if (!reach || *reach >= kMaxSpan || !padded_or || *padded_or >= kMaxSpan ||
+        s >= kMaxSpan || in < 0) {
+      return NodeError(node, "window arithmetic overflows in spatial dim ", i,
+                       ": input ", in, ", kernel ", k, ", stride ", s,
+                       ", dilation ", d, ", pads ", pb, "/", pe);
+    }
+    const int64_t ek = *reach + 1;
+    const int64_t padded = *padded_or;
     if (padded < ek) {
       return NodeError(node, "window ", ek, " (kernel ", k, ", dilation ", d,
                        ") is larger than the padded input ", padded,
@@ -490,11 +524,41 @@ absl::StatusOr<WindowGeometry> ResolveWindow(
   return g;
 }
 
+namespace {
+
+// OK when `shape` fits options.max_tensor_elements; `what` prefixes errors.
+absl::Status CheckBudget(const std::string& what, const Shape& shape,
+                         const ShapeOptions& options) {
+  const std::optional<int64_t> n = CheckedProduct(shape);
+  if (n && *n <= options.max_tensor_elements) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrCat(what, ShapeToString(shape), " of ",
+                   n ? absl::StrCat(*n) : std::string("more than 2^63"),
+                   " elements exceeds the limit of ",
+                   options.max_tensor_elements, " elements per tensor"));
+}
+
+}  // namespace
+
 absl::StatusOr<std::map<std::string, std::vector<int64_t>>> InferShapes(
     const Graph& graph,
-    const std::map<std::string, std::vector<int64_t>>& input_shapes) {
+    const std::map<std::string, std::vector<int64_t>>& input_shapes,
+    const ShapeOptions& options) {
+  if (graph.outputs.empty()) {
+    return absl::InvalidArgumentError("the graph has no outputs");
+  }
   std::map<std::string, Shape> shapes;
   for (const auto& [name, tensor] : graph.constants) {
+    if (!tensor.CheckedSize()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "constant '", name, "' has shape ", ShapeToString(tensor.shape),
+          ", which is negative or overflows int64"));
+    }
+    if (auto s = CheckBudget(absl::StrCat("constant '", name, "' "),
+                             tensor.shape, options);
+        !s.ok()) {
+      return s;
+    }
     if (static_cast<int64_t>(tensor.data.size()) != tensor.size()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "constant '", name, "' has shape ", ShapeToString(tensor.shape),
@@ -519,6 +583,11 @@ absl::StatusOr<std::map<std::string, std::vector<int64_t>>> InferShapes(
           " but the graph expects ", ShapeToString(input.shape),
           " (-1 is the free batch dim)"));
     }
+    if (auto s = CheckBudget(absl::StrCat("input '", input.name, "' "), shape,
+                             options);
+        !s.ok()) {
+      return s;
+    }
     shapes[input.name] = shape;
   }
   for (const auto& [name, shape] : input_shapes) {
@@ -542,6 +611,11 @@ absl::StatusOr<std::map<std::string, std::vector<int64_t>>> InferShapes(
     }
     auto out = NodeShape(node, in);
     if (!out.ok()) return out.status();
+    if (auto s = CheckBudget(absl::StrCat(NodePrefix(node), "output "), *out,
+                             options);
+        !s.ok()) {
+      return s;
+    }
     const std::string& name = node.outputs[0];
     if (!shapes.emplace(name, *std::move(out)).second) {
       return NodeError(node, "output '", name, "' is already defined");

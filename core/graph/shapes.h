@@ -48,19 +48,35 @@
 
 namespace esb::graph {
 
+// Limits of InferShapes.
+struct ShapeOptions {
+  // Most elements of any one value (input, constant or node output) at the
+  // given input shapes. 2^31 float32 elements are 8 GiB: past that an
+  // executor could not allocate the value anyway.
+  int64_t max_tensor_elements = int64_t{1} << 31;
+};
+
 // The shape of every value (graph inputs, constants, node outputs), by name,
 // for the given shape of every graph input.
+//
+// RESOURCE_EXHAUSTED when a value would hold more than
+// options.max_tensor_elements elements (or its size overflows int64), naming
+// the node, its op, the size and the limit, e.g. "node 'pad' (Pad): output
+// [1,1,100004,100004] of 10000800016 elements exceeds the limit of 2147483648
+// elements per tensor".
 //
 // INVALID_ARGUMENT when an input is missing, unknown, has a negative dim or
 // disagrees with its graph.inputs declaration (kBatch and other negative
 // declared dims match anything; an empty declared shape is not checked);
 // when a node reads a value nothing defined before it, or defines one twice;
 // when a graph output is never defined or disagrees with its declaration;
-// and on any shape mismatch, naming the node, its op and the shapes, e.g.
-// "node 'conv2' (Conv): input has 3 channels but the weight expects 16".
+// when the graph has no outputs; and on any shape mismatch, naming the node,
+// its op and the shapes, e.g. "node 'conv2' (Conv): input has 3 channels but
+// the weight expects 16".
 absl::StatusOr<std::map<std::string, std::vector<int64_t>>> InferShapes(
     const Graph& graph,
-    const std::map<std::string, std::vector<int64_t>>& input_shapes);
+    const std::map<std::string, std::vector<int64_t>>& input_shapes,
+    const ShapeOptions& options = {});
 
 // The resolved sliding window of a Conv, MaxPool or AveragePool node over an
 // input of the given shape. All vectors have one entry per spatial dim.
@@ -81,7 +97,8 @@ struct WindowGeometry {
 // pooling only, dilations for Conv and MaxPool only (AveragePool rejects
 // dilations other than 1). INVALID_ARGUMENT, naming the node, on
 // non-positive kernels, strides or dilations, negative pads, wrong attribute
-// lengths or a window larger than the padded input.
+// lengths, a window larger than the padded input or window arithmetic that
+// overflows int64.
 absl::StatusOr<WindowGeometry> ResolveWindow(
     const Node& node, absl::Span<const int64_t> input,
     absl::Span<const int64_t> weight_shape = {});
@@ -93,7 +110,9 @@ absl::StatusOr<std::vector<int64_t>> BroadcastShapes(
 // "[1,3,224,224]".
 std::string ShapeToString(absl::Span<const int64_t> shape);
 
-// The number of elements: the product of the dims (1 for a scalar).
+// The number of elements: the product of the dims (1 for a scalar). Only for
+// shapes InferShapes accepted; -1 when a dim is negative or the product
+// overflows (CheckedProduct in checked.h says which shapes are safe).
 int64_t NumElements(absl::Span<const int64_t> shape);
 
 }  // namespace esb::graph

@@ -11,8 +11,8 @@
 #include <set>
 
 #include "core/esb/dda.h"
-#include "core/onnx/onnx_import.h"
 #include "core/graph/passes.h"
+#include "core/onnx/onnx_import.h"
 #include "core/testing/demo.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -4,6 +4,7 @@
 // Squeeze/Unsqueeze, Concat, Softmax of old opsets, Pad).
 #include <algorithm>
 #include <limits>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "core/onnx/onnx_importer.h"
@@ -66,10 +67,14 @@ absl::Status Importer::ConvertShapeOp(const onnx::NodeProto& n) {
       }
     }
     out.shape = *dims;
+    if (Status s = CheckOutput(n, out.shape); !s.ok()) return s;
     ConstValue fill;
     fill.f = {0.0f};
     if (const auto* a = Attr(n, "value")) {
-      auto c = internal::FromTensorProto(a->t(), "value");
+      auto c = internal::FromTensorProto(
+          a->t(),
+          absl::StrCat("node '", current_name_, "' (ConstantOfShape) value"),
+          options_.max_tensor_elements);
       if (!c.ok()) return c.status();
       fill = *std::move(c);
     }
@@ -95,6 +100,7 @@ absl::Status Importer::ConvertShapeOp(const onnx::NodeProto& n) {
     if (axis < 0 || axis >= rank) {
       return Fail(n, absl::StrCat("axis is out of range for rank ", rank));
     }
+    // data is a checked constant: these products fit.
     int64_t outer = 1, inner = 1;
     for (int64_t d = 0; d < axis; ++d) outer *= data->shape[d];
     for (int64_t d = axis + 1; d < rank; ++d) inner *= data->shape[d];
@@ -104,11 +110,14 @@ absl::Status Importer::ConvertShapeOp(const onnx::NodeProto& n) {
     out.shape.insert(out.shape.end(), ind->shape.begin(), ind->shape.end());
     out.shape.insert(out.shape.end(), data->shape.begin() + axis + 1,
                      data->shape.end());
+    if (Status s = CheckOutput(n, out.shape); !s.ok()) return s;
     for (int64_t o = 0; o < outer; ++o) {
       for (int64_t idx : *indices) {
         if (idx < 0) idx += extent;
         if (idx < 0 || idx >= extent) {
-          return Fail(n, absl::StrCat("index out of range [0, ", extent, ")"));
+          return Fail(n, absl::StrCat("index ", idx, " of indices '",
+                                      n.input(1), "' is out of range [",
+                                      -extent, ", ", extent, ")"));
         }
         const int64_t base = (o * extent + idx) * inner;
         for (int64_t k = 0; k < inner; ++k) {
@@ -121,8 +130,7 @@ absl::Status Importer::ConvertShapeOp(const onnx::NodeProto& n) {
       }
     }
   }
-  consts_[n.output(0)] = std::move(out);
-  return absl::OkStatus();
+  return StoreOutput(n, std::move(out));
 }
 
 absl::Status Importer::ConvertReshape(const onnx::NodeProto& n) {
@@ -137,21 +145,31 @@ absl::Status Importer::ConvertReshape(const onnx::NodeProto& n) {
     ConstValue out = *data;
     int64_t known = 1, infer = -1;
     out.shape = *target;
+    const std::string cannot = absl::StrCat(
+        "cannot reshape ", DimsText(data->shape), " to ", DimsText(*target));
     for (size_t d = 0; d < out.shape.size(); ++d) {
-      if (out.shape[d] == 0) out.shape[d] = data->shape.at(d);
-      if (out.shape[d] == -1) {
-        infer = static_cast<int64_t>(d);
-      } else {
-        known *= out.shape[d];
+      if (out.shape[d] == 0) {
+        if (d >= data->shape.size()) {
+          return Fail(n, absl::StrCat(cannot, ": dim ", d,
+                                      " copies a dim the input lacks"));
+        }
+        out.shape[d] = data->shape[d];
       }
+      if (out.shape[d] == -1 && infer < 0) {
+        infer = static_cast<int64_t>(d);
+        continue;
+      }
+      std::optional<int64_t> next =
+          out.shape[d] < 0 ? std::nullopt : CheckedMul(known, out.shape[d]);
+      if (!next) return Fail(n, cannot);
+      known = *next;
     }
-    if (infer >= 0) out.shape[infer] = known ? data->size() / known : 0;
-    if (out.size() != data->size()) {
-      return Fail(n, absl::StrCat("cannot reshape ", DimsText(data->shape),
-                                  " to ", DimsText(*target)));
+    if (infer >= 0) {
+      if (known == 0 || data->size() % known != 0) return Fail(n, cannot);
+      out.shape[infer] = data->size() / known;
     }
-    consts_[n.output(0)] = std::move(out);
-    return absl::OkStatus();
+    if (out.size() != data->size()) return Fail(n, cannot);
+    return StoreOutput(n, std::move(out));
   }
   std::vector<int64_t> shape = *target;
   for (size_t d = 0; d < shape.size(); ++d) {
@@ -210,8 +228,7 @@ absl::Status Importer::ConvertSqueeze(const onnx::NodeProto& n,
   if (const ConstValue* data = Const(n.input(0))) {
     ConstValue out = *data;
     out.shape = shape;
-    consts_[n.output(0)] = std::move(out);
-    return absl::OkStatus();
+    return StoreOutput(n, std::move(out));
   }
   // On a computed tensor it is a reshape; the batch (dim 0) is copied.
   for (size_t d = 0; d < shape.size(); ++d) {
@@ -258,12 +275,23 @@ absl::Status Importer::ConvertConcat(const onnx::NodeProto& n) {
     if (c->is_int != out.is_int || c->shape.size() != out.shape.size()) {
       return Fail(n, "inputs differ in type or rank");
     }
-    out.shape[axis] += c->shape[axis];
+    for (size_t d = 0; d < out.shape.size(); ++d) {
+      if (d != static_cast<size_t>(axis) && c->shape[d] != out.shape[d]) {
+        return Fail(
+            n, absl::StrCat("input '", in, "' has shape ", DimsText(c->shape),
+                            " but input 0 has ", DimsText(first->shape),
+                            " (axis ", axis, ")"));
+      }
+    }
+    std::optional<int64_t> sum = CheckedAdd(out.shape[axis], c->shape[axis]);
+    if (!sum) return CheckOutput(n, {std::numeric_limits<int64_t>::max(), 2});
+    out.shape[axis] = *sum;
   }
+  if (Status s = CheckOutput(n, out.shape); !s.ok()) return s;
   for (int64_t o = 0; o < outer; ++o) {
     for (const std::string& in : n.input()) {
       const ConstValue* c = Const(in);
-      const int64_t chunk = c->size() / std::max<int64_t>(outer, 1);
+      const int64_t chunk = outer == 0 ? 0 : c->size() / outer;
       for (int64_t k = 0; k < chunk; ++k) {
         if (c->is_int) {
           out.i.push_back(c->i[o * chunk + k]);
@@ -273,8 +301,7 @@ absl::Status Importer::ConvertConcat(const onnx::NodeProto& n) {
       }
     }
   }
-  consts_[n.output(0)] = std::move(out);
-  return absl::OkStatus();
+  return StoreOutput(n, std::move(out));
 }
 
 absl::Status Importer::ConvertBinary(const onnx::NodeProto& n, Op op) {
@@ -293,16 +320,24 @@ absl::Status Importer::ConvertBinary(const onnx::NodeProto& n, Op op) {
       const int64_t kb = b->size() == 1 ? 0 : k;
       if (out.is_int) {
         const int64_t x = a->i[ka], y = b->i[kb];
-        const bool unknown = x == kUnknownDim || y == kUnknownDim;
-        out.i.push_back(unknown ? kUnknownDim
-                                : (op == Op::kAdd ? x + y : x * y));
+        if (x == kUnknownDim || y == kUnknownDim) {
+          out.i.push_back(kUnknownDim);
+          continue;
+        }
+        std::optional<int64_t> r =
+            op == Op::kAdd ? CheckedAdd(x, y) : CheckedMul(x, y);
+        if (!r) {
+          return Fail(
+              n, absl::StrCat("integer ", x, op == Op::kAdd ? " + " : " * ", y,
+                              " overflows int64"));
+        }
+        out.i.push_back(*r);
       } else {
         const float x = a->f[ka], y = b->f[kb];
         out.f.push_back(op == Op::kAdd ? x + y : x * y);
       }
     }
-    consts_[n.output(0)] = std::move(out);
-    return absl::OkStatus();
+    return StoreOutput(n, std::move(out));
   }
   if ((a != nullptr && a->is_int) || (b != nullptr && b->is_int)) {
     return Fail(n, "mixes integer constants with computed tensors");

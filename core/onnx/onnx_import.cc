@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/graph/shapes.h"
 #include "core/onnx/onnx_importer.h"
 #include "core/onnx/onnx_tensor.h"
 #include "onnx/checker.h"
@@ -88,11 +89,19 @@ absl::StatusOr<Graph> Importer::Run() {
     graph_.metadata[prop.key()] = prop.value();
   }
 
+  if (g.output_size() == 0) {
+    return absl::InvalidArgumentError(
+        "the graph declares no outputs; a model needs at least one");
+  }
   for (const auto& t : g.initializer()) {
-    auto c = internal::FromTensorProto(
-        t, absl::StrCat("initializer '", t.name(), "'"));
+    const std::string what = absl::StrCat("initializer '", t.name(), "'");
+    if (consts_.count(t.name())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " is defined more than once"));
+    }
+    auto c = internal::FromTensorProto(t, what, options_.max_tensor_elements);
     if (!c.ok()) return c.status();
-    consts_[t.name()] = *std::move(c);
+    if (Status s = Store(t.name(), *std::move(c), what); !s.ok()) return s;
   }
   for (const auto& n : g.node()) {
     read_.insert(n.input().begin(), n.input().end());
@@ -102,6 +111,10 @@ absl::StatusOr<Graph> Importer::Run() {
   for (const auto& vi : g.output()) shapes_[vi.name()] = ShapeOf(vi.type());
   for (const auto& vi : g.input()) {
     if (consts_.count(vi.name())) continue;  // An initializer with a default.
+    if (!defined_.insert(vi.name()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", vi.name(), "' is declared more than once"));
+    }
     const auto& tt = vi.type().tensor_type();
     if (!vi.type().has_tensor_type() ||
         tt.elem_type() != onnx::TensorProto::FLOAT) {
@@ -117,13 +130,30 @@ absl::StatusOr<Graph> Importer::Run() {
                        "' has no shape; a static shape (batch "
                        "excepted) is required"));
     }
+    if (dims.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input '", vi.name(), "' has rank 0; a tensor input is required"));
+    }
+    std::vector<int64_t> at_batch_1 = dims;
     for (size_t d = 0; d < dims.size(); ++d) {
+      if (dims[d] != kUnknownDim && dims[d] < 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "input '", vi.name(), "' dimension ", d, " is ", dims[d],
+            " (shape ", DimsText(dims), "); dimensions must be positive"));
+      }
       if (dims[d] != kUnknownDim) continue;
+      at_batch_1[d] = 1;
       if (d != 0) {
         return absl::InvalidArgumentError(absl::StrCat(
             "input '", vi.name(), "' dimension ", d, " is not fixed (shape ",
             DimsText(dims), "); only the batch dimension may be free"));
       }
+    }
+    if (Status s = internal::CheckElements(
+            absl::StrCat("input '", vi.name(), "'"), at_batch_1,
+            options_.max_tensor_elements, "ImportOptions.max_tensor_elements");
+        !s.ok()) {
+      return s;
     }
     shapes_[vi.name()] = dims;
     std::replace(dims.begin(), dims.end(), kUnknownDim, kBatch);
@@ -138,6 +168,24 @@ absl::StatusOr<Graph> Importer::Run() {
     while (!names.insert(current_name_).second) current_name_ += "_";
     if (n.input_size() == 0 && n.op_type() != "Constant") {
       return Fail(n, "has no inputs");
+    }
+    if (n.output_size() == 0 || n.output(0).empty()) {
+      return Fail(n, "has no output");
+    }
+    for (const std::string& in : n.input()) {
+      if (!in.empty() && consts_.count(in) == 0 && defined_.count(in) == 0) {
+        return Fail(n, absl::StrCat("reads '", in,
+                                    "', which is neither a graph input, an "
+                                    "initializer nor the output of an "
+                                    "earlier node"));
+      }
+    }
+    for (const std::string& out : n.output()) {
+      if (out.empty()) continue;
+      if (consts_.count(out) || !defined_.insert(out).second) {
+        return Fail(
+            n, absl::StrCat("defines '", out, "', which is already defined"));
+      }
     }
     if (Status s = Convert(n); !s.ok()) return s;
   }
@@ -159,11 +207,17 @@ absl::StatusOr<Graph> Importer::Run() {
       graph_.constants[in] = Tensor{it->second.shape, it->second.f};
     }
   }
+  if (Status s = CheckShapesAtBatch1(); !s.ok()) return s;
   return std::move(graph_);
 }
 
 absl::Status Importer::FinishOutputs() {
+  std::set<std::string> seen;
   for (const auto& vi : model_.graph().output()) {
+    if (!seen.insert(vi.name()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("output '", vi.name(), "' is declared more than once"));
+    }
     const std::string source = Resolve(vi.name());
     std::vector<int64_t> dims;
     if (const std::vector<int64_t>* s = Shape(vi.name())) dims = *s;
@@ -179,7 +233,12 @@ absl::Status Importer::FinishOutputs() {
       // A folded constant is the output: an Identity reads a renamed copy,
       // so that a node produces every output.
       from = absl::StrCat(vi.name(), "/value");
-      consts_[from] = consts_.at(source);
+      ConstValue copy = *Const(source);
+      if (Status s = Store(from, std::move(copy),
+                           absl::StrCat("output '", vi.name(), "'"));
+          !s.ok()) {
+        return s;
+      }
     }
     if (from != vi.name()) {
       Node id;
@@ -192,6 +251,25 @@ absl::Status Importer::FinishOutputs() {
     graph_.outputs.push_back(ValueInfo{vi.name(), dims});
   }
   return absl::OkStatus();
+}
+
+absl::Status Importer::CheckShapesAtBatch1() const {
+  std::map<std::string, std::vector<int64_t>> given;
+  for (const ValueInfo& in : graph_.inputs) {
+    std::vector<int64_t> dims = in.shape;
+    std::replace(dims.begin(), dims.end(), kBatch, int64_t{1});
+    given[in.name] = dims;
+  }
+  ShapeOptions shape_options;
+  shape_options.max_tensor_elements = options_.max_tensor_elements;
+  auto shapes = InferShapes(graph_, given, shape_options);
+  if (shapes.ok()) return absl::OkStatus();
+  if (absl::IsResourceExhausted(shapes.status())) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(shapes.status().message(),
+                     " at batch 1 (ImportOptions.max_tensor_elements)"));
+  }
+  return shapes.status();
 }
 
 void Importer::RemoveDeadNodes() {
@@ -220,7 +298,9 @@ absl::Status Importer::Convert(const onnx::NodeProto& n) {
   if (op == "Identity" || op == "Dropout") {
     if (op == "Dropout" && HasInput(n, 2)) {
       const ConstValue* training = Const(n.input(2));
-      if (training == nullptr || (training->is_int && training->i[0] != 0)) {
+      if (training == nullptr || training->size() != 1 ||
+          (training->is_int && training->i[0] != 0) ||
+          (!training->is_int && training->f[0] != 0.0f)) {
         return Fail(n, "training_mode must be a constant false");
       }
     }
@@ -329,6 +409,11 @@ absl::Status Importer::Convert(const onnx::NodeProto& n) {
                           "') must be a 2-D float constant (weights); products "
                           "of two computed tensors are not supported"));
     }
+    if (std::count(b->shape.begin(), b->shape.end(), 0) > 0) {
+      return Fail(n, absl::StrCat("input B ('", n.input(1), "') has shape ",
+                                  DimsText(b->shape),
+                                  "; zero-sized weights are not supported"));
+    }
     Node& node = Emit(n, op == "Gemm" ? Op::kGemm : Op::kMatMul);
     node.inputs.push_back(Resolve(n.input(1)));
     if (op == "Gemm") {
@@ -354,26 +439,32 @@ absl::Status Importer::ConvertConstant(const onnx::NodeProto& n) {
   ConstValue v;
   if (const auto* a = Attr(n, "value")) {
     auto c = internal::FromTensorProto(
-        a->t(), absl::StrCat("node '", current_name_, "' value"));
+        a->t(), absl::StrCat("node '", current_name_, "' (Constant) value"),
+        options_.max_tensor_elements);
     if (!c.ok()) return c.status();
     v = *std::move(c);
   } else if (const auto* a = Attr(n, "value_float")) {
     v.f = {a->f()};
   } else if (const auto* a = Attr(n, "value_floats")) {
+    if (a->floats_size() > options_.max_tensor_elements) {
+      return CheckOutput(n, {a->floats_size()});
+    }
     v.f.assign(a->floats().begin(), a->floats().end());
     v.shape = {static_cast<int64_t>(v.f.size())};
   } else if (const auto* a = Attr(n, "value_int")) {
     v.is_int = true;
     v.i = {a->i()};
   } else if (const auto* a = Attr(n, "value_ints")) {
+    if (a->ints_size() > options_.max_tensor_elements) {
+      return CheckOutput(n, {a->ints_size()});
+    }
     v.is_int = true;
     v.i.assign(a->ints().begin(), a->ints().end());
     v.shape = {static_cast<int64_t>(v.i.size())};
   } else {
     return Fail(n, "only tensor, float and int values are supported");
   }
-  consts_[n.output(0)] = std::move(v);
-  return absl::OkStatus();
+  return StoreOutput(n, std::move(v));
 }
 
 // Shape, Gather, ConstantOfShape and Cast: evaluated on constants.
@@ -409,9 +500,18 @@ absl::StatusOr<std::vector<int64_t>> Importer::SpatialPads(
     if (in == kUnknownDim) {
       return Fail(n, "auto_pad needs the input's static spatial shape");
     }
-    const int64_t out = (in + strides[d] - 1) / strides[d];
-    const int64_t total = std::max<int64_t>(
-        0, (out - 1) * strides[d] + (kernel[d] - 1) * dilations[d] + 1 - in);
+    // out = ceil(in / s); total = max(0, (out - 1) * s + (k - 1) * d + 1 - in).
+    const int64_t out = in / strides[d] + (in % strides[d] != 0 ? 1 : 0);
+    std::optional<int64_t> span = CheckedMul(out - 1, strides[d]);
+    std::optional<int64_t> reach = CheckedMul(kernel[d] - 1, dilations[d]);
+    if (span) span = reach ? CheckedAdd(*span, *reach) : std::nullopt;
+    if (!span || *span > std::numeric_limits<int64_t>::max() / 2) {
+      return Fail(n,
+                  absl::StrCat("auto_pad window in spatial dim ", d,
+                               " overflows (kernel ", kernel[d], ", stride ",
+                               strides[d], ", dilation ", dilations[d], ")"));
+    }
+    const int64_t total = std::max<int64_t>(0, *span + 1 - in);
     const int64_t small = total / 2;
     pads[d] = auto_pad == "SAME_UPPER" ? small : total - small;
     pads[d + spatial] = total - pads[d];
@@ -438,6 +538,11 @@ absl::Status Importer::ConvertConvOrPool(const onnx::NodeProto& n) {
       return Fail(n, absl::StrCat("weights have shape ", DimsText(w->shape),
                                   "; only 2-D convolutions (4-D weights) are "
                                   "supported"));
+    }
+    if (std::count(w->shape.begin(), w->shape.end(), 0) > 0) {
+      return Fail(n, absl::StrCat("weights ('", n.input(1), "') have shape ",
+                                  DimsText(w->shape),
+                                  "; zero-sized weights are not supported"));
     }
     kernel = {w->shape[2], w->shape[3]};
     if (HasInput(n, 2)) {
@@ -517,6 +622,42 @@ absl::Status CheckSupported(const onnx::GraphProto& g) {
       " not supported: ", absl::StrJoin(unsupported, ", ")));
 }
 
+// ONNX's own shape inference divides by strides and trusts the other window
+// attributes of Conv and pooling: a zero stride would stop the process with
+// SIGFPE there. INVALID_ARGUMENT naming the node and attribute unless every
+// stride, dilation and kernel_shape entry is >= 1, every pad >= 0 and group
+// >= 1.
+absl::Status CheckWindowAttributes(const onnx::GraphProto& g) {
+  for (int i = 0; i < g.node_size(); ++i) {
+    const auto& n = g.node(i);
+    if (n.op_type() != "Conv" && n.op_type() != "MaxPool" &&
+        n.op_type() != "AveragePool") {
+      continue;
+    }
+    const std::string name =
+        n.name().empty() ? absl::StrCat(n.op_type(), "_", i) : n.name();
+    for (const auto& a : n.attribute()) {
+      const int64_t min = a.name() == "pads" ? 0 : 1;
+      const bool listed = a.name() == "strides" || a.name() == "dilations" ||
+                          a.name() == "kernel_shape" || a.name() == "pads";
+      bool bad = false;
+      if (listed) {
+        for (int64_t v : a.ints()) bad = bad || v < min;
+      } else if (a.name() == "group") {
+        bad = a.i() < 1;
+      }
+      if (bad) {
+        std::vector<int64_t> values(a.ints().begin(), a.ints().end());
+        if (!listed) values = {a.i()};
+        return absl::InvalidArgumentError(absl::StrCat(
+            "node '", name, "' (", n.op_type(), "): attribute ", a.name(), " [",
+            absl::StrJoin(values, ", "), "] must hold values >= ", min));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 int64_t DefaultOpset(const onnx::ModelProto& model) {
   for (const auto& o : model.opset_import()) {
     if (o.domain().empty() || o.domain() == "ai.onnx") return o.version();
@@ -551,6 +692,7 @@ absl::StatusOr<Graph> ImportOnnxBytes(const std::string& bytes,
                      " to ", kMaxOpset, " are supported"));
   }
   if (absl::Status s = CheckSupported(model.graph()); !s.ok()) return s;
+  if (absl::Status s = CheckWindowAttributes(model.graph()); !s.ok()) return s;
   if (absl::Status s = internal::LoadExternalData(model, base_dir,
                                                   options.max_external_bytes);
       !s.ok()) {
@@ -572,7 +714,7 @@ absl::StatusOr<Graph> ImportOnnxBytes(const std::string& bytes,
     return absl::InvalidArgumentError(
         absl::StrCat("ONNX shape inference failed: ", e.what()));
   }
-  return Importer(model, opset).Run();
+  return Importer(model, opset, options).Run();
 }
 
 absl::StatusOr<Graph> ImportOnnxFile(const std::string& path,
@@ -593,8 +735,12 @@ absl::StatusOr<Graph> ImportOnnxFile(const std::string& path,
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
   std::ostringstream buffer;
   buffer << in.rdbuf();
-  const std::string dir =
-      std::filesystem::absolute(path).parent_path().string();
+  const std::filesystem::path absolute = std::filesystem::absolute(path, ec);
+  if (ec) {
+    return absl::NotFoundError(
+        absl::StrCat(path, ": cannot resolve: ", ec.message()));
+  }
+  const std::string dir = absolute.parent_path().string();
   absl::StatusOr<Graph> graph = ImportOnnxBytes(buffer.str(), dir, options);
   if (!graph.ok()) {
     return absl::Status(graph.status().code(),
@@ -603,7 +749,8 @@ absl::StatusOr<Graph> ImportOnnxFile(const std::string& path,
   return graph;
 }
 
-absl::StatusOr<Tensor> ReadOnnxTensorFile(const std::string& path) {
+absl::StatusOr<Tensor> ReadOnnxTensorFile(const std::string& path,
+                                          int64_t max_elements) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
   std::ostringstream buffer;
@@ -613,7 +760,8 @@ absl::StatusOr<Tensor> ReadOnnxTensorFile(const std::string& path) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": not a serialized ONNX TensorProto"));
   }
-  absl::StatusOr<ConstValue> v = internal::FromTensorProto(proto, path);
+  absl::StatusOr<ConstValue> v =
+      internal::FromTensorProto(proto, path, max_elements);
   if (!v.ok()) return v.status();
   if (v->is_int) {
     return absl::InvalidArgumentError(

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -13,7 +14,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "core/graph/checked.h"
 #include "core/graph/graph.h"
+#include "core/onnx/onnx_import.h"
 #include "core/onnx/onnx_tensor.h"
 #include "onnx/onnx_pb.h"
 
@@ -25,8 +28,9 @@ std::string DimsText(const std::vector<int64_t>& dims);
 // Thread-compatible; used once.
 class Importer {
  public:
-  Importer(const onnx::ModelProto& model, int64_t opset)
-      : model_(model), opset_(opset) {}
+  Importer(const onnx::ModelProto& model, int64_t opset,
+           const ImportOptions& options)
+      : model_(model), opset_(opset), options_(options) {}
 
   absl::StatusOr<Graph> Run();
 
@@ -36,6 +40,49 @@ class Importer {
   Status Fail(const onnx::NodeProto& n, absl::string_view what) const {
     return absl::InvalidArgumentError(
         absl::StrCat("node '", current_name_, "' (", n.op_type(), "): ", what));
+  }
+
+  // OK when a value of `shape` computed by `n` fits
+  // options_.max_tensor_elements; checked before the value is allocated.
+  // INVALID_ARGUMENT on a negative dim, RESOURCE_EXHAUSTED otherwise.
+  Status CheckOutput(const onnx::NodeProto& n,
+                     const std::vector<int64_t>& shape) const {
+    for (int64_t d : shape) {
+      if (d < 0) {
+        return Fail(n, absl::StrCat("output shape ", DimsText(shape),
+                                    " has a negative dimension"));
+      }
+    }
+    std::optional<int64_t> count = CheckedProduct(shape);
+    if (!count || *count > options_.max_tensor_elements) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "node '", current_name_, "' (", n.op_type(), "): output ",
+          DimsText(shape), " of ",
+          count ? absl::StrCat(*count) : std::string("more than 2^63"),
+          " elements exceeds the limit of ", options_.max_tensor_elements,
+          " elements per tensor (ImportOptions.max_tensor_elements)"));
+    }
+    return absl::OkStatus();
+  }
+  // Records constant `name`, charging its bytes to
+  // options_.max_constant_bytes. `what` names it in errors.
+  Status Store(const std::string& name, ConstValue v, absl::string_view what) {
+    const int64_t bytes = static_cast<int64_t>(v.f.size() * sizeof(float) +
+                                               v.i.size() * sizeof(int64_t));
+    if (bytes > options_.max_constant_bytes - constant_bytes_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          what, ": its ", bytes, " bytes bring the model's constants past ",
+          "the limit of ", options_.max_constant_bytes,
+          " bytes (ImportOptions.max_constant_bytes)"));
+    }
+    constant_bytes_ += bytes;
+    consts_[name] = std::move(v);
+    return absl::OkStatus();
+  }
+  Status StoreOutput(const onnx::NodeProto& n, ConstValue v) {
+    return Store(n.output(0), std::move(v),
+                 absl::StrCat("node '", current_name_, "' (", n.op_type(),
+                              ") output '", n.output(0), "'"));
   }
 
   // Attributes.
@@ -140,13 +187,19 @@ class Importer {
 
   Status FinishOutputs();
   void RemoveDeadNodes();
+  // InferShapes on graph_ with every batch dim 1, within
+  // options_.max_tensor_elements: no intermediate may exceed the budget.
+  Status CheckShapesAtBatch1() const;
 
   const onnx::ModelProto& model_;
   int64_t opset_;
+  const ImportOptions options_;
+  int64_t constant_bytes_ = 0;  // Bytes of consts_ charged so far.
   std::map<std::string, ConstValue> consts_;
   std::map<std::string, std::string> alias_;
   std::map<std::string, std::vector<int64_t>> shapes_;
-  std::set<std::string> read_;  // Values read by a node or a graph output.
+  std::set<std::string> read_;     // Values read by a node or a graph output.
+  std::set<std::string> defined_;  // Outputs of the nodes converted so far.
   std::string current_name_;
   Graph graph_;
 };

@@ -3,9 +3,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 
 namespace esb::graph::internal {
@@ -47,8 +49,32 @@ float HalfToFloat(uint16_t h) {
 
 }  // namespace
 
+absl::Status CheckElements(const std::string& what,
+                           const std::vector<int64_t>& shape,
+                           int64_t max_elements, absl::string_view field) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    std::optional<int64_t> next = CheckedMul(n, d);
+    if (!next) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(what, ": shape ", absl::StrJoin(shape, "x"),
+                       " has more elements than an int64 holds; the limit is ",
+                       max_elements, " elements per tensor (", field, ")"));
+    }
+    n = *next;
+  }
+  if (n > max_elements) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(what, ": shape ", absl::StrJoin(shape, "x"), " of ", n,
+                     " elements exceeds the limit of ", max_elements,
+                     " elements per tensor (", field, ")"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ConstValue> FromTensorProto(const onnx::TensorProto& t,
-                                           const std::string& what) {
+                                           const std::string& what,
+                                           int64_t max_elements) {
   ConstValue v;
   for (int64_t d : t.dims()) {
     if (d < 0) {
@@ -56,6 +82,11 @@ absl::StatusOr<ConstValue> FromTensorProto(const onnx::TensorProto& t,
           absl::StrCat(what, " has a negative dimension ", d));
     }
     v.shape.push_back(d);
+  }
+  if (absl::Status s = CheckElements(what, v.shape, max_elements,
+                                     "ImportOptions.max_tensor_elements");
+      !s.ok()) {
+    return s;
   }
   if (t.data_location() == onnx::TensorProto::EXTERNAL) {
     return absl::InvalidArgumentError(
@@ -195,17 +226,28 @@ absl::Status LoadOne(onnx::TensorProto& t, const std::string& base_dir,
   }
   in.seekg(0, std::ios::end);
   const int64_t file_size = in.tellg();
+  if (file_size < 0) {
+    return absl::DataLossError(
+        absl::StrCat(what, ": cannot size external data file ", file.string()));
+  }
+  if (offset > file_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": external data offset ", offset, " lies outside ",
+                     file.string(), " (", file_size, " bytes)"));
+  }
   if (length < 0) length = file_size - offset;
-  if (offset < 0 || offset + length > file_size) {
+  if (length > file_size - offset) {
     return absl::InvalidArgumentError(absl::StrCat(
-        what, ": external data range [", offset, ", ", offset + length,
+        what, ": external data range [", offset, ", +", length,
         ") lies outside ", file.string(), " (", file_size, " bytes)"));
   }
-  budget -= length;
-  if (budget < 0) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        what, ": external data exceeds the import limit on external bytes"));
+  if (length > budget) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(what, ": external data of ", length,
+                     " bytes exceeds the remaining budget of ", budget,
+                     " bytes (ImportOptions.max_external_bytes)"));
   }
+  budget -= length;
   std::string bytes(static_cast<size_t>(length), '\0');
   in.seekg(offset);
   in.read(bytes.data(), length);

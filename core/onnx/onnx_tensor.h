@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/graph/checked.h"
 #include "onnx/onnx_pb.h"
 
 namespace esb::graph::internal {
@@ -25,16 +26,26 @@ struct ConstValue {
   std::vector<float> f;
   std::vector<int64_t> i;
 
-  int64_t size() const {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    return n;
-  }
+  // The number of elements; -1 when the shape is negative or its product
+  // overflows (FromTensorProto and the folds refuse such shapes).
+  int64_t size() const { return CheckedProduct(shape).value_or(-1); }
 };
 
 // Converts a TensorProto whose data is inline. `what` names it in errors.
+// INVALID_ARGUMENT on negative dims or a value count that disagrees with the
+// shape; RESOURCE_EXHAUSTED when the shape holds more than `max_elements`
+// (checked before any data is converted).
 absl::StatusOr<ConstValue> FromTensorProto(const onnx::TensorProto& tensor,
-                                           const std::string& what);
+                                           const std::string& what,
+                                           int64_t max_elements);
+
+// OK when `shape` (non-negative dims) holds at most `max_elements` elements;
+// else RESOURCE_EXHAUSTED "<what>: <shape> of <n> elements exceeds the limit
+// of <max> elements per tensor (<field>)". A product past int64 is reported as
+// such.
+absl::Status CheckElements(const std::string& what,
+                           const std::vector<int64_t>& shape,
+                           int64_t max_elements, absl::string_view field);
 
 // Replaces external data references of every initializer (and Constant
 // node value) of `model` by the bytes they point to, read from files under

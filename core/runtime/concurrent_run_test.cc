@@ -181,13 +181,13 @@ graph::Graph PadGraph(int64_t h, int64_t pad) {
 }
 
 TEST(PlanBudgetTest, HugePadIsResourceExhaustedNamingTheNode) {
-  // 100004 x 100004 floats: 40 GB, past the default 4 GiB arena.
+  // 100004 x 100004 floats: 40 GB, past the shape limit of 2^31 elements
+  // (and the default 4 GiB arena), refused before anything is allocated.
   auto executor = Executor::Create(PadGraph(4, 50000));
   ASSERT_EQ(executor.status().code(), absl::StatusCode::kResourceExhausted)
       << executor.status();
   EXPECT_THAT(executor.status().message(),
-              AllOf(HasSubstr("node 'pad' (Pad)"), HasSubstr("40003200064"),
-                    HasSubstr("4294967296")));
+              AllOf(HasSubstr("node 'pad' (Pad)"), HasSubstr("100004")));
 }
 
 TEST(PlanBudgetTest, HugeBatchIsResourceExhaustedAndSmallerOnesStillRun) {
