@@ -389,6 +389,8 @@ TEST(EsbctlQuantizeTest, BadFlagsExitWithStatus2) {
            // --max-sb 0 is a bound like any other (no longer "bits - 1").
            {"--sb auto --max-sb 0", "max_sb"},
            {"--max-sb 3", "max_sb: applies to sb_auto only"},
+           {"--all-layers --edge-bits 6", "edge_bits: given together"},
+           {"--scale-rule minmax --dda mse", "minmax scales take no DDA rule"},
            {"--calib-count 0", "--calib-count 0 is out of range"},
            {"--limit 10", "--limit applies to --eval only"},
            {"--input x.npy", "'esbctl quantize' does not take --input"},
