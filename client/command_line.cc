@@ -95,7 +95,7 @@ absl::Status ParseFlagsAndArgs(absl::Span<const CommandSpec> commands,
     std::string name(body.substr(0, eq));
     std::replace(name.begin(), name.end(), '-', '_');
     std::optional<std::string> value;
-    if (eq != absl::string_view::npos) value = std::string(body.substr(eq + 1));
+    if (eq != absl::string_view::npos) value.emplace(body.substr(eq + 1));
 
     const FlagUse* use = FindUse(command, name);
     if (use == nullptr && absl::StartsWith(name, "no")) {

@@ -58,7 +58,7 @@ std::string ErrorOf(std::vector<std::string> words) {
   absl::StatusOr<CommandLine> line = Parse(std::move(words));
   if (line.ok()) return "parsed";
   EXPECT_EQ(line.status().code(), absl::StatusCode::kInvalidArgument);
-  return std::string(line.status().message());
+  return {line.status().message().begin(), line.status().message().end()};
 }
 
 TEST(ParseCommandLineTest, SetsTheFlagsGivenInEverySpelling) {
