@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "core/data/npy.h"
 #include "core/esb/format.h"
@@ -80,6 +81,114 @@ TEST(EsbctlTest, InvalidFormatExitsNonZeroListingValidSb) {
   EXPECT_EQ(u.exit_code, 2);
   EXPECT_THAT(u.out, HasSubstr("{5, 6, 7, 8}"));
   EXPECT_EQ(RunEsbctl("levels --bits 12 --sb 2").exit_code, 2);
+}
+
+// Every mistake in the flags exits 2 with a message naming the flag, the
+// command and where its help is.
+TEST(EsbctlTest, UsageErrorsExit2NamingFlagAndCommand) {
+  struct Case {
+    std::string args;
+    std::vector<std::string> said;
+  };
+  const std::vector<Case> cases = {
+      {"levels --bits abc",
+       {"--bits 'abc' is not an integer", "levels --help"}},
+      {"levels --bits=4x", {"--bits '4x' is not an integer"}},
+      {"levels --no-such-flag",
+       {"unknown flag --no-such-flag", "'esbctl levels'",
+        "see 'esbctl levels --help'"}},
+      {"levels --calib x",
+       {"'esbctl levels' does not take --calib", "esbctl levels --help"}},
+      {"fit --json", {"'esbctl fit' takes 1 argument (TENSOR.npy); got 0"}},
+      {"levels extra", {"takes no arguments; got 'extra'"}},
+      {"levels --bits 4 --bits 5", {"--bits is given twice"}},
+      {"levels --bits", {"--bits needs a value"}},
+      {"eval m.onnx --images x", {"'esbctl eval' needs --labels"}},
+      {"--bits 4 levels", {"the command comes first"}},
+      {"help frobnicate", {"'esbctl help' takes one command name"}},
+      {"run m.onnx --input x.npy --output y.npy --threads 0",
+       {"--threads 0 is out of range [1, 1024]"}},
+  };
+  for (const Case& c : cases) {
+    const RunResult r = RunEsbctl(c.args);
+    EXPECT_EQ(r.exit_code, 2) << c.args << "\n" << r.out;
+    for (const std::string& s : c.said) {
+      EXPECT_THAT(r.out, HasSubstr(s)) << c.args;
+    }
+  }
+}
+
+// esbctl COMMAND --help and esbctl help COMMAND: the command's usage and
+// every flag it takes, with its default.
+TEST(EsbctlTest, EachCommandPrintsItsOwnHelp) {
+  struct Case {
+    std::string command;
+    std::vector<std::string> said;
+    std::vector<std::string> not_said;
+  };
+  const std::vector<Case> cases = {
+      {"levels",
+       {"usage: esbctl levels [flags]", "--bits N", "(default: 4)",
+        "--unsigned", "--json"},
+       {"--calib", "--images"}},
+      {"fit",
+       {"usage: esbctl fit TENSOR.npy [flags]", "--dda mse|gaussian",
+        "(default: mse)", "--axis N", "--per-tensor", "--rows N"},
+       {"--calib", "--max-sb"}},
+      {"run",
+       {"usage: esbctl run MODEL.onnx --input X.npy --output Y.npy [flags]",
+        "--precision fp32|esb", "(default: fp32)", "--act-sb N", "(default: 2)",
+        "--threads N", "(default: every core)"},
+       {"--json", "--labels"}},
+      {"eval",
+       {"usage: esbctl eval MODEL.onnx --images IMAGES --labels LABELS",
+        "--limit N", "(default: every image)", "--batch N", "(default: 64)",
+        "--calib-count N", "(default: 512)"},
+       {"--max-sb", "-o OUTDIR"}},
+      {"quantize",
+       {"usage: esbctl quantize MODEL.onnx --calib IMAGES -o OUTDIR [flags]",
+        "--max-sb N", "(default: bits - 1)", "--act-sb N",
+        "(default: 2; per layer with --sb auto)", "--dda output|mse|gaussian",
+        "(default: output)", "--override SPEC", "--edge-bits N",
+        "(default: 8)"},
+       {"--input", "--unsigned"}},
+  };
+  for (const Case& c : cases) {
+    const RunResult r = RunEsbctl(c.command + " --help");
+    EXPECT_EQ(r.exit_code, 0) << c.command;
+    EXPECT_EQ(r.out.rfind("usage: esbctl " + c.command, 0), 0u) << r.out;
+    for (const std::string& s : c.said) {
+      EXPECT_THAT(r.out, HasSubstr(s)) << c.command;
+    }
+    for (const std::string& s : c.not_said) {
+      EXPECT_THAT(r.out, Not(HasSubstr(s))) << c.command;
+    }
+    const RunResult same = RunEsbctl("help " + c.command);
+    EXPECT_EQ(same.exit_code, 0);
+    EXPECT_EQ(same.out, r.out);
+    // --help wins over flags that would not parse.
+    EXPECT_EQ(RunEsbctl(c.command + " --bits abc --help").out, r.out);
+  }
+}
+
+TEST(EsbctlTest, GeneralHelpPrintsOnceAndCleanly) {
+  const RunResult help = RunEsbctl("help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_EQ(help.out.rfind("esbctl: the ESB quantization client\n", 0), 0u)
+      << help.out;
+  EXPECT_EQ(help.out.find("esbctl: esbctl"), std::string::npos);
+  EXPECT_EQ(help.out.find("usage:"), help.out.rfind("usage:"));
+  for (const char* command :
+       {"esbctl levels", "esbctl fit TENSOR.npy", "esbctl run MODEL.onnx",
+        "esbctl eval MODEL.onnx", "esbctl quantize MODEL.onnx"}) {
+    EXPECT_THAT(help.out, HasSubstr(command));
+  }
+  EXPECT_THAT(help.out, HasSubstr("esbctl COMMAND --help"));
+  EXPECT_EQ(RunEsbctl("--help").out, help.out);
+  // No command at all is a usage error that shows the same help.
+  const RunResult none = RunEsbctl("");
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_EQ(none.out, help.out);
 }
 
 TEST(EsbctlTest, UnknownCommandAndFlagFail) {
@@ -164,11 +273,27 @@ TEST(EsbctlEvalTest, BadInputsAreNamed) {
                 kTestLabels + " --mean 0.5 --std 0");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.out, HasSubstr("std"));
+  // A file that is not a model is a failure of the run, not of the flags.
   r = RunEsbctl("eval " + std::string(ESB_SOURCE_DIR) +
                 "/models/accuracy.json --images " + kTestImages + " --labels " +
                 kTestLabels);
-  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.out, HasSubstr("accuracy.json"));
+  // --act-sb 0 is a value like any other (no longer "the default").
+  r = RunEsbctl("eval " + lenet + " --images " + kTestImages + " --labels " +
+                kTestLabels + " --precision esb --act-sb 0 --calib " +
+                kTestImages);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.out, HasSubstr("--act-sb"));
+  EXPECT_THAT(r.out, HasSubstr("sb = 0"));
+  r = RunEsbctl("eval " + lenet + " --images " + kTestImages + " --labels " +
+                kTestLabels + " --precision esb");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.out, HasSubstr("--calib"));
+  r = RunEsbctl("eval " + lenet + " --images " + kTestImages + " --labels " +
+                kTestLabels + " --limit 0");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.out, HasSubstr("--limit 0 is out of range"));
 }
 
 // run: a float32 .npy through the model to an .npy of logits, whose argmax
@@ -194,7 +319,8 @@ TEST(EsbctlRunTest, WritesTheOutputTensor) {
       RunEsbctl("run " + std::string(ESB_SOURCE_DIR) +
                 "/models/resnet.onnx --input " + std::string(ESB_SOURCE_DIR) +
                 "/models/resnet_stage3_conv.npy --output " + dir + "/z.npy");
-  EXPECT_EQ(bad.exit_code, 2);
+  // The flags are fine; the file's content does not fit: a run failure.
+  EXPECT_EQ(bad.exit_code, 1);
   EXPECT_THAT(bad.out, HasSubstr("does not fit the model input"));
 }
 
@@ -251,6 +377,36 @@ TEST(EsbctlQuantizeTest, BadFlagsExitWithStatus2) {
                 " -o /tmp/x");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.out, HasSubstr("method"));
+  struct Case {
+    std::string flags;
+    std::string said;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"--override conv1", "sets nothing for layer 'conv1'"},
+           {"--override 'a:bits=8;a:sb=3'", "layer 'a' is named twice"},
+           {"--override 'a:bits=8:bits=4'", "key 'bits' is given twice"},
+           {"--override 'a:bits=99'", "bits 99 out of range"},
+           // --max-sb 0 is a bound like any other (no longer "bits - 1").
+           {"--sb auto --max-sb 0", "max_sb"},
+           {"--max-sb 3", "max_sb: applies to sb_auto only"},
+           {"--all-layers --edge-bits 6", "edge_bits: given together"},
+           {"--scale-rule minmax --dda mse", "minmax scales take no DDA rule"},
+           {"--calib-count 0", "--calib-count 0 is out of range"},
+           {"--limit 10", "--limit applies to --eval only"},
+           {"--input x.npy", "'esbctl quantize' does not take --input"},
+       }) {
+    r = RunEsbctl("quantize " + lenet + " --calib " + kTestImages +
+                  " -o /tmp/x " + c.flags);
+    EXPECT_EQ(r.exit_code, 2) << c.flags << "\n" << r.out;
+    EXPECT_THAT(r.out, HasSubstr(c.said)) << c.flags;
+  }
+  // A corrupt model: the flags are fine, the run fails.
+  const std::string corrupt = testing::TempDir() + "/corrupt.onnx";
+  std::ofstream(corrupt, std::ios::binary) << "not a protobuf \xff\xff";
+  r = RunEsbctl("quantize --quiet " + corrupt + " --calib " + kTestImages +
+                " -o " + testing::TempDir() + "/corrupt_out");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("corrupt.onnx"));
 }
 
 }  // namespace
