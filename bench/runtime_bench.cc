@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "bench/peak.h"
-#include "core/onnx/onnx_import.h"
 #include "core/graph/passes.h"
 #include "core/graph/shapes.h"
+#include "core/onnx/onnx_import.h"
 #include "core/pipeline/calibrate.h"
 #include "core/runtime/esb_executor.h"
 #include "core/runtime/executor.h"

@@ -1,8 +1,8 @@
 #include "client/model_input.h"
 
 #include "absl/strings/str_cat.h"
-#include "core/onnx/onnx_import.h"
 #include "core/graph/passes.h"
+#include "core/onnx/onnx_import.h"
 
 namespace esb::client {
 

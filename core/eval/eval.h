@@ -30,8 +30,9 @@ InferFn FirstOutputOf(Executor& executor) {
       [&executor](const graph::Tensor& batch) -> absl::StatusOr<graph::Tensor> {
         absl::StatusOr<std::vector<graph::Tensor>> out = executor.Run({batch});
         if (!out.ok()) return out.status();
-        if (out->empty())
+        if (out->empty()) {
           return absl::InternalError("the model has no outputs");
+        }
         return std::move(out->front());
       };
 }

@@ -8,9 +8,9 @@
 
 #include "core/esb/codes.h"
 #include "core/esb/dda.h"
-#include "core/onnx/onnx_import.h"
 #include "core/graph/passes.h"
 #include "core/graph/shapes.h"
+#include "core/onnx/onnx_import.h"
 #include "core/testing/demo.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

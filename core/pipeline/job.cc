@@ -18,10 +18,10 @@
 #include "core/eval/eval.h"
 #include "core/graph/passes.h"
 #include "core/graph/shapes.h"
+#include "core/onnx/export_qdq.h"
+#include "core/package/esbm.h"
 #include "core/pipeline/calibrate.h"
 #include "core/pipeline/config.h"
-#include "core/package/esbm.h"
-#include "core/onnx/export_qdq.h"
 #include "core/pipeline/fit.h"
 #include "core/runtime/esb_executor.h"
 #include "core/runtime/executor.h"
@@ -94,7 +94,7 @@ struct Job {
   JobResult& result;
 
   esb::v1::QuantReport& report() { return result.report; }
-  void Progress(esb::pipeline::ProgressEvent event) {
+  void Progress(const ProgressEvent& event) {
     if (progress != nullptr) progress->OnProgress(event);
   }
 

@@ -2,9 +2,9 @@
 // unpacked, runs bit-identically to the pipeline's own fitted model.
 #include <cstring>
 
+#include "core/package/esbm.h"
 #include "core/pipeline/calibrate.h"
 #include "core/pipeline/config.h"
-#include "core/package/esbm.h"
 #include "core/pipeline/fit.h"
 #include "core/runtime/esb_executor.h"
 #include "core/testing/demo.h"

@@ -18,8 +18,8 @@
 #include <set>
 #include <sstream>
 
-#include "core/onnx/onnx_import.h"
 #include "core/graph/passes.h"
+#include "core/onnx/onnx_import.h"
 #include "core/runtime/executor.h"
 #include "core/runtime/onnx_conformance_cases.h"
 #include "gtest/gtest.h"

@@ -5,8 +5,8 @@
 #include "core/data/idx.h"
 #include "core/data/normalize.h"
 #include "core/esb/dda.h"
-#include "core/onnx/onnx_import.h"
 #include "core/graph/passes.h"
+#include "core/onnx/onnx_import.h"
 #include "gtest/gtest.h"
 
 namespace esb::demo {

@@ -41,7 +41,7 @@ class Builder {
     Value(g_->add_output(), name, dims, true);
   }
   onnx::TensorProto* Init(const std::string& name, const Dims& dims,
-                          std::vector<float> values) {
+                          const std::vector<float>& values) {
     auto* t = g_->add_initializer();
     t->set_name(name);
     t->set_data_type(onnx::TensorProto::FLOAT);
@@ -583,7 +583,7 @@ std::string NpyFile(const std::string& header_dict, const std::string& data,
 std::vector<HostileCase> HostileIdxFiles() {
   std::vector<HostileCase> cases;
   const std::string images =
-      IdxHeader(0x08, {2, 28, 28}) + std::string(2 * 28 * 28, '\x10');
+      IdxHeader(0x08, {2, 28, 28}) + std::string(size_t{2} * 28 * 28, '\x10');
   Add(cases, "idx_dims_overflow",
       IdxHeader(0x08, {0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu}),
       Code::kInvalidArgument, {"more than 1 TiB"}, ".idx");
@@ -611,7 +611,7 @@ std::vector<HostileCase> HostileIdxFiles() {
         {"corrupt gzip data"}, ".idx.gz");
   }
   Add(cases, "idx_wrong_geometry",
-      IdxHeader(0x08, {2, 32, 32}) + std::string(2 * 32 * 32, '\x10'),
+      IdxHeader(0x08, {2, 32, 32}) + std::string(size_t{2} * 32 * 32, '\x10'),
       Code::kInvalidArgument, {"2 x 32 x 32", "do not fit the model input"},
       ".idx");
   return cases;
