@@ -123,7 +123,8 @@ absl::StatusOr<eval::Outputs> RunItems(const Engine& engine,
 }  // namespace
 
 absl::StatusOr<esb::v1::EvalReport> Evaluate(const EvalOptions& options) {
-  absl::StatusOr<graph::Graph> graph = LoadModel(options.model_path);
+  absl::StatusOr<graph::Graph> graph =
+      LoadModel(options.model_path, options.inference.import);
   if (!graph.ok()) return graph.status();
   absl::StatusOr<ImageInput> input = FindImageInput(*graph);
   if (!input.ok()) return input.status();
@@ -172,7 +173,8 @@ absl::StatusOr<esb::v1::EvalReport> Evaluate(const EvalOptions& options) {
 }
 
 absl::StatusOr<std::string> RunModel(const RunOptions& options) {
-  absl::StatusOr<graph::Graph> graph = LoadModel(options.model_path);
+  absl::StatusOr<graph::Graph> graph =
+      LoadModel(options.model_path, options.inference.import);
   if (!graph.ok()) return graph.status();
   absl::StatusOr<ImageInput> input = FindImageInput(*graph);
   if (!input.ok()) return input.status();

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/onnx/onnx_import.h"
 #include "esb/v1/report.pb.h"
 
 namespace esb::client {
@@ -29,7 +30,8 @@ struct InferenceOptions {
   std::string std_csv;
   bool esb = false;  // --precision esb.
   EsbSettings esb_settings;
-  bool quiet = false;  // No progress output.
+  bool quiet = false;           // No progress output.
+  graph::ImportOptions import;  // Budgets of the model's import.
 };
 
 struct EvalOptions {

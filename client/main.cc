@@ -61,6 +61,10 @@ ABSL_FLAG(int, act_bits, esb::pipeline::JobSettings().act_bits,
 ABSL_FLAG(std::optional<int>, act_sb, std::nullopt,
           "Activation significant bits.");
 ABSL_FLAG(std::string, calib, "", "IDX images that fit the activation scales.");
+ABSL_FLAG(int64_t, max_tensor_elements,
+          esb::graph::ImportOptions().max_tensor_elements,
+          "Import budget: the largest tensor a model may hold or compute at "
+          "batch 1, in elements; larger ones are refused.");
 ABSL_FLAG(int64_t, calib_count, esb::pipeline::JobSettings().calib_count,
           "Calibration images used, 1..1000000.");
 ABSL_FLAG(bool, quiet, false, "No progress output.");
@@ -103,6 +107,7 @@ std::vector<FlagUse> InferenceFlags() {
        "(required with it)."},
       {"calib_count", "N", "--precision esb: calibration images used."},
       {"batch", "N"},
+      {"max_tensor_elements", "N"},
       {"threads", "N", nullptr, "every core"},
       {"mean", "M", nullptr, "the model's input_mean metadata, else none"},
       {"std", "S", nullptr, "the model's input_std metadata, else none"},
@@ -171,6 +176,7 @@ const std::vector<CommandSpec>& Commands() {
           {"act_bits", "N"},
           {"act_sb", "N", nullptr, "2; per layer with --sb auto"},
           {"calib_count", "N"},
+          {"max_tensor_elements", "N"},
           {"seed", "N"},
           {"dda", "output|mse|gaussian",
            "output: scales scored by each layer's output error, with bias "
@@ -291,6 +297,14 @@ absl::Status InferenceFromFlags(esb::client::InferenceOptions* options) {
       return s;
     }
     options->threads = *threads;
+  }
+  options->import.max_tensor_elements =
+      absl::GetFlag(FLAGS_max_tensor_elements);
+  if (absl::Status s =
+          CheckRange("max_tensor_elements", options->import.max_tensor_elements,
+                     1, int64_t{1} << 40);
+      !s.ok()) {
+    return s;
   }
   options->mean_csv = absl::GetFlag(FLAGS_mean);
   options->std_csv = absl::GetFlag(FLAGS_std);
@@ -443,6 +457,13 @@ absl::Status QuantizeFromFlags(esb::pipeline::JobInputs* in,
   }
   config->set_calib_count(static_cast<int32_t>(calib_count));
   config->set_seed(absl::GetFlag(FLAGS_seed));
+  in->import.max_tensor_elements = absl::GetFlag(FLAGS_max_tensor_elements);
+  if (absl::Status s =
+          CheckRange("max_tensor_elements", in->import.max_tensor_elements, 1,
+                     int64_t{1} << 40);
+      !s.ok()) {
+    return s;
+  }
   if (absl::Status s =
           esb::client::ParseOverrides(absl::GetFlag(FLAGS_override), config);
       !s.ok()) {

@@ -6,8 +6,9 @@
 
 namespace esb::client {
 
-absl::StatusOr<graph::Graph> LoadModel(const std::string& path) {
-  absl::StatusOr<graph::Graph> g = graph::ImportOnnxFile(path);
+absl::StatusOr<graph::Graph> LoadModel(const std::string& path,
+                                       const graph::ImportOptions& options) {
+  absl::StatusOr<graph::Graph> g = graph::ImportOnnxFile(path, options);
   if (!g.ok()) return g.status();
   graph::Optimize(*g);
   return g;

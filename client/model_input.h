@@ -11,11 +11,13 @@
 #include "core/data/images.h"
 #include "core/data/normalize.h"
 #include "core/graph/graph.h"
+#include "core/onnx/onnx_import.h"
 
 namespace esb::client {
 
 // Imports an ONNX model and runs the graph passes.
-absl::StatusOr<graph::Graph> LoadModel(const std::string& path);
+absl::StatusOr<graph::Graph> LoadModel(const std::string& path,
+                                       const graph::ImportOptions& options);
 
 // The single NCHW image input of a graph.
 struct ImageInput {

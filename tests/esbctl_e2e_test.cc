@@ -225,6 +225,28 @@ constexpr char kTestImages[] =
 constexpr char kTestLabels[] =
     "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
 
+// The import budget is a flag of eval, run and quantize: a model over it is
+// refused at run time (1) naming the tensor and the limit; a budget that is
+// no number of elements is a usage error (2).
+TEST(EsbctlEvalTest, ImportBudgetIsAFlag) {
+  const std::string model = std::string(ESB_SOURCE_DIR) + "/models/lenet.onnx";
+  const RunResult eval =
+      RunEsbctl("eval " + model + " --images " + kTestImages + " --labels " +
+                kTestLabels + " --limit 8 --quiet --max-tensor-elements 1000");
+  EXPECT_EQ(eval.exit_code, 1) << eval.out;
+  EXPECT_THAT(eval.out, HasSubstr("limit of 1000 elements per tensor"));
+  const RunResult quantize = RunEsbctl(
+      "quantize " + model + " --calib " + kTestImages + " -o " +
+      ::testing::TempDir() + "/budget --quiet --max-tensor-elements 1000");
+  EXPECT_EQ(quantize.exit_code, 1) << quantize.out;
+  EXPECT_THAT(quantize.out, HasSubstr("initializer 'conv2.weight'"));
+  const RunResult zero =
+      RunEsbctl("eval " + model + " --images " + kTestImages + " --labels " +
+                kTestLabels + " --max-tensor-elements 0");
+  EXPECT_EQ(zero.exit_code, 2) << zero.out;
+  EXPECT_THAT(zero.out, HasSubstr("--max-tensor-elements 0 is out of range"));
+}
+
 // top1_fp32 of `model` in models/accuracy.json (written at training time).
 double RecordedTop1(const std::string& model) {
   std::ifstream in(std::string(ESB_SOURCE_DIR) + "/models/accuracy.json");
