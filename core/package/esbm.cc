@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "core/env/digest.h"
 #include "core/esb/codes.h"
 #include "core/esb/quantize.h"
+#include "core/graph/checked.h"
 #include "core/graph/shapes.h"
 #include "core/package/layer_weights.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -234,19 +236,19 @@ absl::StatusOr<Op> FromProtoOp(esb::v1::LayerOp proto,
       " is not supported by this reader"));
 }
 
-// Element count of a shape with every dim in [0, limit], or an error.
+// Element count of a shape with every dim and the count in [0, limit], or
+// an error.
 absl::StatusOr<int64_t> CheckedCount(absl::Span<const int64_t> shape,
                                      int64_t limit, const std::string& what) {
-  int64_t n = 1;
-  for (int64_t d : shape) {
-    if (d < 0 || d > limit || (d > 0 && n > limit / d)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, " has shape ", graph::ShapeToString(shape),
-                       ", with a negative or too large dimension"));
-    }
-    n *= d;
+  std::optional<int64_t> n = graph::CheckedProduct(shape);
+  bool fits = n.has_value() && *n <= limit;
+  for (int64_t d : shape) fits = fits && d <= limit;
+  if (!fits) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " has shape ", graph::ShapeToString(shape),
+                     ", with a negative or too large dimension"));
   }
-  return n;
+  return *n;
 }
 
 absl::StatusOr<graph::Tensor> FromProto(const esb::v1::FloatTensor& t,
