@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -112,10 +113,7 @@ absl::Status Load(Job& job) {
   absl::StatusOr<std::string> bytes =
       ReadFileToString(in.env, in.model_path, in.import.max_model_bytes);
   if (!bytes.ok()) return bytes.status();
-  job.name = in.model_path.substr(in.model_path.find_last_of('/') + 1);
-  if (const size_t dot = job.name.rfind('.'); dot != std::string::npos) {
-    job.name.resize(dot);
-  }
+  job.name = std::filesystem::path(in.model_path).stem().string();
   job.report().set_model(job.name);
   job.report().set_model_sha256(Sha256Hex(*bytes));
   absl::StatusOr<graph::Graph> graph =
