@@ -180,6 +180,23 @@ TEST(DigestTest, KnownVectors) {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+TEST(DigestTest, StreamedEqualsWhole) {
+  std::string bytes;
+  for (int i = 0; i < 100000; ++i) bytes.push_back(static_cast<char>(i * 7));
+  Sha256Stream stream;
+  for (size_t at = 0; at < bytes.size(); at += 4099) {
+    stream.Update(absl::string_view(bytes).substr(at, 4099));
+  }
+  const std::string hex = stream.HexDigest();
+  EXPECT_EQ(hex, Sha256Hex(bytes));
+  EXPECT_TRUE(IsSha256Hex(hex));
+  EXPECT_FALSE(IsSha256Hex(hex.substr(1)));
+  EXPECT_FALSE(IsSha256Hex("../" + hex.substr(3)));
+  std::string upper = hex;
+  upper[0] = 'A';
+  EXPECT_FALSE(IsSha256Hex(upper));
+}
+
 TEST(DirNameTest, Cases) {
   EXPECT_EQ(DirName("a"), ".");
   EXPECT_EQ(DirName("/a"), "/");
