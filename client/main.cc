@@ -21,8 +21,10 @@
 #include "client/eval.h"
 #include "client/fit.h"
 #include "client/levels.h"
+#include "client/output.h"
 #include "client/overrides.h"
 #include "client/quantize.h"
+#include "client/remote_commands.h"
 #include "core/data/normalize.h"
 #include "core/pipeline/config.h"
 #include "google/protobuf/util/json_util.h"
@@ -90,6 +92,7 @@ namespace {
 
 using esb::client::CommandSpec;
 using esb::client::FlagUse;
+using esb::client::PrintJson;
 
 // The job's defaults come from core/pipeline/config.h.
 const int kActSbDefault = esb::pipeline::JobSettings().act_sb;
@@ -113,6 +116,41 @@ std::vector<FlagUse> InferenceFlags() {
       {"std", "S", nullptr, "the model's input_std metadata, else none"},
       {"quiet", ""},
   };
+}
+
+// The flags of quantize, which submit takes too.
+std::vector<FlagUse> QuantizeFlags() {
+  return {{"calib", "IMAGES", "IDX images to calibrate on.", nullptr, true},
+          {"o", "OUTDIR", nullptr, nullptr, true},
+          {"bits", "N", "Weight bits, 2..8 (sign included)."},
+          {"sb", "N|auto",
+           "Weight significant bits; auto: DDA picks them per layer, at most "
+           "--max-sb."},
+          {"max_sb", "N", nullptr, "bits - 1"},
+          {"act_bits", "N"},
+          {"act_sb", "N", nullptr, "2; per layer with --sb auto"},
+          {"calib_count", "N"},
+          {"max_tensor_elements", "N"},
+          {"seed", "N"},
+          {"dda", "output|mse|gaussian",
+           "output: scales scored by each layer's output error, with bias "
+           "correction; mse; gaussian.",
+           "output"},
+          {"method", "esb|uniform|pot"},
+          {"scale_rule", "dda|minmax"},
+          {"per_tensor", "", "One weight scale per tensor."},
+          {"all_layers", ""},
+          {"edge_bits", "N", nullptr, "8"},
+          {"override", "SPEC"},
+          {"eval", "IMAGES"},
+          {"labels", "LABELS", "IDX labels matching --eval."},
+          {"limit", "N", "Measure on the first N --eval images only.",
+           "every image"},
+          {"threads", "N", nullptr, "every core"},
+          {"mean", "M", nullptr, "the model's input_mean metadata, else none"},
+          {"std", "S", nullptr, "the model's input_std metadata, else none"},
+          {"quiet", ""},
+          {"json", "", "Print the report as one JSON object."}};
 }
 
 const std::vector<CommandSpec>& Commands() {
@@ -166,37 +204,10 @@ const std::vector<CommandSpec>& Commands() {
          1,
          "Quantize a model: calibrate, fit ESB formats and scales, write "
          "model.esb.onnx, model.esbm and report.json.",
-         {{"calib", "IMAGES", "IDX images to calibrate on.", nullptr, true},
-          {"o", "OUTDIR", nullptr, nullptr, true},
-          {"bits", "N", "Weight bits, 2..8 (sign included)."},
-          {"sb", "N|auto",
-           "Weight significant bits; auto: DDA picks them per layer, at most "
-           "--max-sb."},
-          {"max_sb", "N", nullptr, "bits - 1"},
-          {"act_bits", "N"},
-          {"act_sb", "N", nullptr, "2; per layer with --sb auto"},
-          {"calib_count", "N"},
-          {"max_tensor_elements", "N"},
-          {"seed", "N"},
-          {"dda", "output|mse|gaussian",
-           "output: scales scored by each layer's output error, with bias "
-           "correction; mse; gaussian.",
-           "output"},
-          {"method", "esb|uniform|pot"},
-          {"scale_rule", "dda|minmax"},
-          {"per_tensor", "", "One weight scale per tensor."},
-          {"all_layers", ""},
-          {"edge_bits", "N", nullptr, "8"},
-          {"override", "SPEC"},
-          {"eval", "IMAGES"},
-          {"labels", "LABELS", "IDX labels matching --eval."},
-          {"limit", "N", "Measure on the first N --eval images only.",
-           "every image"},
-          {"threads", "N", nullptr, "every core"},
-          {"mean", "M", nullptr, "the model's input_mean metadata, else none"},
-          {"std", "S", nullptr, "the model's input_std metadata, else none"},
-          {"quiet", ""},
-          {"json", "", "Print the report as one JSON object."}}});
+         QuantizeFlags()});
+    for (CommandSpec& spec : esb::client::RemoteCommands(QuantizeFlags())) {
+      c->push_back(std::move(spec));
+    }
     return c;
   }();
   return *commands;
@@ -212,22 +223,6 @@ int Usage(const absl::Status& status) {
 int Fail(const absl::Status& status) {
   std::cerr << "esbctl: " << status.message() << "\n";
   return 1;
-}
-
-int PrintJson(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  options.always_print_primitive_fields = true;
-  options.preserve_proto_field_names = true;
-  std::string json;
-  auto status =
-      google::protobuf::util::MessageToJsonString(message, &json, options);
-  if (!status.ok()) {
-    std::cerr << "esbctl: cannot render JSON: " << status.ToString() << "\n";
-    return 1;
-  }
-  std::cout << json;
-  return 0;
 }
 
 absl::Status CheckRange(const std::string& flag, int64_t value, int64_t lo,
@@ -514,6 +509,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   const std::string command = line->command->name;
+  if (esb::client::IsRemoteCommand(command)) {
+    return esb::client::RunRemoteCommand(*line, QuantizeFromFlags);
+  }
   if (command == "levels") return Levels(*line);
   if (command == "fit") return Fit(*line);
   if (command == "eval") return Eval(*line);

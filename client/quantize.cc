@@ -30,36 +30,32 @@ const char* Unit(esb::v1::Stage stage) {
   }
 }
 
-// One progress bar per stage, replaced when the stage changes.
-class StageBars : public pipeline::ProgressSink {
- public:
-  explicit StageBars(bool quiet) : quiet_(quiet) {}
-  ~StageBars() override {
-    if (bar_ != nullptr) bar_->Finish();
-  }
-  void OnProgress(const pipeline::ProgressEvent& e) override {
-    if (quiet_) return;
-    const std::string stage(pipeline::StageName(e.stage));
-    const std::string label =
-        e.stage == esb::v1::STAGE_EVAL && !e.message.empty()
-            ? absl::StrCat(stage, " ", e.message)
-            : stage;
-    if (label != label_) {
-      if (bar_ != nullptr) bar_->Finish();
-      label_ = label;
-      bar_ = std::make_unique<Progress>(label, std::max<int64_t>(e.total, 1),
-                                        Unit(e.stage));
-    }
-    bar_->Update(e.step);
-  }
-
- private:
-  bool quiet_;
-  std::string label_;
-  std::unique_ptr<Progress> bar_;
-};
-
 }  // namespace
+
+StageBars::~StageBars() {
+  if (bar_ != nullptr) bar_->Finish();
+}
+
+void StageBars::OnProgress(const pipeline::ProgressEvent& e) {
+  if (quiet_) return;
+  const std::string stage(pipeline::StageName(e.stage));
+  const std::string label =
+      e.stage == esb::v1::STAGE_EVAL && !e.message.empty()
+          ? absl::StrCat(stage, " ", e.message)
+          : stage;
+  if (label != label_) {
+    if (bar_ != nullptr) bar_->Finish();
+    label_ = label;
+    bar_ = std::make_unique<Progress>(label, std::max<int64_t>(e.total, 1),
+                                      Unit(e.stage));
+  }
+  bar_->Update(e.step);
+}
+
+void StageBars::Done() {
+  if (bar_ != nullptr) bar_->Finish();
+  bar_.reset();
+}
 
 absl::StatusOr<pipeline::JobResult> Quantize(const pipeline::JobInputs& inputs,
                                              const esb::v1::JobConfig& config,

@@ -6,13 +6,14 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "server/server.h"
-#include "server/sizes.h"
+#include "core/cli/flags.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "HOST:PORT to serve gRPC on; port 0 picks a free port (printed).");
@@ -46,7 +47,10 @@ int main(int argc, char** argv) {
       "Accepts quantization jobs from esbctl (esbctl submit), hands them to\n"
       "esb-worker processes, and keeps jobs and artifacts under --data-dir.\n"
       "SIGTERM or SIGINT shut it down gracefully.");
-  absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> storage;
+  std::vector<char*> args =
+      esb::cli::UnderscoreFlagNames(argc, argv, &storage);
+  absl::ParseCommandLine(static_cast<int>(storage.size()), args.data());
 
   esb::server::ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
@@ -70,7 +74,7 @@ int main(int argc, char** argv) {
     return Fail("--metrics-port must be in 0..65535");
   }
   absl::StatusOr<int64_t> max_upload =
-      esb::server::ParseByteSize(absl::GetFlag(FLAGS_max_upload_bytes));
+      esb::cli::ParseByteSize(absl::GetFlag(FLAGS_max_upload_bytes));
   if (!max_upload.ok()) {
     return Fail(
         absl::StrCat("--max-upload-bytes: ", max_upload.status().message()));
