@@ -436,6 +436,29 @@ absl::StatusOr<esb::v1::Job> JobService::Fail(
   return std::move(record->job);
 }
 
+absl::Status JobService::RenewRunningLeases() {
+  std::string token;
+  do {
+    absl::StatusOr<JobPage> page =
+        store_->List({esb::v1::JOB_STATE_RUNNING}, kMaxPageSize, token);
+    if (!page.ok()) return page.status();
+    const int64_t deadline = now_ms_() + options_.lease_ms;
+    for (const esb::v1::Job& job : page->jobs) {
+      absl::StatusOr<JobRecord> renewed =
+          store_->Update(job.id(), [&](JobRecord* r) -> absl::Status {
+            if (r->job.state() != esb::v1::JOB_STATE_RUNNING) {
+              return absl::OkStatus();
+            }
+            r->lease_deadline_ms = std::max(r->lease_deadline_ms, deadline);
+            return absl::OkStatus();
+          });
+      if (!renewed.ok()) return renewed.status();
+    }
+    token = page->next_page_token;
+  } while (!token.empty());
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int> JobService::ExpireLeases() {
   const int64_t now = now_ms_();
   absl::StatusOr<std::vector<std::string>> ids = store_->ExpiredLeases(now);

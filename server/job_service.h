@@ -72,6 +72,10 @@ class JobService {
       const esb::v1::CompleteJobRequest& request);
   absl::StatusOr<esb::v1::Job> Fail(const esb::v1::FailJobRequest& request);
 
+  // Gives every running job a fresh lease deadline: called when the server
+  // starts, so that workers that kept running while it was down can
+  // heartbeat again before their leases count as lost.
+  absl::Status RenewRunningLeases();
   // Requeues (or fails) every job whose lease ran out. Returns how many.
   absl::StatusOr<int> ExpireLeases();
   // Marks the artifacts of jobs finished more than `keep_ms` ago expired

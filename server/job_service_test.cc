@@ -194,6 +194,21 @@ TEST_F(JobServiceTest, LostWorkerRequeuesThenFailsWithTheStage) {
   EXPECT_EQ(job->error().stage(), esb::v1::STAGE_CALIBRATE);
 }
 
+TEST_F(JobServiceTest, RestartRenewsRunningLeases) {
+  const std::string id = service_->Submit(Request())->job().id();
+  esb::v1::LeaseJobResponse lease = Lease();
+  // The server was down past the lease's deadline; on start it renews it.
+  now_ += 5000;
+  ASSERT_TRUE(service_->RenewRunningLeases().ok());
+  EXPECT_EQ(*service_->ExpireLeases(), 0);
+  esb::v1::HeartbeatRequest beat;
+  beat.set_job_id(id);
+  beat.set_lease_id(lease.lease_id());
+  EXPECT_TRUE(service_->Heartbeat(beat).ok());
+  now_ += 1001;
+  EXPECT_EQ(*service_->ExpireLeases(), 1);
+}
+
 TEST_F(JobServiceTest, CancelQueuedRunningAndFinished) {
   const std::string queued = service_->Submit(Request())->job().id();
   auto cancelled = service_->Cancel(queued);

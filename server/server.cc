@@ -88,6 +88,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->jobs_ =
       std::make_unique<JobService>(server->store_.get(), server->blobs_.get(),
                                    server->metrics_.get(), options.jobs);
+  if (absl::Status s = server->jobs_->RenewRunningLeases(); !s.ok()) return s;
   server->quantization_ = std::make_unique<QuantizationServiceImpl>(
       server->jobs_.get(), server->blobs_.get(), server->metrics_.get());
   server->worker_ = std::make_unique<WorkerServiceImpl>(server->jobs_.get(),
