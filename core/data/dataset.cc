@@ -200,7 +200,7 @@ absl::StatusOr<Layout> LayOut(const std::vector<std::string>& tree,
   }
   Layout out;
   if (!top_files.empty()) {
-    std::sort(top_files.begin(), top_files.end());
+    std::sort(top_files.begin(), top_files.end(), PathLess);
     for (std::string& f : top_files) out.images.emplace_back(f, -1);
     return out;
   }
@@ -219,10 +219,11 @@ absl::StatusOr<Layout> LayOut(const std::vector<std::string>& tree,
     out.images.emplace_back(f, index[f.substr(0, f.find('/'))]);
   }
   // Class by class, each class's files by path (torchvision's order).
-  std::sort(
-      out.images.begin(), out.images.end(), [](const auto& a, const auto& b) {
-        return a.second != b.second ? a.second < b.second : a.first < b.first;
-      });
+  std::sort(out.images.begin(), out.images.end(),
+            [](const auto& a, const auto& b) {
+              return a.second != b.second ? a.second < b.second
+                                          : PathLess(a.first, b.first);
+            });
   out.classes = std::move(class_names);
   return out;
 }

@@ -126,6 +126,17 @@ absl::Status Header(const std::string& name, bool is_dir, uint64_t size,
 
 }  // namespace
 
+bool PathLess(absl::string_view a, absl::string_view b) {
+  const size_t n = std::min(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    if (a[i] == b[i]) continue;
+    if (a[i] == '/') return true;
+    if (b[i] == '/') return false;
+    return static_cast<uint8_t>(a[i]) < static_cast<uint8_t>(b[i]);
+  }
+  return a.size() < b.size();
+}
+
 bool HasImageExtension(absl::string_view name) {
   const std::string lower = absl::AsciiStrToLower(name);
   return absl::EndsWith(lower, ".png") || absl::EndsWith(lower, ".jpg") ||
@@ -242,7 +253,7 @@ absl::StatusOr<std::vector<std::string>> ListImageTree(const std::string& dir) {
       out.push_back(f.substr(0, slash + 1));
     }
   }
-  std::sort(out.begin(), out.end());
+  std::sort(out.begin(), out.end(), PathLess);
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }

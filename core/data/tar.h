@@ -46,7 +46,8 @@ bool LooksLikeTar(absl::string_view header);
 absl::StatusOr<std::vector<TarMember>> ListTar(const RandomAccessFile& file);
 
 // The image files (.png, .jpg, .jpeg, any case; hidden names skipped) under
-// `dir` and the folders leading to them, relative to it, sorted; folders
+// `dir` and the folders leading to them, relative to it, sorted by
+// PathLess; folders
 // end with '/'. INVALID_ARGUMENT when `dir` is not a folder.
 absl::StatusOr<std::vector<std::string>> ListImageTree(const std::string& dir);
 
@@ -57,6 +58,10 @@ absl::StatusOr<std::vector<std::string>> ListImageTree(const std::string& dir);
 // the Env's errors naming the step otherwise.
 absl::Status WriteImageTar(const std::string& dir, Env* env,
                            const std::string& tar_path);
+
+// Path order of trees: component by component ('/' sorts before any other
+// byte), so "a/x" comes before "a-b/y" as in GNU tar --sort=name.
+bool PathLess(absl::string_view a, absl::string_view b);
 
 // True for names ending in .png, .jpg or .jpeg (any case).
 bool HasImageExtension(absl::string_view name);
