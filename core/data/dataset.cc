@@ -352,18 +352,10 @@ class DatasetOpener {
       std::vector<std::string>* classes) {
     absl::StatusOr<std::vector<std::string>> tree = ListImageTree(path_);
     if (!tree.ok()) return tree.status();
-    // Class subfolders without images still take their index, as in
-    // torchvision's ImageFolder.
-    std::error_code error;
-    for (const auto& e : std::filesystem::directory_iterator(path_, error)) {
-      const std::string name = e.path().filename().string();
-      if (!absl::StartsWith(name, ".") && e.is_directory(error)) {
-        tree->push_back(name + "/");
-      }
-    }
     absl::StatusOr<Layout> layout = LayOut(*tree, path_);
     if (!layout.ok()) return layout.status();
     std::vector<ImageEntry> entries;
+    std::error_code error;
     uint64_t bytes = 0;
     const int64_t keep =
         Keep(static_cast<int64_t>(layout->images.size()), options_.limit);

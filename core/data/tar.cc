@@ -234,28 +234,25 @@ absl::StatusOr<std::vector<std::string>> ListImageTree(const std::string& dir) {
        it.increment(error)) {
     if (error) break;
     const std::string name = it->path().filename().string();
+    const bool is_dir = it->is_directory(error);
     if (absl::StartsWith(name, ".")) {
-      if (it->is_directory(error)) it.disable_recursion_pending();
+      if (is_dir) it.disable_recursion_pending();
       continue;
     }
-    if (!it->is_regular_file(error) || !HasImageExtension(name)) continue;
-    files.push_back(
-        std::filesystem::relative(it->path(), dir, error).generic_string());
+    const std::string relative =
+        std::filesystem::relative(it->path(), dir, error).generic_string();
+    if (is_dir) {
+      files.push_back(relative + "/");
+    } else if (it->is_regular_file(error) && HasImageExtension(name)) {
+      files.push_back(relative);
+    }
   }
   if (error) {
     return absl::InvalidArgumentError(
         absl::StrCat(dir, ": cannot list: ", error.message()));
   }
-  std::vector<std::string> out = files;
-  for (const std::string& f : files) {
-    for (size_t slash = f.find('/'); slash != std::string::npos;
-         slash = f.find('/', slash + 1)) {
-      out.push_back(f.substr(0, slash + 1));
-    }
-  }
-  std::sort(out.begin(), out.end(), PathLess);
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
+  std::sort(files.begin(), files.end(), PathLess);
+  return files;
 }
 
 absl::Status WriteImageTar(const std::string& dir, Env* env,

@@ -45,9 +45,9 @@ bool LooksLikeTar(absl::string_view header);
 // the end of the file.
 absl::StatusOr<std::vector<TarMember>> ListTar(const RandomAccessFile& file);
 
-// The image files (.png, .jpg, .jpeg, any case; hidden names skipped) under
-// `dir` and the folders leading to them, relative to it, sorted by
-// PathLess; folders
+// The image files (.png, .jpg, .jpeg, any case) and the folders under
+// `dir` (empty ones too: a class without images keeps its index), hidden
+// names skipped, relative to `dir`, sorted by PathLess; folders
 // end with '/'. INVALID_ARGUMENT when `dir` is not a folder.
 absl::StatusOr<std::vector<std::string>> ListImageTree(const std::string& dir);
 
