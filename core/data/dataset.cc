@@ -245,40 +245,21 @@ class DatasetOpener {
       : path_(path), g_(g), norm_(norm), options_(options) {}
 
   absl::StatusOr<std::unique_ptr<Dataset>> Open() {
-    std::error_code error;
-    const auto status = std::filesystem::status(path_, error);
-    if (!std::filesystem::exists(status)) {
-      return absl::NotFoundError(
-          absl::StrCat(path_, ": no such file or folder"));
-    }
+    absl::StatusOr<Dataset::Format> format = Dataset::Detect(path_);
+    if (!format.ok()) return format.status();
     absl::StatusOr<std::unique_ptr<Dataset>> set;
     std::vector<std::string> classes;
-    if (std::filesystem::is_directory(status)) {
+    if (*format == Dataset::Format::kImageFolder) {
       set = OpenFolder(&classes);
+    } else if (*format == Dataset::Format::kIdx) {
+      set = OpenIdx();
     } else {
       absl::StatusOr<std::unique_ptr<RandomAccessFile>> file =
           RandomAccessFile::Open(path_);
       if (!file.ok()) return file.status();
-      std::string head;
-      const uint64_t n = std::min<uint64_t>((*file)->size(), 512);
-      if (absl::Status s = (*file)->ReadAt(0, n, &head); !s.ok()) return s;
-      const auto byte = [&](size_t i) {
-        return i < head.size() ? static_cast<uint8_t>(head[i]) : 0x100;
-      };
-      if ((byte(0) == 0x1f && byte(1) == 0x8b) ||
-          (byte(0) == 0 && byte(1) == 0 && byte(2) != 0x100 &&
-           !LooksLikeTar(head))) {
-        set = OpenIdx();
-      } else if (absl::StartsWith(head, "\x93NUMPY")) {
-        set = OpenNpy(*std::move(file));
-      } else if (LooksLikeTar(head)) {
-        set = OpenTar(*std::move(file), &classes);
-      } else {
-        return absl::InvalidArgumentError(absl::StrCat(
-            path_,
-            ": not a data set: neither IDX images (gzipped or not), a .npy "
-            "array, a tar of images nor a folder of images"));
-      }
+      set = *format == Dataset::Format::kNpy
+                ? OpenNpy(*std::move(file))
+                : OpenTar(*std::move(file), &classes);
     }
     if (!set.ok()) return set.status();
     Dataset& d = **set;
@@ -463,6 +444,35 @@ class DatasetOpener {
   const DatasetOptions& options_;
   std::vector<int32_t> class_labels_;
 };
+
+absl::StatusOr<Dataset::Format> Dataset::Detect(const std::string& path) {
+  std::error_code error;
+  const auto status = std::filesystem::status(path, error);
+  if (!std::filesystem::exists(status)) {
+    return absl::NotFoundError(absl::StrCat(path, ": no such file or folder"));
+  }
+  if (std::filesystem::is_directory(status)) return Format::kImageFolder;
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> file =
+      RandomAccessFile::Open(path);
+  if (!file.ok()) return file.status();
+  std::string head;
+  const uint64_t n = std::min<uint64_t>((*file)->size(), 512);
+  if (absl::Status s = (*file)->ReadAt(0, n, &head); !s.ok()) return s;
+  const auto byte = [&](size_t i) {
+    return i < head.size() ? static_cast<int>(static_cast<uint8_t>(head[i]))
+                           : -1;
+  };
+  if (LooksLikeTar(head)) return Format::kImageTar;
+  if (absl::StartsWith(head, "\x93NUMPY")) return Format::kNpy;
+  if ((byte(0) == 0x1f && byte(1) == 0x8b) ||
+      (byte(0) == 0 && byte(1) == 0 && byte(2) >= 0)) {
+    return Format::kIdx;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      path,
+      ": not a data set: neither IDX images (gzipped or not), a .npy array, "
+      "a tar of images nor a folder of images"));
+}
 
 absl::StatusOr<std::unique_ptr<Dataset>> Dataset::Open(
     const std::string& path, const ImageGeometry& geometry,

@@ -61,6 +61,10 @@ class Dataset {
  public:
   enum class Format { kIdx, kNpy, kImageFolder, kImageTar };
 
+  // The format of `path`, told by content as the header says, without
+  // reading the data set. NOT_FOUND and INVALID_ARGUMENT as Open.
+  static absl::StatusOr<Format> Detect(const std::string& path);
+
   // Opens `path` for a model input of `geometry`, normalized by `norm`
   // where the header above says. NOT_FOUND naming `path` when it does not
   // exist; INVALID_ARGUMENT naming it when it is none of the formats, when
