@@ -99,7 +99,8 @@ std::vector<int> Predictions(const Outputs& outputs) {
 }
 
 template <typename Label>
-double Top1(absl::Span<const int> predicted, absl::Span<const Label> labels) {
+double Top1(absl::Span<const int> predicted,
+            absl::Span<const std::type_identity_t<Label>> labels) {
   if (predicted.empty()) return 0.0;
   int64_t right = 0;
   for (size_t i = 0; i < predicted.size() && i < labels.size(); ++i) {

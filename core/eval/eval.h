@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -85,8 +86,10 @@ std::vector<int> Predictions(const Outputs& outputs);
 // Fraction of items whose prediction equals its label; 0 for no items.
 // The spans must have the same size. Labels are IDX bytes (uint8_t) or
 // class indices of any count (int32_t).
+// (Label is not deduced, so that {} and vectors convert: name int32_t.)
 template <typename Label = uint8_t>
-double Top1(absl::Span<const int> predicted, absl::Span<const Label> labels);
+double Top1(absl::Span<const int> predicted,
+            absl::Span<const std::type_identity_t<Label>> labels);
 extern template double Top1<uint8_t>(absl::Span<const int>,
                                      absl::Span<const uint8_t>);
 extern template double Top1<int32_t>(absl::Span<const int>,
