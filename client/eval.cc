@@ -7,7 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "client/model_input.h"
 #include "client/progress.h"
-#include "core/data/idx.h"
+#include "core/data/dataset.h"
 #include "core/data/npy.h"
 #include "core/env/env.h"
 #include "core/eval/eval.h"
@@ -54,9 +54,13 @@ absl::StatusOr<Engine> MakeEsbEngine(const graph::Graph& graph,
     return absl::InvalidArgumentError(
         "--precision esb needs --calib IMAGES to fit the activation scales");
   }
-  int64_t count = 0;
-  absl::StatusOr<std::vector<float>> images = data::ReadImagesFor(
-      esb.calib_path, esb.calib_count, input.geometry(), norm, &count);
+  data::DatasetOptions data_options;
+  data_options.limit = esb.calib_count;
+  absl::StatusOr<std::unique_ptr<data::Dataset>> set =
+      data::Dataset::Open(esb.calib_path, input.geometry(), norm, data_options);
+  if (!set.ok()) return set.status();
+  const int64_t count = (*set)->count();
+  absl::StatusOr<std::vector<float>> images = (*set)->ImageRange(0, count);
   if (!images.ok()) return images.status();
   pipeline::CalibrationOptions options;
   options.weight_bits = esb.bits;
@@ -109,14 +113,14 @@ absl::StatusOr<Engine> MakeEngine(const graph::Graph& graph,
 // batch, the last one padded).
 absl::StatusOr<eval::Outputs> RunItems(const Engine& engine,
                                        const ImageInput& input,
-                                       const std::vector<float>& data,
+                                       const eval::ItemSource& items,
                                        int64_t count, int batch,
                                        Progress* progress) {
   eval::BatchOptions options;
   options.batch = batch;
   if (input.batch != graph::kBatch) options.fixed_batch = input.batch;
   options.on_progress = [progress](int64_t done) { progress->Update(done); };
-  return eval::RunBatches(engine.infer, data, count,
+  return eval::RunBatches(engine.infer, items, count,
                           {input.channels, input.height, input.width}, options);
 }
 
@@ -134,13 +138,20 @@ absl::StatusOr<esb::v1::EvalReport> Evaluate(const EvalOptions& options) {
                            options.inference.std_csv, *graph, &norm_source);
   if (!norm.ok()) return norm.status();
 
-  int64_t count = 0;
-  absl::StatusOr<std::vector<float>> images = data::ReadImagesFor(
-      options.images_path, options.limit, input->geometry(), *norm, &count);
-  if (!images.ok()) return images.status();
-  absl::StatusOr<std::vector<uint8_t>> labels =
-      eval::ReadLabels(options.labels_path, options.limit, count);
-  if (!labels.ok()) return labels.status();
+  data::DatasetOptions data_options;
+  data_options.limit = options.limit;
+  data_options.labels_path = options.labels_path;
+  absl::StatusOr<std::unique_ptr<data::Dataset>> set = data::Dataset::Open(
+      options.images_path, input->geometry(), *norm, data_options);
+  if (!set.ok()) return set.status();
+  const data::Dataset& images = **set;
+  if (!images.has_labels()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        options.images_path,
+        ": the images have no labels; give --labels, or a folder (or tar) "
+        "with one subfolder per class"));
+  }
+  const int64_t count = images.count();
 
   absl::StatusOr<Engine> engine =
       MakeEngine(*graph, *input, *norm, options.inference);
@@ -148,8 +159,12 @@ absl::StatusOr<esb::v1::EvalReport> Evaluate(const EvalOptions& options) {
 
   Progress progress("eval", count, "images", options.inference.quiet);
   const auto start = std::chrono::steady_clock::now();
+  // Read batch by batch: a large image set is never held whole.
+  const eval::ItemSource source = [&](int64_t start, int64_t n) {
+    return images.ImageRange(start, n);
+  };
   absl::StatusOr<eval::Outputs> logits = RunItems(
-      *engine, *input, *images, count, options.inference.batch, &progress);
+      *engine, *input, source, count, options.inference.batch, &progress);
   if (!logits.ok()) return logits.status();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
@@ -159,7 +174,8 @@ absl::StatusOr<esb::v1::EvalReport> Evaluate(const EvalOptions& options) {
   esb::v1::EvalReport report;
   report.set_model(options.model_path);
   report.set_precision(options.inference.esb ? "esb" : "fp32");
-  report.set_top1(eval::Top1(eval::Predictions(*logits), *labels));
+  report.set_top1(
+      eval::Top1<int32_t>(eval::Predictions(*logits), images.labels()));
   report.set_images(count);
   report.set_seconds(seconds);
   report.set_images_per_second(seconds > 0 ? count / seconds : 0.0);
@@ -216,8 +232,14 @@ absl::StatusOr<std::string> RunModel(const RunOptions& options) {
       MakeEngine(*graph, *input, *norm, options.inference);
   if (!engine.ok()) return engine.status();
   Progress progress("run", count, "items", options.inference.quiet);
+  const int64_t per = input->pixels();
+  const eval::ItemSource source =
+      [&](int64_t start, int64_t n) -> absl::StatusOr<std::vector<float>> {
+    return std::vector<float>(data.begin() + start * per,
+                              data.begin() + (start + n) * per);
+  };
   absl::StatusOr<eval::Outputs> outputs = RunItems(
-      *engine, *input, data, count, options.inference.batch, &progress);
+      *engine, *input, source, count, options.inference.batch, &progress);
   if (!outputs.ok()) return outputs.status();
   progress.Finish();
   const int64_t per_item = outputs->per_item;

@@ -25,6 +25,7 @@
 #include "client/overrides.h"
 #include "client/quantize.h"
 #include "client/remote_commands.h"
+#include "core/data/dataset.h"
 #include "core/data/normalize.h"
 #include "core/pipeline/config.h"
 #include "google/protobuf/util/json_util.h"
@@ -42,8 +43,12 @@ ABSL_FLAG(int, axis, 0,
           "Conv/Gemm weights; negative counts from the end).");
 ABSL_FLAG(bool, per_tensor, false, "One scale for the whole tensor.");
 ABSL_FLAG(int, rows, 8, "Per-channel rows printed in text mode.");
-ABSL_FLAG(std::string, images, "", "IDX images, gzipped or not.");
-ABSL_FLAG(std::string, labels, "", "IDX labels matching the images.");
+ABSL_FLAG(std::string, images, "",
+          "Images: IDX (gzipped or not), .npy (float32 NCHW fed as is, or "
+          "uint8), a folder of PNG/JPEG images, or a .tar of such a folder.");
+ABSL_FLAG(std::string, labels, "",
+          "Labels matching the images: IDX labels or text with one integer "
+          "per line; not needed for a folder with one subfolder per class.");
 ABSL_FLAG(std::optional<int64_t>, limit, std::nullopt,
           "Use the first N images only.");
 ABSL_FLAG(int, batch, 64,
@@ -62,7 +67,9 @@ ABSL_FLAG(int, act_bits, esb::pipeline::JobSettings().act_bits,
           "Activation bits.");
 ABSL_FLAG(std::optional<int>, act_sb, std::nullopt,
           "Activation significant bits.");
-ABSL_FLAG(std::string, calib, "", "IDX images that fit the activation scales.");
+ABSL_FLAG(std::string, calib, "",
+          "Images that fit the activation scales: IDX, .npy, a folder of "
+          "PNG/JPEG images or a .tar of one.");
 ABSL_FLAG(int64_t, max_tensor_elements,
           esb::graph::ImportOptions().max_tensor_elements,
           "Import budget: the largest tensor a model may hold or compute at "
@@ -73,7 +80,9 @@ ABSL_FLAG(bool, quiet, false, "No progress output.");
 ABSL_FLAG(std::string, o, "",
           "Output folder for model.esb.onnx, model.esbm and report.json.");
 ABSL_FLAG(std::string, eval, "",
-          "IDX images to measure top-1 before and after (with --labels).");
+          "Images to measure top-1 before and after: IDX, .npy, a folder of "
+          "PNG/JPEG images or a .tar of one (with --labels, unless it has one "
+          "subfolder per class).");
 ABSL_FLAG(std::optional<int>, max_sb, std::nullopt,
           "With --sb auto: at most this many shift-adds per multiply.");
 ABSL_FLAG(std::string, method, "esb",
@@ -106,7 +115,8 @@ std::vector<FlagUse> InferenceFlags() {
       {"act_bits", "N", "--precision esb: activation bits."},
       {"act_sb", "N", "--precision esb: activation significant bits.", "2"},
       {"calib", "IMAGES",
-       "--precision esb: IDX images that fit the activation scales "
+       "--precision esb: images (IDX, .npy, image folder or .tar) that fit "
+       "the activation scales "
        "(required with it)."},
       {"calib_count", "N", "--precision esb: calibration images used."},
       {"batch", "N"},
@@ -120,7 +130,10 @@ std::vector<FlagUse> InferenceFlags() {
 
 // The flags of quantize, which submit takes too.
 std::vector<FlagUse> QuantizeFlags() {
-  return {{"calib", "IMAGES", "IDX images to calibrate on.", nullptr, true},
+  return {{"calib", "IMAGES",
+           "Images to calibrate on: IDX, .npy, a PNG/JPEG folder or a .tar "
+           "of one.",
+           nullptr, true},
           {"o", "OUTDIR", nullptr, nullptr, true},
           {"bits", "N", "Weight bits, 2..8 (sign included)."},
           {"sb", "N|auto",
@@ -143,7 +156,9 @@ std::vector<FlagUse> QuantizeFlags() {
           {"edge_bits", "N", nullptr, "8"},
           {"override", "SPEC"},
           {"eval", "IMAGES"},
-          {"labels", "LABELS", "IDX labels matching --eval."},
+          {"labels", "LABELS",
+           "Labels matching --eval (IDX, or text with one integer per line); "
+           "not needed when --eval has one subfolder per class."},
           {"limit", "N", "Measure on the first N --eval images only.",
            "every image"},
           {"threads", "N", nullptr, "every core"},
@@ -191,9 +206,11 @@ const std::vector<CommandSpec>& Commands() {
     CommandSpec eval{"eval",
                      "MODEL.onnx",
                      1,
-                     "Top-1 accuracy and throughput on labelled IDX images.",
+                     "Top-1 accuracy and throughput on labelled images (IDX, "
+                     ".npy, a PNG/JPEG folder or a .tar of one).",
                      {{"images", "IMAGES", nullptr, nullptr, true},
-                      {"labels", "LABELS", nullptr, nullptr, true},
+                      {"labels", "LABELS", nullptr,
+                       "the class subfolders of an image folder or .tar"},
                       {"limit", "N", nullptr, "every image"}}};
     for (FlagUse& f : InferenceFlags()) eval.flags.push_back(f);
     eval.flags.push_back({"json", ""});
@@ -392,8 +409,21 @@ absl::Status QuantizeFromFlags(esb::pipeline::JobInputs* in,
   in->eval_images = absl::GetFlag(FLAGS_eval);
   in->eval_labels = absl::GetFlag(FLAGS_labels);
   in->output_dir = absl::GetFlag(FLAGS_o);
-  if (in->eval_images.empty() != in->eval_labels.empty()) {
-    return absl::InvalidArgumentError("--eval and --labels go together");
+  if (in->eval_images.empty() && !in->eval_labels.empty()) {
+    return absl::InvalidArgumentError("--labels applies to --eval only");
+  }
+  if (!in->eval_images.empty() && in->eval_labels.empty()) {
+    // Only an image folder (or its tar) can carry labels, in its class
+    // subfolders; the job checks that it has them.
+    absl::StatusOr<esb::data::Dataset::Format> format =
+        esb::data::Dataset::Detect(in->eval_images);
+    if (!format.ok()) return format.status();
+    if (*format != esb::data::Dataset::Format::kImageFolder &&
+        *format != esb::data::Dataset::Format::kImageTar) {
+      return absl::InvalidArgumentError(
+          "--eval and --labels go together, unless --eval is an image folder "
+          "(or .tar) with one subfolder per class");
+    }
   }
   if (const std::optional<int64_t> limit = absl::GetFlag(FLAGS_limit)) {
     if (in->eval_images.empty()) {

@@ -12,7 +12,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libdnnl-dev ocl-icd-opencl-dev prometheus-cpp-dev libonnx-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
-  zlib1g-dev libssl-dev dataset-fashion-mnist libonnx-testdata
+  zlib1g-dev libpng-dev libjpeg62-turbo-dev libssl-dev dataset-fashion-mnist
+  libonnx-testdata
 )
 
 missing=()

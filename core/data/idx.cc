@@ -124,6 +124,38 @@ bool GzipCut(gzFile file) {
 
 }  // namespace
 
+absl::StatusOr<std::vector<int64_t>> ReadIdxShape(const std::string& path) {
+  errno = 0;
+  GzFile file(gzopen(path.c_str(), "rb"));
+  if (file == nullptr) {
+    if (errno == 0) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(path, ": cannot open: out of memory"));
+    }
+    return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot open"));
+  }
+  std::vector<uint8_t> header;
+  auto got = Append(file.get(), path, 4, &header);
+  if (!got.ok()) return got.status();
+  if (*got < 4 || header[0] != 0 || header[1] != 0) {
+    return Bad(path, "bad magic: an IDX file starts 00 00 <type> <rank>");
+  }
+  const int rank = header[3];
+  got = Append(file.get(), path, 4 * static_cast<uint64_t>(rank), &header);
+  if (!got.ok()) return got.status();
+  if (header.size() < 4 + 4 * static_cast<size_t>(rank)) {
+    return Bad(path, "header is truncated");
+  }
+  std::vector<int64_t> shape(rank);
+  for (int i = 0; i < rank; ++i) {
+    const uint8_t* b = &header[4 + 4 * i];
+    shape[i] =
+        static_cast<int64_t>((uint64_t{b[0]} << 24) | (uint64_t{b[1]} << 16) |
+                             (uint64_t{b[2]} << 8) | uint64_t{b[3]});
+  }
+  return shape;
+}
+
 absl::StatusOr<IdxArray> ReadIdx(const std::string& path, int64_t limit) {
   errno = 0;
   GzFile file(gzopen(path.c_str(), "rb"));

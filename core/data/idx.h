@@ -41,6 +41,10 @@ struct IdxArray {
 // reading fails.
 absl::StatusOr<IdxArray> ReadIdx(const std::string& path, int64_t limit = -1);
 
+// The dimensions the header of `path` announces, read without the data (to
+// check a budget before reading). Errors as ReadIdx's for the header.
+absl::StatusOr<std::vector<int64_t>> ReadIdxShape(const std::string& path);
+
 }  // namespace esb::data
 
 #endif  // ESB_CORE_DATA_IDX_H_

@@ -59,8 +59,8 @@ int64_t NpyArray::size() const {
   return graph::CheckedProduct(shape).value_or(-1);
 }
 
-absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes,
-                                  absl::string_view name) {
+absl::StatusOr<NpyHeader> ParseNpyHeader(absl::string_view bytes,
+                                         absl::string_view name) {
   if (bytes.size() < 10 || bytes.substr(0, 6) != kMagic) {
     return Bad(name, "missing the \\x93NUMPY magic");
   }
@@ -83,9 +83,12 @@ absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes,
     return Bad(name, absl::StrCat("format version ", major,
                                   " is unknown (1, 2 and 3 are read)"));
   }
+  if (header_len > kMaxNpyHeaderBytes) {
+    return Bad(name,
+               absl::StrCat("header of ", header_len, " bytes is too long"));
+  }
   if (bytes.size() < offset + header_len) return Bad(name, "truncated header");
   const absl::string_view header = bytes.substr(offset, header_len);
-  const size_t data_at = offset + header_len;
 
   auto descr = DictValue(header, "descr", name);
   if (!descr.ok()) return descr.status();
@@ -94,14 +97,14 @@ absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes,
   auto shape_text = DictValue(header, "shape", name);
   if (!shape_text.ok()) return shape_text.status();
 
-  NpyArray array;
-  size_t item;
+  NpyHeader out;
+  out.data_offset = offset + header_len;
   if (*descr == "'<f4'") {
-    array.dtype = NpyArray::DType::kFloat32;
-    item = 4;
+    out.dtype = NpyArray::DType::kFloat32;
+    out.item_bytes = 4;
   } else if (*descr == "'|u1'" || *descr == "'<u1'") {
-    array.dtype = NpyArray::DType::kUInt8;
-    item = 1;
+    out.dtype = NpyArray::DType::kUInt8;
+    out.item_bytes = 1;
   } else {
     return Bad(name, absl::StrCat("dtype ", *descr,
                                   " is not supported (float32 '<f4' and "
@@ -119,26 +122,37 @@ absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes,
     if (!absl::SimpleAtoi(part, &d) || d < 0) {
       return Bad(name, absl::StrCat("shape entry '", part, "' is invalid"));
     }
-    array.shape.push_back(d);
+    out.shape.push_back(d);
   }
   // More than 2^40 items cannot be a real file; the bound also keeps
   // count * item within size_t.
-  const std::optional<int64_t> product = graph::CheckedProduct(array.shape);
+  const std::optional<int64_t> product = graph::CheckedProduct(out.shape);
   if (!product || *product > (int64_t{1} << 40)) {
-    return Bad(name, absl::StrCat("shape (", absl::StrJoin(array.shape, ", "),
+    return Bad(name, absl::StrCat("shape (", absl::StrJoin(out.shape, ", "),
                                   ") is too large"));
   }
-  const int64_t count = *product;
-  const size_t need = static_cast<size_t>(count) * item;
+  out.count = *product;
+  return out;
+}
+
+absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes,
+                                  absl::string_view name) {
+  absl::StatusOr<NpyHeader> header = ParseNpyHeader(bytes, name);
+  if (!header.ok()) return header.status();
+  const size_t data_at = header->data_offset;
+  const size_t need = static_cast<size_t>(header->count) * header->item_bytes;
   if (bytes.size() - data_at != need) {
-    return Bad(name, absl::StrCat("shape (", absl::StrJoin(array.shape, ", "),
+    return Bad(name, absl::StrCat("shape (", absl::StrJoin(header->shape, ", "),
                                   ") needs ", need,
                                   " data bytes but the file "
                                   "holds ",
                                   bytes.size() - data_at));
   }
+  NpyArray array;
+  array.dtype = header->dtype;
+  array.shape = header->shape;
   if (array.dtype == NpyArray::DType::kFloat32) {
-    array.f32.resize(count);
+    array.f32.resize(static_cast<size_t>(header->count));
     std::memcpy(array.f32.data(), bytes.data() + data_at, need);
   } else {
     array.u8.assign(bytes.begin() + data_at, bytes.end());

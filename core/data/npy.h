@@ -27,6 +27,24 @@ struct NpyArray {
   int64_t size() const;
 };
 
+// The header of an .npy file: what its data holds and where it starts.
+struct NpyHeader {
+  NpyArray::DType dtype = NpyArray::DType::kFloat32;
+  std::vector<int64_t> shape;
+  int64_t count = 0;       // prod(shape), at most 2^40.
+  size_t item_bytes = 4;   // 4 for float32, 1 for uint8.
+  size_t data_offset = 0;  // The data's first byte.
+};
+
+// Headers longer than this are refused (numpy writes a few hundred bytes).
+inline constexpr size_t kMaxNpyHeaderBytes = size_t{1} << 20;
+
+// Parses the header at the start of `bytes`, which must hold at least
+// data_offset bytes (the data need not follow); `name` names the file in
+// errors, which are INVALID_ARGUMENT as ParseNpy's.
+absl::StatusOr<NpyHeader> ParseNpyHeader(absl::string_view bytes,
+                                         absl::string_view name);
+
 // Parses an .npy image held in memory; `name` names it in errors.
 absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes,
                                   absl::string_view name);

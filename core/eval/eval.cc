@@ -3,21 +3,19 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "core/data/idx.h"
+#include "core/data/labels.h"
 
 namespace esb::eval {
 
 absl::StatusOr<Outputs> RunBatches(const InferFn& infer,
-                                   absl::Span<const float> items, int64_t count,
+                                   const ItemSource& source, int64_t count,
                                    const std::vector<int64_t>& item_shape,
                                    const BatchOptions& options) {
   int64_t per_item = 1;
   for (int64_t d : item_shape) per_item *= d;
-  if (count < 0 || per_item <= 0 ||
-      static_cast<int64_t>(items.size()) != count * per_item) {
+  if (count < 0 || per_item <= 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat(items.size(), " values do not hold ", count, " items of ",
-                     per_item, " values"));
+        absl::StrCat("cannot feed ", count, " items of ", per_item, " values"));
   }
   const bool fixed = options.fixed_batch > 0;
   const int64_t step =
@@ -31,12 +29,22 @@ absl::StatusOr<Outputs> RunBatches(const InferFn& infer,
     }
     const int64_t n = std::min(step, count - start);
     const int64_t fed = fixed ? step : n;
+    absl::StatusOr<std::vector<float>> items = source(start, n);
+    if (!items.ok()) return items.status();
+    if (static_cast<int64_t>(items->size()) != n * per_item) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(items->size(), " values do not hold ", n, " items of ",
+                       per_item, " values"));
+    }
     graph::Tensor batch;
     batch.shape = {fed};
     batch.shape.insert(batch.shape.end(), item_shape.begin(), item_shape.end());
-    batch.data.assign(static_cast<size_t>(fed * per_item), 0.0f);
-    std::copy_n(items.begin() + start * per_item, n * per_item,
-                batch.data.begin());
+    if (fed == n) {
+      batch.data = *std::move(items);
+    } else {
+      batch.data.assign(static_cast<size_t>(fed * per_item), 0.0f);
+      std::copy(items->begin(), items->end(), batch.data.begin());
+    }
     absl::StatusOr<graph::Tensor> y = infer(batch);
     if (!y.ok()) return y.status();
     if (y->shape.empty() || y->shape[0] != fed ||
@@ -58,6 +66,26 @@ absl::StatusOr<Outputs> RunBatches(const InferFn& infer,
   return out;
 }
 
+absl::StatusOr<Outputs> RunBatches(const InferFn& infer,
+                                   absl::Span<const float> items, int64_t count,
+                                   const std::vector<int64_t>& item_shape,
+                                   const BatchOptions& options) {
+  int64_t per_item = 1;
+  for (int64_t d : item_shape) per_item *= d;
+  if (count < 0 || per_item <= 0 ||
+      static_cast<int64_t>(items.size()) != count * per_item) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(items.size(), " values do not hold ", count, " items of ",
+                     per_item, " values"));
+  }
+  const ItemSource source =
+      [&](int64_t start, int64_t n) -> absl::StatusOr<std::vector<float>> {
+    return std::vector<float>(items.begin() + start * per_item,
+                              items.begin() + (start + n) * per_item);
+  };
+  return RunBatches(infer, source, count, item_shape, options);
+}
+
 std::vector<int> Predictions(const Outputs& outputs) {
   std::vector<int> out;
   out.reserve(static_cast<size_t>(outputs.count));
@@ -70,7 +98,9 @@ std::vector<int> Predictions(const Outputs& outputs) {
   return out;
 }
 
-double Top1(absl::Span<const int> predicted, absl::Span<const uint8_t> labels) {
+template <typename Label>
+double Top1(absl::Span<const int> predicted,
+            absl::Span<const std::type_identity_t<Label>> labels) {
   if (predicted.empty()) return 0.0;
   int64_t right = 0;
   for (size_t i = 0; i < predicted.size() && i < labels.size(); ++i) {
@@ -79,6 +109,9 @@ double Top1(absl::Span<const int> predicted, absl::Span<const uint8_t> labels) {
   return static_cast<double>(right) / static_cast<double>(predicted.size());
 }
 
+template double Top1<uint8_t>(absl::Span<const int>, absl::Span<const uint8_t>);
+template double Top1<int32_t>(absl::Span<const int>, absl::Span<const int32_t>);
+
 double Agreement(absl::Span<const int> a, absl::Span<const int> b) {
   if (a.empty()) return 0.0;
   int64_t same = 0;
@@ -86,20 +119,16 @@ double Agreement(absl::Span<const int> a, absl::Span<const int> b) {
   return static_cast<double>(same) / static_cast<double>(a.size());
 }
 
-absl::StatusOr<std::vector<uint8_t>> ReadLabels(const std::string& path,
+absl::StatusOr<std::vector<int32_t>> ReadLabels(const std::string& path,
                                                 int64_t limit, int64_t count) {
-  absl::StatusOr<data::IdxArray> labels = data::ReadIdx(path, limit);
+  absl::StatusOr<std::vector<int32_t>> labels =
+      data::ReadLabelFile(path, limit);
   if (!labels.ok()) return labels.status();
-  if (labels->shape.size() != 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": labels must be a 1-D IDX array; this one has ",
-                     labels->shape.size(), " dimensions"));
-  }
-  if (labels->shape[0] != count) {
+  if (static_cast<int64_t>(labels->size()) != count) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": holds ", labels->shape[0], " labels for ", count, " images"));
+        path, ": holds ", labels->size(), " labels for ", count, " images"));
   }
-  return std::move(labels->data);
+  return labels;
 }
 
 }  // namespace esb::eval

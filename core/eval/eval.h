@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -56,6 +57,20 @@ struct Outputs {
   int64_t per_item = 0;
 };
 
+// Items [start, start + n) of a set, one after another; asked for once per
+// batch, so that a large set is never held whole.
+using ItemSource =
+    std::function<absl::StatusOr<std::vector<float>>(int64_t start, int64_t n)>;
+
+// Feeds `count` items of shape `item_shape` (C x H x W), `source` giving
+// them batch by batch, through `infer`. INVALID_ARGUMENT when a batch from
+// `source` does not hold its items; `source`'s errors as they are;
+// otherwise as the overload below.
+absl::StatusOr<Outputs> RunBatches(const InferFn& infer,
+                                   const ItemSource& source, int64_t count,
+                                   const std::vector<int64_t>& item_shape,
+                                   const BatchOptions& options);
+
 // Feeds `count` items of shape `item_shape` (C x H x W), stored one after
 // another in `items`, through `infer`. INVALID_ARGUMENT when `items` does
 // not hold count items; INTERNAL when an output does not follow the batch
@@ -69,15 +84,24 @@ absl::StatusOr<Outputs> RunBatches(const InferFn& infer,
 std::vector<int> Predictions(const Outputs& outputs);
 
 // Fraction of items whose prediction equals its label; 0 for no items.
-// The spans must have the same size.
-double Top1(absl::Span<const int> predicted, absl::Span<const uint8_t> labels);
+// The spans must have the same size. Labels are IDX bytes (uint8_t) or
+// class indices of any count (int32_t).
+// (Label is not deduced, so that {} and vectors convert: name int32_t.)
+template <typename Label = uint8_t>
+double Top1(absl::Span<const int> predicted,
+            absl::Span<const std::type_identity_t<Label>> labels);
+extern template double Top1<uint8_t>(absl::Span<const int>,
+                                     absl::Span<const uint8_t>);
+extern template double Top1<int32_t>(absl::Span<const int>,
+                                     absl::Span<const int32_t>);
 
 // Fraction of items on which two models predict the same class.
 double Agreement(absl::Span<const int> a, absl::Span<const int> b);
 
-// The labels of an IDX label file (1-D, first `limit` with limit >= 0),
-// which must number `count`. INVALID_ARGUMENT naming the file otherwise.
-absl::StatusOr<std::vector<uint8_t>> ReadLabels(const std::string& path,
+// The labels of a labels file (data/labels.h: IDX labels or text with one
+// integer per line; first `limit` with limit >= 0), which must number
+// `count`. INVALID_ARGUMENT naming the file otherwise.
+absl::StatusOr<std::vector<int32_t>> ReadLabels(const std::string& path,
                                                 int64_t limit, int64_t count);
 
 }  // namespace esb::eval

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/data/dataset.h"
 #include "core/data/images.h"
 #include "core/data/normalize.h"
 #include "core/env/digest.h"
@@ -166,13 +167,13 @@ absl::Status Load(Job& job) {
 
 absl::Status CalibrateStage(Job& job) {
   const graph::ValueInfo& input = job.graph.inputs[0];
-  absl::StatusOr<data::RawImages> all =
-      data::ReadRawImagesFor(job.in.calib_images, -1, GeometryOf(input));
-  if (!all.ok()) return all.status();
+  absl::StatusOr<std::unique_ptr<data::Dataset>> set =
+      data::Dataset::Open(job.in.calib_images, GeometryOf(input), job.norm);
+  if (!set.ok()) return set.status();
+  // Only the picked images are decoded (or normalized, for IDX).
   const std::vector<int64_t> picked =
-      PickIndices(all->count, job.settings.calib_count, job.settings.seed);
-  absl::StatusOr<std::vector<float>> data =
-      data::NormalizeSelected(*all, picked, job.norm);
+      PickIndices((*set)->count(), job.settings.calib_count, job.settings.seed);
+  absl::StatusOr<std::vector<float>> data = (*set)->Images(picked);
   if (!data.ok()) return data.status();
   job.calib = Images{*std::move(data),
                      static_cast<int64_t>(picked.size()),
@@ -291,13 +292,21 @@ absl::StatusOr<std::unique_ptr<runtime::EsbExecutor>> LoadPackage(Job& job) {
 absl::Status EvalStage(Job& job) {
   const JobInputs& in = job.in;
   const graph::ValueInfo& input = job.graph.inputs[0];
-  int64_t count = 0;
-  absl::StatusOr<std::vector<float>> images = data::ReadImagesFor(
-      in.eval_images, in.eval_limit, GeometryOf(input), job.norm, &count);
-  if (!images.ok()) return images.status();
-  absl::StatusOr<std::vector<uint8_t>> labels =
-      eval::ReadLabels(in.eval_labels, in.eval_limit, count);
-  if (!labels.ok()) return labels.status();
+  data::DatasetOptions options;
+  options.limit = in.eval_limit;
+  options.labels_path = in.eval_labels;
+  absl::StatusOr<std::unique_ptr<data::Dataset>> set =
+      data::Dataset::Open(in.eval_images, GeometryOf(input), job.norm, options);
+  if (!set.ok()) return set.status();
+  const data::Dataset& images = **set;
+  if (!images.has_labels()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        in.eval_images,
+        ": the eval images have no labels; give a labels file, or a folder "
+        "(or tar) with one subfolder per class"));
+  }
+  const int64_t count = images.count();
+  const std::vector<int32_t>& labels = images.labels();
 
   runtime::ExecutorOptions fp_options;
   fp_options.threads = in.threads;
@@ -320,8 +329,13 @@ absl::Status EvalStage(Job& job) {
     if (job.progress != nullptr) {
       options.cancelled = [&] { return job.progress->Cancelled(); };
     }
+    // Batch by batch from the data set: a large eval set is never held
+    // whole (it is read once per model).
+    const eval::ItemSource source = [&](int64_t start, int64_t n) {
+      return images.ImageRange(start, n);
+    };
     absl::StatusOr<eval::Outputs> out = eval::RunBatches(
-        infer, *images, count, {input.shape[1], input.shape[2], input.shape[3]},
+        infer, source, count, {input.shape[1], input.shape[2], input.shape[3]},
         options);
     if (!out.ok()) return out.status();
     return eval::Predictions(*out);
@@ -333,8 +347,8 @@ absl::Status EvalStage(Job& job) {
       predict(eval::FirstOutputOf(**esb), "esb");
   if (!pesb.ok()) return pesb.status();
   job.report().set_eval_images(static_cast<int32_t>(count));
-  job.report().set_top1_fp32(eval::Top1(*p32, *labels));
-  job.report().set_top1_esb(eval::Top1(*pesb, *labels));
+  job.report().set_top1_fp32(eval::Top1<int32_t>(*p32, labels));
+  job.report().set_top1_esb(eval::Top1<int32_t>(*pesb, labels));
   job.report().set_agreement(eval::Agreement(*p32, *pesb));
   return absl::OkStatus();
 }

@@ -34,13 +34,18 @@
 namespace esb::pipeline {
 
 struct JobInputs {
-  std::string model_path;    // FP32 ONNX model.
-  std::string calib_images;  // IDX images.
-  std::string eval_images;   // Optional IDX images ...
-  std::string eval_labels;   // ... and labels.
-  int64_t eval_limit = -1;   // First N eval images; -1: all.
-  std::string output_dir;    // Created if missing.
-  int threads = 0;           // 0: every CPU this process may use.
+  std::string model_path;  // FP32 ONNX model.
+  // Data sets as data/dataset.h reads them: IDX, .npy, a folder of PNG or
+  // JPEG images, or a tar of such a folder.
+  std::string calib_images;
+  // Optional eval images, with labels from `eval_labels` (IDX labels or
+  // text, one integer per line) or, left empty, from the class subfolders
+  // of an image folder or tar.
+  std::string eval_images;
+  std::string eval_labels;
+  int64_t eval_limit = -1;  // First N eval images; -1: all.
+  std::string output_dir;   // Created if missing.
+  int threads = 0;          // 0: every CPU this process may use.
   // The model file, the artifacts and the package read back go through
   // this Env (not owned; never null).
   Env* env = Env::Default();

@@ -7,6 +7,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/data/idx.h"
+#include "core/data/image_encode.h"
+#include "core/data/images.h"
+#include "core/data/normalize.h"
+#include "core/data/npy.h"
+#include "core/data/tar.h"
 #include "core/env/digest.h"
 #include "core/env/fault_env.h"
 #include "core/package/esbm.h"
@@ -156,6 +163,145 @@ TEST(JobTest, BadConfigsAndDataGetNamedErrors) {
   r = RunJob(labels_as_images, SmallConfig(), nullptr);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("do not fit"));
+}
+
+void Put(const std::string& path, const std::string& bytes) {
+  std::filesystem::create_directories(
+      std::filesystem::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+// The first `n` images of an IDX file, as 8-bit pixels.
+data::RawImages FirstImages(const char* path, int64_t n) {
+  auto raw = data::ReadRawImagesFor(path, n, {"input", 1, 28, 28});
+  EXPECT_TRUE(raw.ok()) << raw.status();
+  return raw.ok() ? *raw : data::RawImages{};
+}
+
+// Image `i` as a 32 x 32 PNG with a 2-pixel black border: the fitting
+// (resize to 28 * 256 / 224 = 32, centre crop 28) gives back its pixels.
+std::string PaddedPng(const data::RawImages& raw, int64_t i) {
+  data::DecodedImage image{32, 32, 1, std::vector<uint8_t>(32 * 32, 0)};
+  for (int y = 0; y < 28; ++y) {
+    std::copy_n(&raw.data[i * 784 + y * 28], 28,
+                &image.pixels[(y + 2) * 32 + 2]);
+  }
+  auto png = data::EncodePng(image);
+  EXPECT_TRUE(png.ok()) << png.status();
+  return png.ok() ? *png : std::string{};
+}
+
+std::string TempPath(const std::string& name) {
+  return absl::StrCat(testing::TempDir(), "/", name);
+}
+
+// The same calibration images as IDX, as a float32 .npy normalized by the
+// config's mean and std, as a folder of PNGs and as its tar: the same
+// artifacts, byte for byte.
+TEST(JobTest, CalibratesFromNpyImageFoldersAndTarsAsFromIdx) {
+  constexpr int64_t kCount = 150;
+  const data::RawImages raw = FirstImages(kTrain, kCount);
+  ASSERT_EQ(raw.count, kCount);
+  esb::v1::JobConfig config = SmallConfig();
+  config.add_mean(0.25f);
+  config.add_std(0.375f);
+
+  std::string idx("\x00\x00\x08\x03", 4);
+  for (uint32_t d : {static_cast<uint32_t>(kCount), 28u, 28u}) {
+    for (int shift : {24, 16, 8, 0})
+      idx.push_back(static_cast<char>(d >> shift));
+  }
+  idx.append(raw.data.begin(), raw.data.end());
+  const std::string idx_path = TempPath("calib150.idx");
+  Put(idx_path, idx);
+
+  std::vector<float> normalized(raw.data.size());
+  ASSERT_TRUE(data::NormalizeImages(raw.data.data(), kCount, 1, 784,
+                                    data::Normalization{{0.25f}, {0.375f}},
+                                    normalized.data())
+                  .ok());
+  const std::string npy_path = TempPath("calib150.npy");
+  Put(npy_path,
+      data::SerializeNpy(normalized, std::vector<int64_t>{kCount, 1, 28, 28}));
+
+  const std::string folder = TempPath("calib150_png");
+  std::filesystem::remove_all(folder);
+  for (int64_t i = 0; i < kCount; ++i) {
+    Put(absl::StrFormat("%s/%05d.png", folder, i), PaddedPng(raw, i));
+  }
+  const std::string tar_path = TempPath("calib150.tar");
+  ASSERT_TRUE(data::WriteImageTar(folder, Env::Default(), tar_path).ok());
+
+  JobInputs in = Inputs("lenet", "calib_idx", 0);
+  in.calib_images = idx_path;
+  auto expected = RunJob(in, config, nullptr);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  EXPECT_EQ(expected->report.calib_images(), 96);
+  const std::string esbm = Slurp(expected->esbm_path);
+  const std::string onnx = Slurp(expected->onnx_path);
+  for (const std::string& calib : {npy_path, folder, tar_path}) {
+    JobInputs other = Inputs("lenet", "calib_other", 0);
+    other.calib_images = calib;
+    auto r = RunJob(other, config, nullptr);
+    ASSERT_TRUE(r.ok()) << calib << ": " << r.status();
+    EXPECT_EQ(Slurp(r->esbm_path), esbm) << calib;
+    EXPECT_EQ(Slurp(r->onnx_path), onnx) << calib;
+  }
+}
+
+// Eval images as a folder with one subfolder per class (no labels file),
+// and flat with a text labels file: the same top-1 as IDX images with
+// IDX labels.
+TEST(JobTest, EvaluatesOnClassFoldersAndTextLabelsAsOnIdx) {
+  constexpr int64_t kCount = 300;
+  const data::RawImages raw = FirstImages(kTest, kCount);
+  auto labels = data::ReadIdx(kLabels, kCount);
+  ASSERT_TRUE(labels.ok());
+  const std::string classes = TempPath("eval_classes");
+  const std::string flat = TempPath("eval_flat");
+  std::filesystem::remove_all(classes);
+  std::filesystem::remove_all(flat);
+  std::string text;
+  for (int64_t i = 0; i < kCount; ++i) {
+    const std::string png = PaddedPng(raw, i);
+    Put(absl::StrFormat("%s/%d/%05d.png", classes, labels->data[i], i), png);
+    Put(absl::StrFormat("%s/%05d.png", flat, i), png);
+    absl::StrAppend(&text, labels->data[i], "\n");
+  }
+  const std::string text_labels = TempPath("eval_flat_labels.txt");
+  Put(text_labels, text);
+
+  JobInputs in = Inputs("lenet", "eval_idx", 0);
+  in.eval_images = kTest;
+  in.eval_labels = kLabels;
+  in.eval_limit = kCount;
+  auto expected = RunJob(in, SmallConfig(), nullptr);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  const esb::v1::QuantReport& e = expected->report;
+  EXPECT_GT(e.top1_fp32(), 0.5);
+
+  JobInputs by_class = Inputs("lenet", "eval_classes", 0);
+  by_class.eval_images = classes;
+  auto c = RunJob(by_class, SmallConfig(), nullptr);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->report.eval_images(), kCount);
+  EXPECT_EQ(c->report.top1_fp32(), e.top1_fp32());
+  EXPECT_EQ(c->report.top1_esb(), e.top1_esb());
+  EXPECT_EQ(c->report.agreement(), e.agreement());
+
+  JobInputs by_text = Inputs("lenet", "eval_flat", 0);
+  by_text.eval_images = flat;
+  by_text.eval_labels = text_labels;
+  auto t = RunJob(by_text, SmallConfig(), nullptr);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->report.top1_fp32(), e.top1_fp32());
+  EXPECT_EQ(t->report.top1_esb(), e.top1_esb());
+
+  JobInputs unlabelled = Inputs("lenet", "eval_unlabelled", 0);
+  unlabelled.eval_images = flat;
+  auto u = RunJob(unlabelled, SmallConfig(), nullptr);
+  EXPECT_EQ(u.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(u.status().message()), HasSubstr("no labels"));
 }
 
 // The artifacts a failed job leaves in its output folder: none but those
