@@ -111,9 +111,8 @@ absl::Status BlobCache::Fetch(const std::string& sha256, int64_t size,
   if (s.ok()) {
     const std::string actual = digest.HexDigest();
     if (actual != sha256) {
-      s = absl::DataLossError(absl::StrCat("blob ", sha256,
-                                           ": the bytes received have sha256 ",
-                                           actual));
+      s = absl::DataLossError(absl::StrCat(
+          "blob ", sha256, ": the bytes received have sha256 ", actual));
     }
   }
   if (s.ok()) s = (*file)->Sync();

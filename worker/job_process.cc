@@ -324,9 +324,8 @@ JobExit JobProcess::Wait() {
   }
   const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   if (code == 0 || code == 1) {
-    absl::StatusOr<std::string> bytes =
-        ReadFileToString(Env::Default(), options_.job_dir + "/status.pb",
-                         kMaxProgressMessage);
+    absl::StatusOr<std::string> bytes = ReadFileToString(
+        Env::Default(), options_.job_dir + "/status.pb", kMaxProgressMessage);
     esb::v1::JobError written;
     if (bytes.ok() && written.ParseFromString(*bytes)) {
       if (written.code() == 0 && code == 0) {
@@ -342,9 +341,8 @@ JobExit JobProcess::Wait() {
         return result;
       }
     }
-    error.set_message(absl::StrCat("job process exited with code ", code,
-                                   where, " without a readable status",
-                                   tail));
+    error.set_message(absl::StrCat("job process exited with code ", code, where,
+                                   " without a readable status", tail));
     return result;
   }
   const std::string limit =
@@ -362,8 +360,7 @@ JobExit JobProcess::Wait() {
     // The loader maps the program's libraries before main(); a tight
     // address-space limit fails there.
     error.set_code(static_cast<int>(absl::StatusCode::kResourceExhausted));
-    error.set_message(
-        absl::StrCat("job process could not start", limit, tail));
+    error.set_message(absl::StrCat("job process could not start", limit, tail));
     return result;
   }
   error.set_message(
@@ -414,9 +411,9 @@ int RunJobChild(const JobChildOptions& options) {
     absl::FPrintF(stderr, "job failed in stage %s: %s\n",
                   StageName(sink.stage()), status.ToString());
   }
-  if (absl::Status s = WriteFileAtomically(Env::Default(),
-                                           options.job_dir + "/status.pb",
-                                           result.SerializeAsString());
+  if (absl::Status s =
+          WriteFileAtomically(Env::Default(), options.job_dir + "/status.pb",
+                              result.SerializeAsString());
       !s.ok()) {
     absl::FPrintF(stderr, "cannot write the job status: %s\n", s.ToString());
     return 2;

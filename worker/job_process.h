@@ -47,7 +47,7 @@ struct JobSpawnOptions {
 
 // How a job process ended.
 struct JobExit {
-  bool ok = false;         // Exited 0 with an OK status.
+  bool ok = false;          // Exited 0 with an OK status.
   esb::v1::JobError error;  // Why not, when !ok.
   std::string output_dir;   // <job_dir>/out: the artifacts, when ok.
 };

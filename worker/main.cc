@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -25,6 +26,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/runtime/cpus.h"
 #include "grpcpp/create_channel.h"
@@ -86,6 +89,14 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "worker/main.cc");
+  };
+  usage.normalize_filename = [](absl::string_view file) {
+    return std::string(file);
+  };
+  absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
       "runs ESB quantization jobs leased from esb-server.\n\n"
       "  esb-worker --server HOST:PORT --work-dir DIR [--concurrency N]\n"
@@ -97,8 +108,8 @@ int main(int argc, char** argv) {
   std::vector<char*> args = Underscored(argc, argv, storage);
   std::vector<char*> rest =
       absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
-  if (rest.size() > 1) return Fail(absl::StrCat("unexpected argument '",
-                                                rest[1], "'"));
+  if (rest.size() > 1)
+    return Fail(absl::StrCat("unexpected argument '", rest[1], "'"));
 
   if (!absl::GetFlag(FLAGS_run_job).empty()) {
     esb::worker::JobChildOptions child;
@@ -122,8 +133,10 @@ int main(int argc, char** argv) {
     return Fail(absl::StrCat("--job-memory-limit: ", limit.status().message()));
   }
   options.job_memory_limit = *limit;
-  options.threads_per_job = absl::GetFlag(FLAGS_threads).value_or(std::max(
-      1, esb::runtime::AvailableCpus() / options.concurrency));
+  options.threads_per_job =
+      absl::GetFlag(FLAGS_threads)
+          .value_or(
+              std::max(1, esb::runtime::AvailableCpus() / options.concurrency));
   if (options.threads_per_job < 1) return Fail("--threads must be >= 1");
   const int heartbeat_ms = absl::GetFlag(FLAGS_heartbeat_ms);
   const int lease_wait_ms = absl::GetFlag(FLAGS_lease_wait_ms);

@@ -183,9 +183,9 @@ class Worker::LeaseKeeper {
                              s.error_message(), ")");
         return;
       }
-      wait = std::min(worker_->Backoff(++failures),
-                      absl::Milliseconds(std::max<int64_t>(
-                          1, deadline_ - NowUnixMs())));
+      wait = std::min(
+          worker_->Backoff(++failures),
+          absl::Milliseconds(std::max<int64_t>(1, deadline_ - NowUnixMs())));
     }
   }
 
@@ -204,9 +204,8 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(
     const WorkerOptions& options, std::shared_ptr<grpc::Channel> channel,
     WorkerMetrics* metrics) {
   if (options.concurrency < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("concurrency must be at least 1, got ",
-                     options.concurrency));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "concurrency must be at least 1, got ", options.concurrency));
   }
   if (options.work_dir.empty() || options.job_binary.empty()) {
     return absl::InvalidArgumentError("work_dir and job_binary are required");
@@ -281,9 +280,8 @@ void Worker::Slot(int index) {
     }
     esb::v1::LeaseJobRequest req;
     req.set_worker(options_.name);
-    req.set_wait_ms(static_cast<int32_t>(
-        std::clamp<int64_t>(absl::ToInt64Milliseconds(options_.lease_wait), 0,
-                            30000)));
+    req.set_wait_ms(static_cast<int32_t>(std::clamp<int64_t>(
+        absl::ToInt64Milliseconds(options_.lease_wait), 0, 30000)));
     SetDeadline(ctx, options_.lease_wait + kCallTimeout);
     esb::v1::LeaseJobResponse resp;
     const grpc::Status s = worker_stub_->LeaseJob(&ctx, req, &resp);
@@ -355,8 +353,8 @@ absl::Status Worker::Upload(const std::string& path, esb::v1::BlobRef* ref) {
       first = false;
     }
     const int64_t n = std::min(kChunk, ref->size() - offset);
-    req.set_data(bytes->substr(static_cast<size_t>(offset),
-                               static_cast<size_t>(n)));
+    req.set_data(
+        bytes->substr(static_cast<size_t>(offset), static_cast<size_t>(n)));
     offset += n;
     if (!writer->Write(req)) break;  // Finish() says why.
   }
@@ -414,25 +412,26 @@ void Worker::RunLeased(const esb::v1::LeaseJobResponse& lease) {
     });
     finish(s.code() == absl::StatusCode::kAborted ? "lost" : outcome,
            s.ok() ? error.message()
-                  : absl::StrCat(error.message(), " (FailJob: ",
-                                 s.message(), ")"));
+                  : absl::StrCat(error.message(), " (FailJob: ", s.message(),
+                                 ")"));
   };
 
   // Fetch.
   auto clock = absl::Now();
   std::vector<const esb::v1::BlobRef*> blobs = {&job.inputs().model()};
-  for (const esb::v1::DataRef* d :
-       {&job.inputs().calib(), &job.inputs().eval(),
-        &job.inputs().eval_labels()}) {
+  for (const esb::v1::DataRef* d : {&job.inputs().calib(), &job.inputs().eval(),
+                                    &job.inputs().eval_labels()}) {
     if (!d->blob().sha256().empty()) blobs.push_back(&d->blob());
   }
   for (const esb::v1::BlobRef* blob : blobs) {
     absl::Status s = persist([&] {
       return cache_
           .Get(blob->sha256(), blob->size(),
-               [this](const std::string& sha,
-                      const std::function<absl::Status(absl::string_view)>&
-                          sink) { return FetchBlob(sha, sink); })
+               [this](
+                   const std::string& sha,
+                   const std::function<absl::Status(absl::string_view)>& sink) {
+                 return FetchBlob(sha, sink);
+               })
           .status();
     });
     if (s.code() == absl::StatusCode::kAborted ||
@@ -524,17 +523,15 @@ void Worker::RunLeased(const esb::v1::LeaseJobResponse& lease) {
     esb::v1::Artifact* artifact = complete.add_artifacts();
     artifact->set_name(name);
     const std::string path = absl::StrCat(exit.output_dir, "/", name);
-    absl::Status s = persist([&] {
-      return Upload(path, artifact->mutable_blob());
-    });
+    absl::Status s =
+        persist([&] { return Upload(path, artifact->mutable_blob()); });
     if (s.code() == absl::StatusCode::kAborted ||
         s.code() == absl::StatusCode::kCancelled) {
       return finish("lost", s.ToString());
     }
     if (!s.ok()) {
       return fail(MakeError(s.code(),
-                            absl::StrCat("upload of ", name, ": ",
-                                         s.message()),
+                            absl::StrCat("upload of ", name, ": ", s.message()),
                             esb::v1::STAGE_EXPORT),
                   "failed");
     }
@@ -561,8 +558,7 @@ void Worker::RunLeased(const esb::v1::LeaseJobResponse& lease) {
   google::protobuf::util::JsonParseOptions parse;
   parse.ignore_unknown_fields = true;
   if (json.ok() &&
-      google::protobuf::util::JsonStringToMessage(*json, &report, parse)
-          .ok()) {
+      google::protobuf::util::JsonStringToMessage(*json, &report, parse).ok()) {
     metrics_->layers_quantized.Increment(report.layers_size());
   }
   finish("succeeded", "");
@@ -590,9 +586,10 @@ absl::StatusOr<int64_t> ParseBytes(const std::string& text) {
   int64_t n = 0;
   if (!absl::SimpleAtoi(digits, &n) || n < 0 ||
       n > (std::numeric_limits<int64_t>::max() >> shift)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "'", text, "' is not a byte count (a number, optionally with K, M "
-                   "or G)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", text,
+                     "' is not a byte count (a number, optionally with K, M "
+                     "or G)"));
   }
   return n << shift;
 }

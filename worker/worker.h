@@ -40,10 +40,10 @@
 namespace esb::worker {
 
 struct WorkerOptions {
-  std::string name;        // Unique per worker process (host:pid).
-  std::string work_dir;    // blobs/ (the cache) and jobs/<id>/.
-  std::string job_binary;  // The esb-worker executable run for each job.
-  int concurrency = 1;     // Jobs run at once.
+  std::string name;         // Unique per worker process (host:pid).
+  std::string work_dir;     // blobs/ (the cache) and jobs/<id>/.
+  std::string job_binary;   // The esb-worker executable run for each job.
+  int concurrency = 1;      // Jobs run at once.
   int threads_per_job = 0;  // CPU threads of each job; 0: every CPU.
   int64_t job_memory_limit = int64_t{8} << 30;  // RLIMIT_AS; 0: none.
   absl::Duration heartbeat_interval = absl::Milliseconds(500);
@@ -100,9 +100,9 @@ class Worker {
   bool Sleep(absl::Duration d, bool stop_on_drain);
   absl::Duration Backoff(int failures);
 
-  absl::Status FetchBlob(const std::string& sha256,
-                         const std::function<absl::Status(absl::string_view)>&
-                             sink);
+  absl::Status FetchBlob(
+      const std::string& sha256,
+      const std::function<absl::Status(absl::string_view)>& sink);
   absl::Status Upload(const std::string& path, esb::v1::BlobRef* ref);
 
   const WorkerOptions options_;
