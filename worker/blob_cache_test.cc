@@ -1,5 +1,6 @@
 #include "worker/blob_cache.h"
 
+#include <filesystem>
 #include <string>
 
 #include "core/env/digest.h"
@@ -35,8 +36,14 @@ std::string Dir(const std::string& name) {
   return std::string(::testing::TempDir()) + "/blob_cache_" + name;
 }
 
+// Dir(name), emptied of what an earlier run left.
+std::string Fresh(const std::string& name) {
+  std::filesystem::remove_all(Dir(name));
+  return Dir(name);
+}
+
 TEST(BlobCacheTest, FetchesOnceThenServesFromTheCache) {
-  BlobCache cache(Dir("once"), Env::Default());
+  BlobCache cache(Fresh("once"), Env::Default());
   CountingSource source{"the bytes of a model, streamed"};
   const std::string sha = Sha256Hex(source.bytes);
   auto path = cache.Get(sha, static_cast<int64_t>(source.bytes.size()),
@@ -55,7 +62,7 @@ TEST(BlobCacheTest, FetchesOnceThenServesFromTheCache) {
 }
 
 TEST(BlobCacheTest, RefusesBytesThatDoNotMatchTheName) {
-  BlobCache cache(Dir("wrong"), Env::Default());
+  BlobCache cache(Fresh("wrong"), Env::Default());
   CountingSource source{"what the server sent"};
   const std::string sha = Sha256Hex("what the blob is");
   auto path = cache.Get(sha, -1, source.Source());
@@ -72,7 +79,7 @@ TEST(BlobCacheTest, RefusesBytesThatDoNotMatchTheName) {
 }
 
 TEST(BlobCacheTest, RefusesAWrongSizeAndABadName) {
-  BlobCache cache(Dir("size"), Env::Default());
+  BlobCache cache(Fresh("size"), Env::Default());
   CountingSource source{"twelve bytes"};
   const std::string sha = Sha256Hex(source.bytes);
   auto short_size = cache.Get(sha, 5, source.Source());
@@ -88,7 +95,7 @@ TEST(BlobCacheTest, RefusesAWrongSizeAndABadName) {
 }
 
 TEST(BlobCacheTest, ASourceErrorKeepsNothing) {
-  BlobCache cache(Dir("error"), Env::Default());
+  BlobCache cache(Fresh("error"), Env::Default());
   const std::string sha = Sha256Hex("x");
   auto path =
       cache.Get(sha, -1,

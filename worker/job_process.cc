@@ -18,6 +18,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "core/env/env.h"
 #include "core/pipeline/job.h"
@@ -314,12 +315,21 @@ JobExit JobProcess::Wait() {
   std::string stderr_line = LastLine(options_.job_dir + "/stderr.log");
   const std::string tail =
       stderr_line.empty() ? "" : absl::StrCat(": ", stderr_line);
+  const std::string limit =
+      options_.memory_limit > 0
+          ? absl::StrCat(" (memory limit ", FormatBytes(options_.memory_limit),
+                         ", --job-memory-limit)")
+          : "";
   esb::v1::JobError& error = result.error;
   error.set_stage(stage);
   error.set_code(static_cast<int>(absl::StatusCode::kInternal));
   if (WIFSIGNALED(status)) {
-    error.set_message(absl::StrCat("job process killed by ",
-                                   SignalName(WTERMSIG(status)), where, tail));
+    const int sig = WTERMSIG(status);
+    // Allocations failing outside operator new (thread stacks, C
+    // libraries) tend to end in these signals under an address-space limit.
+    const bool memory = sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT;
+    error.set_message(absl::StrCat("job process killed by ", SignalName(sig),
+                                   where, memory ? limit : "", tail));
     return result;
   }
   const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -337,6 +347,10 @@ JobExit JobProcess::Wait() {
         if (written.stage() == esb::v1::STAGE_UNSPECIFIED) {
           written.set_stage(stage);
         }
+        if (written.code() ==
+            static_cast<int>(absl::StatusCode::kResourceExhausted)) {
+          written.set_message(absl::StrCat(written.message(), limit));
+        }
         error = written;
         return result;
       }
@@ -345,11 +359,6 @@ JobExit JobProcess::Wait() {
                                    " without a readable status", tail));
     return result;
   }
-  const std::string limit =
-      options_.memory_limit > 0
-          ? absl::StrCat(" (memory limit ", FormatBytes(options_.memory_limit),
-                         ", --job-memory-limit)")
-          : "";
   if (code == kExitOutOfMemory) {
     error.set_code(static_cast<int>(absl::StatusCode::kResourceExhausted));
     error.set_message(
@@ -379,6 +388,8 @@ int RunJobChild(const JobChildOptions& options) {
 
   absl::Status status;
   esb::v1::Job job;
+  // Messages name the user's files, not the cache's paths.
+  std::vector<std::pair<std::string, std::string>> names;
   absl::StatusOr<std::string> spec = ReadFileToString(
       Env::Default(), options.job_dir + "/job.pb", int64_t{64} << 20);
   if (!spec.ok()) {
@@ -392,12 +403,20 @@ int RunJobChild(const JobChildOptions& options) {
                  ? std::string()
                  : absl::StrCat(options.blob_dir, "/", blob.sha256());
     };
+    auto named = [&](const std::string& p, const std::string& name,
+                     const char* fallback) {
+      if (!p.empty()) names.emplace_back(p, name.empty() ? fallback : name);
+      return p;
+    };
     pipeline::JobInputs inputs;
-    inputs.model_path = path(in.model());
+    inputs.model_path = named(path(in.model()), in.model_name(), "the model");
+    inputs.calib_images = named(path(in.calib().blob()), in.calib().name(),
+                                "the calibration data");
+    inputs.eval_images =
+        named(path(in.eval().blob()), in.eval().name(), "the eval data");
+    inputs.eval_labels = named(path(in.eval_labels().blob()),
+                               in.eval_labels().name(), "the eval labels");
     inputs.model_name = in.model_name();
-    inputs.calib_images = path(in.calib().blob());
-    inputs.eval_images = path(in.eval().blob());
-    inputs.eval_labels = path(in.eval_labels().blob());
     inputs.eval_limit = in.eval_limit() > 0 ? in.eval_limit() : -1;
     inputs.output_dir = options.job_dir + "/out";
     inputs.threads = options.threads;
@@ -406,7 +425,7 @@ int RunJobChild(const JobChildOptions& options) {
   esb::v1::JobError result;
   if (!status.ok()) {
     result.set_code(static_cast<int>(status.code()));
-    result.set_message(std::string(status.message()));
+    result.set_message(absl::StrReplaceAll(status.message(), names));
     result.set_stage(sink.stage());
     absl::FPrintF(stderr, "job failed in stage %s: %s\n",
                   StageName(sink.stage()), status.ToString());

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -14,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "core/env/env.h"
 #include "core/pipeline/job.h"
 #include "gmock/gmock.h"
@@ -30,6 +32,7 @@ namespace {
 using testing::FakeServer;
 using testing::FakeState;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kImages[] =
     "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
@@ -87,6 +90,19 @@ double MetricValue(prometheus::Registry& registry, const std::string& name,
   return 0;
 }
 
+// The metric once it reaches `want` (it is counted just after the server
+// was told), or its value after 5 s.
+double AwaitMetric(prometheus::Registry& registry, const std::string& name,
+                   const std::string& label_value, double want) {
+  const absl::Time end = absl::Now() + absl::Seconds(5);
+  double v = MetricValue(registry, name, label_value);
+  while (v != want && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(10));
+    v = MetricValue(registry, name, label_value);
+  }
+  return v;
+}
+
 class WorkerTest : public ::testing::Test {
  protected:
   void TearDown() override { Stop(); }
@@ -98,6 +114,7 @@ class WorkerTest : public ::testing::Test {
     o.work_dir = absl::StrCat(
         ::testing::TempDir(), "/worker_",
         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(o.work_dir);
     o.job_binary = ESB_WORKER_BINARY;
     o.threads_per_job = 1;
     o.job_memory_limit = memory_limit;
@@ -230,7 +247,7 @@ TEST_F(WorkerTest, CompletesAJobWithTheArtifactsOfALocalRun) {
               stages.count(esb::v1::STAGE_FIT))
       << s.heartbeats.size() << " heartbeats";
   EXPECT_GE(stages.size(), 2u);
-  EXPECT_EQ(MetricValue(registry_, "esb_worker_jobs_total", "succeeded"), 1);
+  EXPECT_EQ(AwaitMetric(registry_, "esb_worker_jobs_total", "succeeded", 1), 1);
   EXPECT_EQ(MetricValue(registry_, "esb_worker_layers_quantized_total", ""),
             report.layers_size());
   for (const auto& [sha, n] : s.reads) EXPECT_EQ(n, 1) << sha;
@@ -279,7 +296,7 @@ TEST_F(WorkerTest, CancelKillsTheJobWithinASecond) {
   EXPECT_LT(failed_at - asked, absl::Seconds(1));
   EXPECT_TRUE(s.completes.empty());
   EXPECT_TRUE(Children().empty()) << "the job process survived";
-  EXPECT_EQ(MetricValue(registry_, "esb_worker_jobs_total", "cancelled"), 1);
+  EXPECT_EQ(AwaitMetric(registry_, "esb_worker_jobs_total", "cancelled", 1), 1);
 }
 
 TEST_F(WorkerTest, AJobKilledByASignalFailsNamingTheSignalAndStage) {
@@ -299,7 +316,7 @@ TEST_F(WorkerTest, AJobKilledByASignalFailsNamingTheSignalAndStage) {
   EXPECT_THAT(fail->error().message(),
               HasSubstr("job process killed by SIGKILL in stage calibrate"));
   EXPECT_EQ(fail->error().stage(), esb::v1::STAGE_CALIBRATE);
-  EXPECT_EQ(MetricValue(registry_, "esb_worker_jobs_total", "failed"), 1);
+  EXPECT_EQ(AwaitMetric(registry_, "esb_worker_jobs_total", "failed", 1), 1);
 }
 
 TEST_F(WorkerTest, AJobErrorFailsTheJobAndTheWorkerGoesOn) {
@@ -312,6 +329,9 @@ TEST_F(WorkerTest, AJobErrorFailsTheJobAndTheWorkerGoesOn) {
   EXPECT_EQ(fail->error().code(),
             static_cast<int>(absl::StatusCode::kInvalidArgument));
   EXPECT_EQ(fail->error().stage(), esb::v1::STAGE_LOAD);
+  // The message names the model, not the worker's cache path.
+  EXPECT_THAT(fail->error().message(), HasSubstr("demo-net: "));
+  EXPECT_THAT(fail->error().message(), Not(HasSubstr("/blobs/")));
   FakeState& s = server_.state();
   EXPECT_TRUE(server_.WaitFor([&] { return s.completes.size() == 1; },
                               absl::Seconds(120)));
@@ -352,7 +372,7 @@ TEST_F(WorkerTest, AnAbortedHeartbeatDropsTheJob) {
     stolen_heartbeats += h.request.job_id() == "stolen";
   }
   EXPECT_EQ(stolen_heartbeats, 1) << "heartbeats went on after ABORTED";
-  EXPECT_EQ(MetricValue(registry_, "esb_worker_jobs_total", "lost"), 1);
+  EXPECT_EQ(AwaitMetric(registry_, "esb_worker_jobs_total", "lost", 1), 1);
 }
 
 TEST_F(WorkerTest, CallsAreRetriedWhileTheServerIsAway) {
