@@ -51,10 +51,10 @@ std::string LastLine(const std::string& path) {
   FILE* f = fopen(path.c_str(), "rb");
   if (f == nullptr) return "";
   std::string tail(4096, '\0');
-  if (fseek(f, 0, SEEK_END) == 0) {
-    const long size = ftell(f);
-    fseek(f, std::max<long>(0, size - static_cast<long>(tail.size())),
-          SEEK_SET);
+  if (fseeko(f, 0, SEEK_END) == 0) {
+    const off_t size = ftello(f);
+    fseeko(f, std::max<off_t>(0, size - static_cast<off_t>(tail.size())),
+           SEEK_SET);
   }
   tail.resize(fread(tail.data(), 1, tail.size(), f));
   fclose(f);
@@ -275,7 +275,7 @@ bool JobProcess::ReadProgress(absl::Duration timeout,
     }
     rest.remove_prefix(header + len);
   }
-  buffer_ = std::string(rest);
+  buffer_.erase(0, buffer_.size() - rest.size());
   if (eof) {
     close(progress_fd_);
     progress_fd_ = -1;

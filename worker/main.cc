@@ -94,7 +94,8 @@ int main(int argc, char** argv) {
     return absl::StrContains(file, "worker/main.cc");
   };
   usage.normalize_filename = [](absl::string_view file) {
-    return std::string(file);
+    std::string name(file);
+    return name;
   };
   absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
@@ -108,8 +109,9 @@ int main(int argc, char** argv) {
   std::vector<char*> args = Underscored(argc, argv, storage);
   std::vector<char*> rest =
       absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
-  if (rest.size() > 1)
+  if (rest.size() > 1) {
     return Fail(absl::StrCat("unexpected argument '", rest[1], "'"));
+  }
 
   if (!absl::GetFlag(FLAGS_run_job).empty()) {
     esb::worker::JobChildOptions child;

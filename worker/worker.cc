@@ -1,9 +1,8 @@
 #include "worker/worker.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <random>
+#include <limits>
 #include <thread>
 #include <utility>
 
@@ -16,6 +15,7 @@
 #include "esb/v1/report.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "worker/job_process.h"
+#include "worker/lease.h"
 
 namespace esb::worker {
 namespace {
@@ -25,38 +25,6 @@ constexpr absl::Duration kCallTimeout = absl::Seconds(10);
 constexpr absl::Duration kPollStep = absl::Milliseconds(100);
 
 using esb::v1::JobError;
-
-int64_t NowUnixMs() { return absl::ToUnixMillis(absl::Now()); }
-
-// Codes after which the same call may well succeed: the server is away,
-// restarting or overloaded.
-bool Transient(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::UNAVAILABLE:
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-    case grpc::StatusCode::INTERNAL:
-    case grpc::StatusCode::UNKNOWN:
-      return true;
-    default:
-      return false;
-  }
-}
-
-// The lease is gone: another worker holds it, or the job is no more.
-bool LeaseGone(grpc::StatusCode code) {
-  return code == grpc::StatusCode::ABORTED ||
-         code == grpc::StatusCode::NOT_FOUND;
-}
-
-absl::Status ToAbsl(const grpc::Status& s) {
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                      s.error_message());
-}
-
-void SetDeadline(grpc::ClientContext& ctx, absl::Duration d) {
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + d));
-}
 
 void Log(const std::string& line) {
   absl::FPrintF(stderr, "%s\n", line);
@@ -100,105 +68,6 @@ void WorkerMetrics::Stage(const std::string& stage, double seconds) {
       0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800};
   stage_duration.Add({{"stage", stage}}, kBuckets).Observe(seconds);
 }
-
-// A lease being held.
-struct Worker::Lease {
-  std::string job_id;
-  std::string lease_id;
-};
-
-// Heartbeats one lease from its own thread, every heartbeat_interval (with
-// backoff after failures), carrying the latest progress. Thread-safe.
-class Worker::LeaseKeeper {
- public:
-  LeaseKeeper(Worker* worker, Lease lease, int64_t deadline_unix_ms)
-      : worker_(worker), lease_(std::move(lease)), deadline_(deadline_unix_ms) {
-    thread_ = std::thread([this] { Loop(); });
-  }
-  ~LeaseKeeper() { Stop(); }
-
-  void SetProgress(const esb::v1::JobProgress& p) {
-    absl::MutexLock lock(&mu_);
-    progress_ = p;
-  }
-  // No more heartbeats.
-  void Stop() {
-    {
-      absl::MutexLock lock(&mu_);
-      stop_ = true;
-    }
-    if (thread_.joinable()) thread_.join();
-  }
-  bool cancel_requested() {
-    absl::MutexLock lock(&mu_);
-    return cancel_;
-  }
-  // Why the lease is lost, or "" while it is held.
-  std::string lost() {
-    absl::MutexLock lock(&mu_);
-    return lost_;
-  }
-  // Records that a call named a lease the server no longer grants.
-  void Lose(const std::string& why) {
-    absl::MutexLock lock(&mu_);
-    if (lost_.empty()) lost_ = why;
-  }
-
- private:
-  void Loop() {
-    int failures = 0;
-    absl::Duration wait = worker_->options_.heartbeat_interval;
-    while (true) {
-      esb::v1::HeartbeatRequest req;
-      {
-        absl::MutexLock lock(&mu_);
-        auto done = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stop_; };
-        if (mu_.AwaitWithTimeout(absl::Condition(&done), wait)) return;
-        if (!lost_.empty()) return;
-        *req.mutable_progress() = progress_;
-      }
-      req.set_job_id(lease_.job_id);
-      req.set_lease_id(lease_.lease_id);
-      esb::v1::HeartbeatResponse resp;
-      grpc::ClientContext ctx;
-      SetDeadline(ctx, std::max(absl::Seconds(2),
-                                worker_->options_.heartbeat_interval * 2));
-      const grpc::Status s = worker_->worker_stub_->Heartbeat(&ctx, req, &resp);
-      absl::MutexLock lock(&mu_);
-      if (s.ok()) {
-        failures = 0;
-        wait = worker_->options_.heartbeat_interval;
-        if (resp.lease_deadline_unix_ms() > 0) {
-          deadline_ = resp.lease_deadline_unix_ms();
-        }
-        if (resp.cancel_requested()) cancel_ = true;
-        continue;
-      }
-      if (LeaseGone(s.error_code())) {
-        lost_ = absl::StrCat("heartbeat: ", s.error_message());
-        return;
-      }
-      if (NowUnixMs() > deadline_) {
-        lost_ = absl::StrCat("the lease expired without a heartbeat (last: ",
-                             s.error_message(), ")");
-        return;
-      }
-      wait = std::min(
-          worker_->Backoff(++failures),
-          absl::Milliseconds(std::max<int64_t>(1, deadline_ - NowUnixMs())));
-    }
-  }
-
-  Worker* const worker_;
-  const Lease lease_;
-  std::thread thread_;
-  absl::Mutex mu_;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  bool cancel_ ABSL_GUARDED_BY(mu_) = false;
-  std::string lost_ ABSL_GUARDED_BY(mu_);
-  int64_t deadline_ ABSL_GUARDED_BY(mu_);
-  esb::v1::JobProgress progress_ ABSL_GUARDED_BY(mu_);
-};
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(
     const WorkerOptions& options, std::shared_ptr<grpc::Channel> channel,
@@ -258,15 +127,8 @@ bool Worker::Sleep(absl::Duration d, bool stop_on_drain) {
   return !mu_.AwaitWithTimeout(absl::Condition(&stop), d);
 }
 
-absl::Duration Worker::Backoff(int failures) {
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  absl::Duration d = options_.backoff_min;
-  for (int i = 1; i < failures && d < options_.backoff_max; ++i) d *= 2;
-  d = std::min(d, options_.backoff_max);
-  // Full jitter over the upper half, so that workers that lost the server
-  // together do not come back together.
-  std::uniform_real_distribution<double> jitter(0.5, 1.0);
-  return d * jitter(rng);
+absl::Duration Worker::Backoff(int failures) const {
+  return worker::Backoff(failures, options_.backoff_min, options_.backoff_max);
 }
 
 void Worker::Slot(int index) {
@@ -291,7 +153,8 @@ void Worker::Slot(int index) {
           std::find(lease_calls_.begin(), lease_calls_.end(), &ctx));
     }
     if (!s.ok()) {
-      if (s.error_code() == grpc::StatusCode::CANCELLED) continue;  // Drain.
+      // Drain() cancels the call; the loop then sees draining_.
+      if (s.error_code() == grpc::StatusCode::CANCELLED) continue;
       if (failures == 0) Log(absl::StrCat("LeaseJob: ", s.error_message()));
       if (!Sleep(Backoff(++failures), /*stop_on_drain=*/true)) return;
       continue;
@@ -367,21 +230,29 @@ void Worker::RunLeased(const esb::v1::LeaseJobResponse& lease) {
   const std::string& id = job.id();
   Log(absl::StrCat("job ", id, " leased (attempt ", job.attempts(), ")"));
   metrics_->running.Increment();
-  LeaseKeeper keeper(this, Lease{id, lease.lease_id()},
-                     lease.lease_deadline_unix_ms());
+  LeaseKeeperOptions keep;
+  keep.job_id = id;
+  keep.lease_id = lease.lease_id();
+  keep.deadline_unix_ms = lease.lease_deadline_unix_ms();
+  keep.interval = options_.heartbeat_interval;
+  keep.backoff_min = options_.backoff_min;
+  keep.backoff_max = options_.backoff_max;
+  LeaseKeeper keeper(worker_stub_.get(), keep);
   bool aborted = false;
   // Runs `call` until it succeeds or fails for good. ABORTED when the
-  // lease is lost meanwhile, CANCELLED when the worker is aborted.
-  auto persist = [&](const std::function<absl::Status()>& call) {
+  // lease is lost meanwhile (or, for a call naming the lease, when the
+  // answer says so), CANCELLED when the worker is aborted.
+  auto persist = [&](const std::function<absl::Status()>& call,
+                     bool names_lease) {
     int failures = 0;
     while (true) {
       absl::Status s = call();
       if (s.ok()) return s;
-      if (LeaseGone(static_cast<grpc::StatusCode>(s.code()))) {
-        keeper.Lose(std::string(s.message()));
+      if (names_lease && LeaseGone(s.code())) {
+        keeper.Lose(absl::StrCat(s.message()));
         return absl::AbortedError(s.message());
       }
-      if (!Transient(static_cast<grpc::StatusCode>(s.code()))) return s;
+      if (!Transient(s.code())) return s;
       if (std::string why = keeper.lost(); !why.empty()) {
         return absl::AbortedError(why);
       }
@@ -392,6 +263,8 @@ void Worker::RunLeased(const esb::v1::LeaseJobResponse& lease) {
       }
     }
   };
+  // The job is no longer ours to report.
+  auto gone = [&] { return aborted || !keeper.lost().empty(); };
   auto finish = [&](const std::string& outcome, const std::string& detail) {
     keeper.Stop();
     metrics_->running.Decrement();
@@ -400,17 +273,19 @@ void Worker::RunLeased(const esb::v1::LeaseJobResponse& lease) {
                      detail.empty() ? "" : ": ", detail));
   };
   auto fail = [&](const JobError& error, const std::string& outcome) {
-    absl::Status s = persist([&] {
-      esb::v1::FailJobRequest req;
-      req.set_job_id(id);
-      req.set_lease_id(lease.lease_id());
-      *req.mutable_error() = error;
-      esb::v1::FailJobResponse resp;
-      grpc::ClientContext ctx;
-      SetDeadline(ctx, kCallTimeout);
-      return ToAbsl(worker_stub_->FailJob(&ctx, req, &resp));
-    });
-    finish(s.code() == absl::StatusCode::kAborted ? "lost" : outcome,
+    absl::Status s = persist(
+        [&] {
+          esb::v1::FailJobRequest req;
+          req.set_job_id(id);
+          req.set_lease_id(lease.lease_id());
+          *req.mutable_error() = error;
+          esb::v1::FailJobResponse resp;
+          grpc::ClientContext ctx;
+          SetDeadline(ctx, kCallTimeout);
+          return ToAbsl(worker_stub_->FailJob(&ctx, req, &resp));
+        },
+        /*names_lease=*/true);
+    finish(gone() ? "lost" : outcome,
            s.ok() ? error.message()
                   : absl::StrCat(error.message(), " (FailJob: ", s.message(),
                                  ")"));
@@ -424,20 +299,17 @@ void Worker::RunLeased(const esb::v1::LeaseJobResponse& lease) {
     if (!d->blob().sha256().empty()) blobs.push_back(&d->blob());
   }
   for (const esb::v1::BlobRef* blob : blobs) {
-    absl::Status s = persist([&] {
-      return cache_
-          .Get(blob->sha256(), blob->size(),
-               [this](
-                   const std::string& sha,
-                   const std::function<absl::Status(absl::string_view)>& sink) {
-                 return FetchBlob(sha, sink);
-               })
-          .status();
-    });
-    if (s.code() == absl::StatusCode::kAborted ||
-        s.code() == absl::StatusCode::kCancelled) {
-      return finish("lost", s.ToString());
-    }
+    absl::Status s = persist(
+        [&] {
+          return cache_
+              .Get(blob->sha256(), blob->size(),
+                   [this](const std::string& sha,
+                          const std::function<absl::Status(absl::string_view)>&
+                              sink) { return FetchBlob(sha, sink); })
+              .status();
+        },
+        /*names_lease=*/false);
+    if (gone()) return finish("lost", s.ToString());
     if (!s.ok()) {
       return fail(MakeError(s.code(),
                             absl::StrCat("input blob ", blob->sha256(), ": ",
@@ -462,7 +334,7 @@ void Worker::RunLeased(const esb::v1::LeaseJobResponse& lease) {
   }();
   if (!process.ok()) {
     return fail(MakeError(process.status().code(),
-                          std::string(process.status().message()),
+                          absl::StrCat(process.status().message()),
                           esb::v1::STAGE_UNSPECIFIED),
                 "failed");
   }
@@ -524,11 +396,9 @@ void Worker::RunLeased(const esb::v1::LeaseJobResponse& lease) {
     artifact->set_name(name);
     const std::string path = absl::StrCat(exit.output_dir, "/", name);
     absl::Status s =
-        persist([&] { return Upload(path, artifact->mutable_blob()); });
-    if (s.code() == absl::StatusCode::kAborted ||
-        s.code() == absl::StatusCode::kCancelled) {
-      return finish("lost", s.ToString());
-    }
+        persist([&] { return Upload(path, artifact->mutable_blob()); },
+                /*names_lease=*/false);
+    if (gone()) return finish("lost", s.ToString());
     if (!s.ok()) {
       return fail(MakeError(s.code(),
                             absl::StrCat("upload of ", name, ": ", s.message()),
@@ -542,14 +412,16 @@ void Worker::RunLeased(const esb::v1::LeaseJobResponse& lease) {
                           esb::v1::STAGE_UNSPECIFIED),
                 "cancelled");
   }
-  absl::Status s = persist([&] {
-    esb::v1::CompleteJobResponse resp;
-    grpc::ClientContext ctx;
-    SetDeadline(ctx, kCallTimeout);
-    return ToAbsl(worker_stub_->CompleteJob(&ctx, complete, &resp));
-  });
+  absl::Status s = persist(
+      [&] {
+        esb::v1::CompleteJobResponse resp;
+        grpc::ClientContext ctx;
+        SetDeadline(ctx, kCallTimeout);
+        return ToAbsl(worker_stub_->CompleteJob(&ctx, complete, &resp));
+      },
+      /*names_lease=*/true);
   if (!s.ok()) {
-    return finish(s.code() == absl::StatusCode::kAborted ? "lost" : "failed",
+    return finish(gone() ? "lost" : "failed",
                   absl::StrCat("CompleteJob: ", s.ToString()));
   }
   absl::StatusOr<std::string> json = ReadFileToString(

@@ -88,9 +88,6 @@ class Worker {
   void Abort();
 
  private:
-  struct Lease;
-  class LeaseKeeper;
-
   Worker(const WorkerOptions& options, std::shared_ptr<grpc::Channel> channel,
          WorkerMetrics* metrics);
   void Slot(int index);
@@ -98,7 +95,7 @@ class Worker {
   // Sleeps `d` unless the worker is aborted (or draining, when
   // `stop_on_drain`); false when woken by that.
   bool Sleep(absl::Duration d, bool stop_on_drain);
-  absl::Duration Backoff(int failures);
+  absl::Duration Backoff(int failures) const;
 
   absl::Status FetchBlob(
       const std::string& sha256,
