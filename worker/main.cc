@@ -104,7 +104,8 @@ int main(int argc, char** argv) {
       "             [--metrics-port P] [--job-memory-limit BYTES]\n"
       "             [--threads N] [--name NAME] [--heartbeat-ms MS]\n\n"
       "Each job runs in its own process under the memory limit. SIGTERM or\n"
-      "SIGINT drains (running jobs finish); a second one stops at once.");
+      "SIGINT drains (running jobs finish); a second one stops at once.\n"
+      "Flag names take dashes or underscores (--work-dir, --work_dir).");
   std::vector<std::string> storage;
   std::vector<char*> args = Underscored(argc, argv, storage);
   std::vector<char*> rest =

@@ -407,6 +407,36 @@ TEST_F(WorkerTest, DrainLetsTheRunningJobFinish) {
   EXPECT_EQ(s.queue.size(), 1u);
 }
 
+TEST_F(WorkerTest, ALeaseThatLapsesWithoutAHeartbeatIsGivenUp) {
+  FakeState& s = server_.state();
+  {
+    absl::MutexLock lock(&s.mu);
+    s.lease = absl::Seconds(1);
+    s.unavailable_heartbeats = 1 << 20;
+    s.unavailable_completes = 1 << 20;
+  }
+  server_.Enqueue(MakeJob("lapsed", Slurp(Model("lenet")), kLongCalib));
+  Start();
+  EXPECT_EQ(AwaitMetric(registry_, "esb_worker_jobs_total", "lost", 1), 1);
+  absl::MutexLock lock(&s.mu);
+  EXPECT_TRUE(s.completes.empty());
+  EXPECT_TRUE(s.fails.empty());
+  EXPECT_TRUE(Children().empty()) << "the job process survived";
+}
+
+TEST_F(WorkerTest, AMissingInputBlobFailsTheJob) {
+  esb::v1::Job job = MakeJob("no-data", Slurp(Model("lenet")), 64);
+  const std::string missing(64, 'a');
+  job.mutable_inputs()->mutable_calib()->mutable_blob()->set_sha256(missing);
+  server_.Enqueue(job);
+  Start();
+  const esb::v1::FailJobRequest* fail = WaitFail("no-data", absl::Seconds(30));
+  ASSERT_NE(fail, nullptr);
+  EXPECT_EQ(fail->error().code(),
+            static_cast<int>(absl::StatusCode::kNotFound));
+  EXPECT_THAT(fail->error().message(), HasSubstr(missing));
+}
+
 TEST(ParseBytesTest, AcceptsSuffixes) {
   EXPECT_EQ(*ParseBytes("8G"), int64_t{8} << 30);
   EXPECT_EQ(*ParseBytes("64m"), int64_t{64} << 20);
