@@ -319,6 +319,11 @@ void Worker::RunLeased(const esb::v1::LeaseJobResponse& lease) {
     }
   }
   metrics_->Stage("fetch", absl::ToDoubleSeconds(absl::Now() - clock));
+  if (keeper.cancel_requested()) {
+    return fail(MakeError(absl::StatusCode::kCancelled, "cancelled",
+                          esb::v1::STAGE_UNSPECIFIED),
+                "cancelled");
+  }
 
   // Run.
   JobSpawnOptions spawn;
