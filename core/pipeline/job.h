@@ -35,7 +35,7 @@ namespace esb::pipeline {
 
 struct JobInputs {
   std::string model_path;    // FP32 ONNX model.
-  std::string model_name;    // Name in the report; empty: the model file's stem.
+  std::string model_name;    // Report name; empty: the model file's stem.
   std::string calib_images;  // IDX images.
   std::string eval_images;   // Optional IDX images ...
   std::string eval_labels;   // ... and labels.
