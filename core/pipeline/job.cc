@@ -114,7 +114,9 @@ absl::Status Load(Job& job) {
   absl::StatusOr<std::string> bytes =
       ReadFileToString(in.env, in.model_path, in.import.max_model_bytes);
   if (!bytes.ok()) return bytes.status();
-  job.name = std::filesystem::path(in.model_path).stem().string();
+  job.name = !in.model_name.empty()
+                 ? in.model_name
+                 : std::filesystem::path(in.model_path).stem().string();
   job.report().set_model(job.name);
   job.report().set_model_sha256(Sha256Hex(*bytes));
   absl::StatusOr<graph::Graph> graph =

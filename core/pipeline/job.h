@@ -35,6 +35,7 @@ namespace esb::pipeline {
 
 struct JobInputs {
   std::string model_path;  // FP32 ONNX model.
+  std::string model_name;  // Report name; empty: the model file's stem.
   // Data sets as data/dataset.h reads them: IDX, .npy, a folder of PNG or
   // JPEG images, or a tar of such a folder.
   std::string calib_images;
