@@ -216,9 +216,7 @@ const std::vector<CommandSpec>& Commands() {
     eval.flags.push_back({"json", ""});
     c->push_back(eval);
     c->push_back(
-        {"quantize",
-         "MODEL.onnx",
-         1,
+        {"quantize", "MODEL.onnx", 1,
          "Quantize a model: calibrate, fit ESB formats and scales, write "
          "model.esb.onnx, model.esbm and report.json.",
          QuantizeFlags()});

@@ -39,10 +39,9 @@ StageBars::~StageBars() {
 void StageBars::OnProgress(const pipeline::ProgressEvent& e) {
   if (quiet_) return;
   const std::string stage(pipeline::StageName(e.stage));
-  const std::string label =
-      e.stage == esb::v1::STAGE_EVAL && !e.message.empty()
-          ? absl::StrCat(stage, " ", e.message)
-          : stage;
+  const std::string label = e.stage == esb::v1::STAGE_EVAL && !e.message.empty()
+                                ? absl::StrCat(stage, " ", e.message)
+                                : stage;
   if (label != label_) {
     if (bar_ != nullptr) bar_->Finish();
     label_ = label;

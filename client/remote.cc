@@ -59,7 +59,8 @@ std::string JobOutcome(const esb::v1::Job& job) {
   if (job.state() == esb::v1::JOB_STATE_SUCCEEDED) return "succeeded";
   std::string where;
   if (job.error().stage() != esb::v1::STAGE_UNSPECIFIED) {
-    where = absl::StrCat(" in stage ", pipeline::StageName(job.error().stage()));
+    where =
+        absl::StrCat(" in stage ", pipeline::StageName(job.error().stage()));
   }
   return absl::StrFormat(
       "job %s %s%s: %s (%s)", job.id(), JobStateName(job.state()), where,
@@ -271,9 +272,9 @@ absl::StatusOr<std::string> Remote::Download(const std::string& id,
   }
   if (absl::Status s = FromGrpc(reader->Finish()); !s.ok()) return s;
   if (Sha256Hex(bytes) != expected_sha) {
-    return absl::DataLossError(absl::StrFormat(
-        "%s of job %s arrived with sha256 %s, not %s", name, id,
-        Sha256Hex(bytes), expected_sha));
+    return absl::DataLossError(
+        absl::StrFormat("%s of job %s arrived with sha256 %s, not %s", name, id,
+                        Sha256Hex(bytes), expected_sha));
   }
   return bytes;
 }

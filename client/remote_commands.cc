@@ -1,5 +1,7 @@
 #include "client/remote_commands.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -15,6 +17,8 @@
 #include "client/output.h"
 #include "client/quantize.h"
 #include "client/remote.h"
+#include "core/data/tar.h"
+#include "core/env/env.h"
 #include "core/pipeline/config.h"
 #include "esb/v1/report.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -37,7 +41,7 @@ ABSL_DECLARE_FLAG(std::string, o);
 namespace esb::client {
 namespace {
 
-constexpr const char* kCommands[] = {"submit", "watch",  "list",  "get",
+constexpr const char* kCommands[] = {"submit", "watch", "list",   "get",
                                      "cancel", "fetch", "report", "health"};
 
 int Failed(const absl::Status& status) {
@@ -62,13 +66,26 @@ absl::StatusOr<esb::v1::DataRef> UploadData(Remote& remote,
   ref.set_name(std::filesystem::path(path).filename().string());
   std::error_code error;
   if (std::filesystem::is_directory(path, error)) {
-    return absl::UnimplementedError(absl::StrCat(
-        "--", flag, " ", path,
-        ": submitting an image folder is not supported yet; pass an IDX "
-        "or .npy file"));
+    // A folder travels as one ustar blob, deterministic bytes, so the same
+    // folder is uploaded once.
+    const std::string tar =
+        absl::StrCat(std::filesystem::temp_directory_path().string(),
+                     "/esbctl.", getpid(), ".", flag, ".tar");
+    absl::Status packed = data::WriteImageTar(path, Env::Default(), tar);
+    absl::StatusOr<esb::v1::BlobRef> blob =
+        packed.ok() ? remote.UploadFile(tar, nullptr)
+                    : absl::StatusOr<esb::v1::BlobRef>(packed);
+    std::filesystem::remove(tar, error);
+    if (!blob.ok()) {
+      return absl::Status(
+          blob.status().code(),
+          absl::StrCat("--", flag, " ", path, ": ", blob.status().message()));
+    }
+    *ref.mutable_blob() = *std::move(blob);
+    ref.set_format(esb::v1::DATA_FORMAT_IMAGE_TAR);
+    return ref;
   }
-  absl::StatusOr<esb::v1::BlobRef> blob =
-      remote.UploadFile(path, nullptr);
+  absl::StatusOr<esb::v1::BlobRef> blob = remote.UploadFile(path, nullptr);
   if (!blob.ok()) return blob.status();
   *ref.mutable_blob() = *std::move(blob);
   return ref;
@@ -148,7 +165,8 @@ std::string Summary(const esb::v1::QuantReport& report, const std::string& id,
 int Finish(Remote& remote, const esb::v1::Job& job) {
   const std::string dir = absl::GetFlag(FLAGS_o);
   if (job.state() == esb::v1::JOB_STATE_SUCCEEDED && !dir.empty()) {
-    absl::StatusOr<std::vector<std::string>> paths = remote.Fetch(job.id(), dir);
+    absl::StatusOr<std::vector<std::string>> paths =
+        remote.Fetch(job.id(), dir);
     if (!paths.ok()) return Failed(paths.status());
   }
   if (absl::GetFlag(FLAGS_json)) {
@@ -192,7 +210,8 @@ int Submit(const CommandLine& line, const JobFromFlags& job_flags) {
         Data{&in.eval_images, inputs->mutable_eval(), "eval"},
         Data{&in.eval_labels, inputs->mutable_eval_labels(), "labels"}}) {
     if (d.path->empty()) continue;
-    absl::StatusOr<esb::v1::DataRef> ref = UploadData(**remote, *d.path, d.flag);
+    absl::StatusOr<esb::v1::DataRef> ref =
+        UploadData(**remote, *d.path, d.flag);
     if (!ref.ok()) return Failed(ref.status());
     *d.ref = *std::move(ref);
   }
@@ -280,8 +299,8 @@ int List(const CommandLine& line) {
         job.progress().stage() == esb::v1::STAGE_UNSPECIFIED
             ? "-"
             : std::string(pipeline::StageName(job.progress().stage()));
-    std::cout << absl::StrFormat("%-12s %-10s %-10s %-8d %-20s %s\n",
-                                 job.id(), JobStateName(job.state()), stage,
+    std::cout << absl::StrFormat("%-12s %-10s %-10s %-8d %-20s %s\n", job.id(),
+                                 JobStateName(job.state()), stage,
                                  job.attempts(), When(job.created_unix_ms()),
                                  job.inputs().model_name());
   }
@@ -327,8 +346,7 @@ int Get(const CommandLine& line) {
   if (job->has_eval()) {
     std::cout << absl::StrFormat(
         "  top-1      fp32 %.2f%%, esb %.2f%%, agreement %.2f%%\n",
-        100 * job->fp32_top1(), 100 * job->esb_top1(),
-        100 * job->agreement());
+        100 * job->fp32_top1(), 100 * job->esb_top1(), 100 * job->agreement());
   }
   for (const esb::v1::Artifact& a : job->artifacts()) {
     std::cout << absl::StrFormat("  artifact   %-15s %10d bytes%s\n", a.name(),
@@ -415,26 +433,35 @@ std::vector<CommandSpec> RemoteCommands(
                "JOB",
                1,
                "Follow a job: a progress bar per stage, then its report.",
-               {server, {"o", "OUTDIR", "Fetch the artifacts here."}, json,
+               {server,
+                {"o", "OUTDIR", "Fetch the artifacts here."},
+                json,
                 {"quiet", ""}}});
   c.push_back({"list",
                "",
                0,
                "Jobs on the server, newest first.",
                {server, {"state", "STATES"}, {"max_jobs", "N"}, json}});
-  c.push_back({"get", "JOB", 1, "One job: state, progress, error, artifacts.",
+  c.push_back({"get",
+               "JOB",
+               1,
+               "One job: state, progress, error, artifacts.",
                {server, json}});
-  c.push_back({"cancel", "JOB", 1, "Cancel a queued or running job.",
-               {server, json}});
+  c.push_back(
+      {"cancel", "JOB", 1, "Cancel a queued or running job.", {server, json}});
   c.push_back({"fetch",
                "JOB",
                1,
                "Download a job's model.esb.onnx, model.esbm and report.json.",
                {server, {"o", "OUTDIR", nullptr, nullptr, true}}});
-  c.push_back({"report", "JOB", 1,
+  c.push_back({"report",
+               "JOB",
+               1,
                "A finished job's report, as quantize prints it.",
                {server, json}});
-  c.push_back({"health", "", 0,
+  c.push_back({"health",
+               "",
+               0,
                "Whether esb-server answers and is serving (exit 0 if so).",
                {server}});
   return c;

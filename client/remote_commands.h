@@ -20,8 +20,8 @@ namespace esb::client {
 
 // Fills a job's inputs and config from the quantize flags (main.cc owns
 // those flags), INVALID_ARGUMENT naming the flag on a mistake.
-using JobFromFlags = std::function<absl::Status(pipeline::JobInputs*,
-                                                esb::v1::JobConfig*)>;
+using JobFromFlags =
+    std::function<absl::Status(pipeline::JobInputs*, esb::v1::JobConfig*)>;
 
 // The command table entries; `quantize_flags` are quantize's own, which
 // submit takes too.

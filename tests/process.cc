@@ -21,10 +21,11 @@ namespace esb::testing {
 absl::StatusOr<std::unique_ptr<Process>> Process::Start(
     const std::vector<std::string>& argv, const std::string& log_path) {
   std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  const int log = open(log_path.c_str(),
-                       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int log =
+      open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log < 0) return absl::InternalError("cannot open " + log_path);
   const pid_t pid = fork();
   if (pid < 0) {
@@ -104,11 +105,11 @@ absl::StatusOr<int> Process::Wait(absl::Duration timeout) {
   return status_;
 }
 
-RunResult Run(const std::vector<std::string>& argv, absl::Duration timeout) {
+RunResult RunCommand(const std::vector<std::string>& argv,
+                     absl::Duration timeout) {
   static std::atomic<int> counter{0};
-  const std::string log =
-      absl::StrCat(::testing::TempDir(), "/run.", getpid(), ".",
-                   counter.fetch_add(1), ".log");
+  const std::string log = absl::StrCat(::testing::TempDir(), "/run.", getpid(),
+                                       ".", counter.fetch_add(1), ".log");
   std::filesystem::remove(log);
   RunResult result;
   absl::StatusOr<std::unique_ptr<Process>> p = Process::Start(argv, log);
@@ -119,7 +120,8 @@ RunResult Run(const std::vector<std::string>& argv, absl::Duration timeout) {
   absl::StatusOr<int> status = (*p)->Wait(timeout);
   result.out = (*p)->Log();
   std::filesystem::remove(log);
-  if (status.ok() && WIFEXITED(*status)) result.exit_code = WEXITSTATUS(*status);
+  if (status.ok() && WIFEXITED(*status))
+    result.exit_code = WEXITSTATUS(*status);
   if (!status.ok()) absl::StrAppend(&result.out, "\n[killed after timeout]");
   return result;
 }

@@ -58,8 +58,8 @@ struct RunResult {
 };
 
 // Runs a command to its end (killed after `timeout`).
-RunResult Run(const std::vector<std::string>& argv,
-              absl::Duration timeout = absl::Seconds(120));
+RunResult RunCommand(const std::vector<std::string>& argv,
+                     absl::Duration timeout = absl::Seconds(120));
 
 // A TCP port on 127.0.0.1 free at the time of the call.
 int FreePort();

@@ -29,6 +29,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/cli/flags.h"
 #include "core/runtime/cpus.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -63,24 +64,6 @@ ABSL_FLAG(int, progress_fd, 3, "Internal, with --run-job.");
 
 namespace {
 
-// absl flags spell names with underscores; --work-dir is accepted too.
-std::vector<char*> Underscored(int argc, char** argv,
-                               std::vector<std::string>& storage) {
-  storage.assign(argv, argv + argc);
-  for (size_t i = 1; i < storage.size(); ++i) {
-    std::string& a = storage[i];
-    if (a == "--") break;
-    if (a.size() < 3 || a[0] != '-') continue;
-    const size_t start = a[1] == '-' ? 2 : 1;
-    const size_t end = std::min(a.find('='), a.size());
-    std::replace(a.begin() + static_cast<std::ptrdiff_t>(start),
-                 a.begin() + static_cast<std::ptrdiff_t>(end), '-', '_');
-  }
-  std::vector<char*> out;
-  for (std::string& a : storage) out.push_back(a.data());
-  return out;
-}
-
 int Fail(const std::string& message) {
   std::cerr << "esb-worker: " << message << "\n";
   return 2;
@@ -107,9 +90,9 @@ int main(int argc, char** argv) {
       "SIGINT drains (running jobs finish); a second one stops at once.\n"
       "Flag names take dashes or underscores (--work-dir, --work_dir).");
   std::vector<std::string> storage;
-  std::vector<char*> args = Underscored(argc, argv, storage);
+  std::vector<char*> args = esb::cli::UnderscoreFlagNames(argc, argv, &storage);
   std::vector<char*> rest =
-      absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+      absl::ParseCommandLine(static_cast<int>(storage.size()), args.data());
   if (rest.size() > 1) {
     return Fail(absl::StrCat("unexpected argument '", rest[1], "'"));
   }
@@ -131,7 +114,7 @@ int main(int argc, char** argv) {
   options.concurrency = absl::GetFlag(FLAGS_concurrency);
   if (options.concurrency < 1) return Fail("--concurrency must be >= 1");
   absl::StatusOr<int64_t> limit =
-      esb::worker::ParseBytes(absl::GetFlag(FLAGS_job_memory_limit));
+      esb::cli::ParseByteSize(absl::GetFlag(FLAGS_job_memory_limit));
   if (!limit.ok()) {
     return Fail(absl::StrCat("--job-memory-limit: ", limit.status().message()));
   }

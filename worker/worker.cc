@@ -441,34 +441,4 @@ void Worker::RunLeased(const esb::v1::LeaseJobResponse& lease) {
   finish("succeeded", "");
 }
 
-absl::StatusOr<int64_t> ParseBytes(const std::string& text) {
-  std::string digits = absl::AsciiStrToUpper(text);
-  int shift = 0;
-  if (!digits.empty()) {
-    switch (digits.back()) {
-      case 'K':
-        shift = 10;
-        break;
-      case 'M':
-        shift = 20;
-        break;
-      case 'G':
-        shift = 30;
-        break;
-      default:
-        break;
-    }
-    if (shift != 0) digits.pop_back();
-  }
-  int64_t n = 0;
-  if (!absl::SimpleAtoi(digits, &n) || n < 0 ||
-      n > (std::numeric_limits<int64_t>::max() >> shift)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", text,
-                     "' is not a byte count (a number, optionally with K, M "
-                     "or G)"));
-  }
-  return n << shift;
-}
-
 }  // namespace esb::worker

@@ -116,9 +116,6 @@ class Worker {
   std::vector<grpc::ClientContext*> lease_calls_ ABSL_GUARDED_BY(mu_);
 };
 
-// "8G", "512M", "64K", "1024": bytes. INVALID_ARGUMENT otherwise.
-absl::StatusOr<int64_t> ParseBytes(const std::string& text);
-
 }  // namespace esb::worker
 
 #endif  // ESB_WORKER_WORKER_H_

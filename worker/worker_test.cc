@@ -437,16 +437,5 @@ TEST_F(WorkerTest, AMissingInputBlobFailsTheJob) {
   EXPECT_THAT(fail->error().message(), HasSubstr(missing));
 }
 
-TEST(ParseBytesTest, AcceptsSuffixes) {
-  EXPECT_EQ(*ParseBytes("8G"), int64_t{8} << 30);
-  EXPECT_EQ(*ParseBytes("64m"), int64_t{64} << 20);
-  EXPECT_EQ(*ParseBytes("3K"), 3072);
-  EXPECT_EQ(*ParseBytes("1000"), 1000);
-  EXPECT_FALSE(ParseBytes("").ok());
-  EXPECT_FALSE(ParseBytes("-1G").ok());
-  EXPECT_FALSE(ParseBytes("1T").ok());
-  EXPECT_FALSE(ParseBytes("99999999999G").ok());
-}
-
 }  // namespace
 }  // namespace esb::worker
