@@ -103,9 +103,21 @@ absl::StatusOr<esb::v1::Job> Follow(Remote& remote, const std::string& id,
   StageBars bars(quiet);
   esb::v1::JobState last_state = esb::v1::JOB_STATE_UNSPECIFIED;
   int last_attempt = 0;
+  std::optional<pipeline::ProgressEvent> shown;
+  // Watching sees snapshots, not every step: a stage that was left, or a
+  // job that succeeded, finished its bar.
+  auto complete_shown = [&] {
+    if (shown.has_value() && shown->total > 0) {
+      shown->step = shown->total;
+      bars.OnProgress(*shown);
+    }
+    shown.reset();
+  };
   return remote.Watch(id, [&](const esb::v1::Job& job) {
     if (quiet) return;
     if (job.state() != last_state || job.attempts() != last_attempt) {
+      if (job.state() == esb::v1::JOB_STATE_SUCCEEDED) complete_shown();
+      shown.reset();
       bars.Done();
       if (job.state() == esb::v1::JOB_STATE_RUNNING) {
         std::cerr << absl::StrFormat("job %s running on %s (attempt %d)\n",
@@ -123,7 +135,12 @@ absl::StatusOr<esb::v1::Job> Follow(Remote& remote, const std::string& id,
       e.step = job.progress().step();
       e.total = job.progress().total();
       e.message = job.progress().message();
+      if (shown.has_value() &&
+          (shown->stage != e.stage || shown->message != e.message)) {
+        complete_shown();
+      }
       bars.OnProgress(e);
+      shown = e;
     }
   });
 }

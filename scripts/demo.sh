@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The main job on embedded defaults: sets everything up, then runs the
-# local flow on the bundled demo models: the ESB format, DDA on a weight
-# tensor, FP32 accuracy, and a full W4A4 quantization job per model
-# (calibration on 512 training images, output-error DDA with bias
-# correction, QDQ ONNX + .esbm + report.json, FP32 vs exact ESB top-1 on
-# the 10k test images). The server, workers and board agent are not built
-# yet; this is the part of the flow that exists.
+# The main job on embedded defaults: sets everything up, starts esb-server
+# (SQLite job store and blobs under a temporary data dir) and an esb-worker
+# on loopback, submits each bundled demo model with `esbctl submit --sb 2
+# --wait` (W4A4, calibration on 512 training images, FP32 vs exact ESB
+# top-1 on the 10k test images), fetches the artifacts and prints the
+# report, then stops what it started. The board agent is not built yet.
+#
+#   ESB_DEMO_OUT=DIR   where the artifacts go (default build/demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,22 +14,50 @@ bash scripts/setup.sh
 esbctl=build/client/esbctl
 data=/usr/share/datasets/fashion-mnist
 out=${ESB_DEMO_OUT:-build/demo}
+run=$(mktemp -d /tmp/esb-demo.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$run"
+}
+trap cleanup EXIT
+
+# Waits (up to 30 s) for a line containing $2 in the log $1 and prints it.
+await() {
+  for _ in $(seq 300); do
+    if grep -q "$2" "$1"; then grep -m1 "$2" "$1"; return 0; fi
+    sleep 0.1
+  done
+  echo "demo: no '$2' in $1:" >&2; cat "$1" >&2; return 1
+}
 
 echo
 echo "== The ESB format: 4 bits, 2 significant bits =="
 "$esbctl" levels --bits 4 --sb 2
+
 echo
-echo "== DDA on a trained 64x64x3x3 conv weight (models/resnet_stage3_conv.npy) =="
-"$esbctl" fit models/resnet_stage3_conv.npy --bits 4 --sb 2 --rows 0
+echo "== esb-server and esb-worker on loopback (data dir $run/server) =="
+build/server/esb-server --listen 127.0.0.1:0 --data-dir "$run/server" \
+  --metrics-port 0 >"$run/server.log" 2>&1 &
+pids+=($!)
+address=$(await "$run/server.log" "listening on" | awk '{print $NF}')
+await "$run/server.log" "metrics on"
+build/worker/esb-worker --server "$address" --work-dir "$run/worker" \
+  >"$run/worker.log" 2>&1 &
+pids+=($!)
+await "$run/worker.log" "serving"
+"$esbctl" health --server "$address"
+
 for model in lenet resnet; do
   echo
-  echo "== $model: FP32 top-1 on the 10k test images =="
-  "$esbctl" eval "models/$model.onnx" --images "$data/t10k-images-idx3-ubyte.gz" \
-    --labels "$data/t10k-labels-idx1-ubyte.gz" --quiet
-  echo
-  echo "== $model: quantize to ESB W4A4 (sb 2), artifacts in $out/$model =="
-  "$esbctl" quantize "models/$model.onnx" --bits 4 --sb 2 --act-bits 4 --act-sb 2 \
-    --calib "$data/train-images-idx3-ubyte.gz" --calib-count 512 \
-    --eval "$data/t10k-images-idx3-ubyte.gz" --labels "$data/t10k-labels-idx1-ubyte.gz" \
-    -o "$out/$model" --quiet
+  echo "== $model: esbctl submit --sb 2 --wait, artifacts in $out/$model =="
+  "$esbctl" submit "models/$model.onnx" --server "$address" --bits 4 --sb 2 \
+    --act-bits 4 --act-sb 2 --calib "$data/train-images-idx3-ubyte.gz" \
+    --calib-count 512 --eval "$data/t10k-images-idx3-ubyte.gz" \
+    --labels "$data/t10k-labels-idx1-ubyte.gz" --wait -o "$out/$model"
 done
+
+echo
+echo "== The jobs on the server =="
+"$esbctl" list --server "$address"
