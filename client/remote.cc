@@ -142,7 +142,7 @@ absl::StatusOr<esb::v1::BlobRef> Remote::UploadFile(
       break;
     }
     if (piece.empty() && sent > 0) break;
-    message.set_data(std::string(piece));
+    message.set_data(std::string{piece});
     if (!writer->Write(message)) break;  // Finish says why.
     message.clear_sha256();
     message.clear_size();

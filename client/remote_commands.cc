@@ -315,7 +315,7 @@ int List(const CommandLine& line) {
     const std::string stage =
         job.progress().stage() == esb::v1::STAGE_UNSPECIFIED
             ? "-"
-            : std::string(pipeline::StageName(job.progress().stage()));
+            : std::string{pipeline::StageName(job.progress().stage())};
     std::cout << absl::StrFormat("%-12s %-10s %-10s %-8d %-20s %s\n", job.id(),
                                  JobStateName(job.state()), stage,
                                  job.attempts(), When(job.created_unix_ms()),

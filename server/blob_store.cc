@@ -92,7 +92,8 @@ absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(
   absl::StatusOr<std::vector<std::string>> left = env->GetChildren(tmp);
   if (!left.ok()) return left.status();
   for (const std::string& name : *left) {
-    if (absl::Status s = env->DeleteFile(tmp + "/" + name); !s.ok()) return s;
+    absl::Status s = env->DeleteFile(absl::StrCat(tmp, "/", name));
+    if (!s.ok()) return s;
   }
   return store;
 }
@@ -132,7 +133,7 @@ absl::StatusOr<std::unique_ptr<BlobUpload>> BlobStore::Start(
       env_->NewWritableFile(temp);
   if (!file.ok()) return file.status();
   return absl::WrapUnique(
-      new BlobUpload(this, std::string(sha256), size, temp, *std::move(file)));
+      new BlobUpload(this, std::string{sha256}, size, temp, *std::move(file)));
 }
 
 absl::Status BlobStore::Put(absl::string_view bytes, std::string* sha256) {
@@ -176,7 +177,7 @@ absl::StatusOr<std::vector<BlobInfo>> BlobStore::List() {
   if (!shards.ok()) return shards.status();
   for (const std::string& shard : *shards) {
     absl::StatusOr<std::vector<std::string>> names =
-        env_->GetChildren(top + "/" + shard);
+        env_->GetChildren(absl::StrCat(top, "/", shard));
     if (!names.ok()) return names.status();
     for (const std::string& name : *names) {
       if (!IsSha256Hex(name)) continue;

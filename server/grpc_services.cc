@@ -31,7 +31,7 @@ grpc::Status StreamBlob(BlobStore* blobs, const std::string& sha256,
       return ToGrpc(s);
     }
     if (piece.empty() && sent > 0) break;
-    chunk.set_data(std::string(piece));
+    chunk.set_data(std::string{piece});
     if (context->IsCancelled() || !writer->Write(chunk)) {
       return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
     }
@@ -51,7 +51,7 @@ grpc::Status StreamBlob(BlobStore* blobs, const std::string& sha256,
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+                      std::string{status.message()});
 }
 
 grpc::Status QuantizationServiceImpl::UploadBlob(

@@ -12,8 +12,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
-#include "server/server.h"
 #include "core/cli/flags.h"
+#include "server/server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "HOST:PORT to serve gRPC on; port 0 picks a free port (printed).");
@@ -48,8 +48,7 @@ int main(int argc, char** argv) {
       "esb-worker processes, and keeps jobs and artifacts under --data-dir.\n"
       "SIGTERM or SIGINT shut it down gracefully.");
   std::vector<std::string> storage;
-  std::vector<char*> args =
-      esb::cli::UnderscoreFlagNames(argc, argv, &storage);
+  std::vector<char*> args = esb::cli::UnderscoreFlagNames(argc, argv, &storage);
   absl::ParseCommandLine(static_cast<int>(storage.size()), args.data());
 
   esb::server::ServerOptions options;
@@ -90,7 +89,7 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<std::unique_ptr<esb::server::Server>> server =
       esb::server::Server::Start(options);
-  if (!server.ok()) return Fail(std::string(server.status().message()));
+  if (!server.ok()) return Fail(std::string{server.status().message()});
   std::cout << "esb-server listening on " << (*server)->address() << std::endl;
   if (!(*server)->metrics_address().empty()) {
     std::cout << "metrics on http://" << (*server)->metrics_address()
