@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "core/env/digest.h"
 #include "esb/v1/service.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -142,6 +143,7 @@ TEST_F(ServerTest, JobLifecycleOverGrpcSurvivesARestart) {
   // Watch from another thread while a worker runs the job.
   std::vector<esb::v1::JobState> states;
   grpc::Status watch_status;
+  absl::Notification first_event;
   std::thread watcher([&] {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() +
@@ -150,9 +152,14 @@ TEST_F(ServerTest, JobLifecycleOverGrpcSurvivesARestart) {
     r.set_id(id);
     auto reader = users_->WatchJob(&context, r);
     esb::v1::JobEvent event;
-    while (reader->Read(&event)) states.push_back(event.job().state());
+    while (reader->Read(&event)) {
+      states.push_back(event.job().state());
+      if (!first_event.HasBeenNotified()) first_event.Notify();
+    }
     watch_status = reader->Finish();
   });
+  // The watch starts with the job as it stands: queued.
+  ASSERT_TRUE(first_event.WaitForNotificationWithTimeout(absl::Seconds(20)));
 
   esb::v1::LeaseJobRequest lease_request;
   lease_request.set_worker("test-worker");
