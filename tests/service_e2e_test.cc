@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "client/remote.h"
+#include "core/data/image_encode.h"
 #include "core/env/digest.h"
 #include "core/env/env.h"
 #include "core/testing/hostile.h"
@@ -623,6 +624,71 @@ TEST(ServiceTest, BadInputGetsItsStatusAndTheServerStaysHealthy) {
   EXPECT_THAT(r.out, HasSubstr("already succeeded"));
   EXPECT_EQ(cluster.Esbctl({"health"}).exit_code, 0);
   EXPECT_TRUE(cluster.server().running());
+}
+
+// A folder per class of PNG images (RGB, 40 x 36: resized and cropped to
+// the model's 1 x 28 x 28) and JPEG ones.
+std::string WriteImageFolder(const std::string& dir) {
+  absl::BitGen gen;
+  for (int c = 0; c < 3; ++c) {
+    const std::string cls = absl::StrCat(dir, "/class", c);
+    std::filesystem::create_directories(cls);
+    for (int i = 0; i < 8; ++i) {
+      data::DecodedImage image;
+      image.height = 36;
+      image.width = 40;
+      image.channels = 3;
+      for (int p = 0; p < 36 * 40 * 3; ++p) {
+        image.pixels.push_back(
+            static_cast<uint8_t>(absl::Uniform(gen, 0, 256)));
+      }
+      const bool png = i % 2 == 0;
+      absl::StatusOr<std::string> bytes =
+          png ? data::EncodePng(image) : data::EncodeJpeg(image, 90);
+      std::ofstream(absl::StrCat(cls, "/", i, png ? ".png" : ".jpg"),
+                    std::ios::binary)
+          << *bytes;
+    }
+  }
+  return dir;
+}
+
+TEST(ServiceTest, ImageFoldersTravelAsTarsAndGiveTheLocalArtifacts) {
+  Cluster cluster("service_folders");
+  cluster.StartServer();
+  cluster.StartWorker("a");
+  const std::string images = WriteImageFolder(cluster.dir() + "/images");
+  const std::vector<std::string> flags = {"--sb",   "2",    "--calib", images,
+                                          "--eval", images, "--seed",  "3"};
+  std::vector<std::string> quantize = {
+      ESBCTL_PATH, "quantize", Model("lenet"), "-o", cluster.dir() + "/local",
+      "--quiet"};
+  quantize.insert(quantize.end(), flags.begin(), flags.end());
+  const RunResult q = RunCommand(quantize);
+  ASSERT_EQ(q.exit_code, 0) << q.out;
+  std::vector<std::string> submit = {"submit", Model("lenet"),
+                                     "--wait", "--json",
+                                     "-o",     cluster.dir() + "/remote"};
+  submit.insert(submit.end(), flags.begin(), flags.end());
+  const RunResult s = cluster.Esbctl(submit);
+  ASSERT_EQ(s.exit_code, 0) << s.out;
+  const esb::v1::Job job = ParseJob(s.out);
+  EXPECT_EQ(job.inputs().calib().format(), esb::v1::DATA_FORMAT_IMAGE_TAR);
+  EXPECT_EQ(job.inputs().calib().name(), "images");
+  EXPECT_TRUE(job.has_eval());
+  for (const char* name : {"model.esb.onnx", "model.esbm"}) {
+    EXPECT_EQ(ReadFile(cluster.dir() + "/remote/" + name),
+              ReadFile(cluster.dir() + "/local/" + name))
+        << name;
+  }
+  // The folder packs to the same bytes every time: the same blob again.
+  std::vector<std::string> again = {"submit", Model("lenet"), "--json"};
+  again.insert(again.end(), flags.begin(), flags.end());
+  const esb::v1::Job second = ParseJob(cluster.Esbctl(again).out);
+  ASSERT_FALSE(second.id().empty());
+  EXPECT_NE(second.id(), job.id());
+  EXPECT_EQ(second.inputs().calib().blob().sha256(),
+            job.inputs().calib().blob().sha256());
 }
 
 TEST(ServiceTest, NoServerSaysHowToStartOne) {

@@ -7,10 +7,9 @@ namespace esb::cli {
 namespace {
 
 TEST(UnderscoreFlagNamesTest, NamesOnly) {
-  std::vector<std::string> in = {"prog",          "--data-dir=/a-b",
-                                 "--metrics-port", "9-1",
-                                 "-x-y",           "pos-arg",
-                                 "--",             "--keep-this"};
+  std::vector<std::string> in = {
+      "prog", "--data-dir=/a-b", "--metrics-port", "9-1", "-x-y", "pos-arg",
+      "--",   "--keep-this"};
   std::vector<char*> argv;
   for (std::string& s : in) argv.push_back(s.data());
   std::vector<std::string> storage;

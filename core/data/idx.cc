@@ -122,9 +122,8 @@ bool GzipCut(gzFile file) {
   return code == Z_BUF_ERROR;
 }
 
-}  // namespace
-
-absl::StatusOr<std::vector<int64_t>> ReadIdxShape(const std::string& path) {
+// Opens `path`, gzipped or not; the status names the path.
+absl::StatusOr<GzFile> OpenGz(const std::string& path) {
   errno = 0;
   GzFile file(gzopen(path.c_str(), "rb"));
   if (file == nullptr) {
@@ -134,6 +133,15 @@ absl::StatusOr<std::vector<int64_t>> ReadIdxShape(const std::string& path) {
     }
     return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot open"));
   }
+  return file;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<int64_t>> ReadIdxShape(const std::string& path) {
+  absl::StatusOr<GzFile> opened = OpenGz(path);
+  if (!opened.ok()) return opened.status();
+  GzFile file = *std::move(opened);
   std::vector<uint8_t> header;
   auto got = Append(file.get(), path, 4, &header);
   if (!got.ok()) return got.status();
@@ -157,15 +165,9 @@ absl::StatusOr<std::vector<int64_t>> ReadIdxShape(const std::string& path) {
 }
 
 absl::StatusOr<IdxArray> ReadIdx(const std::string& path, int64_t limit) {
-  errno = 0;
-  GzFile file(gzopen(path.c_str(), "rb"));
-  if (file == nullptr) {
-    if (errno == 0) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat(path, ": cannot open: out of memory"));
-    }
-    return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot open"));
-  }
+  absl::StatusOr<GzFile> opened = OpenGz(path);
+  if (!opened.ok()) return opened.status();
+  GzFile file = *std::move(opened);
   gzbuffer(file.get(), 1 << 17);
 
   std::vector<uint8_t> header;
