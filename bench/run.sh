@@ -6,6 +6,7 @@
 #   bash bench/run.sh            # all
 #   bash bench/run.sh core       # quantizer and DDA only
 #   bash bench/run.sh runtime    # CPU inference throughput only
+#   bash bench/run.sh service    # the job service (esb-server, esb-worker)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
@@ -28,4 +29,13 @@ if [[ $what == all || $what == runtime ]]; then
   echo "== CPU runtime (build/bench/esb_runtime_bench) =="
   build/bench/esb_runtime_bench --benchmark_color=false \
     models/lenet.onnx models/resnet.onnx "$resnet18"
+fi
+
+if [[ $what == all || $what == service ]]; then
+  # Each figure prints its target and PASS/FAIL; a FAIL does not stop the
+  # other figures (set -e would).
+  echo "== job service: submit-to-done overhead (bench/service_overhead.sh) =="
+  bash bench/service_overhead.sh 5 || echo "(a service overhead target failed)"
+  build/bench/esb_service_bench --server-bin build/server/esb-server ||
+    echo "(a service latency or upload target failed)"
 fi
