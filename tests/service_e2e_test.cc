@@ -624,6 +624,13 @@ TEST(ServiceTest, BadInputGetsItsStatusAndTheServerStaysHealthy) {
   EXPECT_THAT(r.out, HasSubstr("already succeeded"));
   EXPECT_EQ(cluster.Esbctl({"health"}).exit_code, 0);
   EXPECT_TRUE(cluster.server().running());
+
+  // SIGTERM shuts the server down cleanly, long-polling worker and all.
+  cluster.server().Signal(SIGTERM);
+  absl::StatusOr<int> status = cluster.server().Wait(absl::Seconds(15));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  EXPECT_THAT(cluster.server().Log(), HasSubstr("shutting down"));
 }
 
 // A folder per class of PNG images (RGB, 40 x 36: resized and cropped to
