@@ -121,7 +121,9 @@ bool RunJpeg(const uint8_t* data, size_t size, JpegInfo* info, uint8_t* out,
     return false;
   }
   jpeg_create_decompress(&cinfo);
-  jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
+  // libjpeg's own type for the size.
+  jpeg_mem_src(&cinfo, data,
+               static_cast<unsigned long>(size));  // NOLINT(google-runtime-int)
   jpeg_read_header(&cinfo, TRUE);
   info->height = cinfo.image_height;
   info->width = cinfo.image_width;
@@ -196,10 +198,12 @@ Taps MakeTaps(int64_t in, int64_t out, int64_t start, int64_t n) {
   t.weights.assign(static_cast<size_t>(n * t.width), 0.0f);
   for (int64_t i = 0; i < n; ++i) {
     const double center = (static_cast<double>(start + i) + 0.5) * scale;
-    const int64_t lo =
-        std::max<int64_t>(static_cast<int64_t>(center - support + 0.5), 0);
-    const int64_t hi =
-        std::min<int64_t>(static_cast<int64_t>(center + support + 0.5), in);
+    // Truncation of x + 0.5, as PIL computes the filter's window (lround
+    // would differ for negative values and change which pixels count).
+    const double lo_edge = center - support + 0.5;
+    const double hi_edge = center + support + 0.5;
+    const int64_t lo = std::max<int64_t>(static_cast<int64_t>(lo_edge), 0);
+    const int64_t hi = std::min<int64_t>(static_cast<int64_t>(hi_edge), in);
     const int64_t k = std::min(hi - lo, t.width);
     double total = 0.0;
     std::vector<double> w(static_cast<size_t>(k));

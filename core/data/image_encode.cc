@@ -41,7 +41,7 @@ void OnJpegError(j_common_ptr info) {
 // with free()). False when libjpeg fails. Only trivially destructible
 // locals, as the error jump skips destructors.
 bool Compress(const DecodedImage& image, int quality, unsigned char** out,
-              unsigned long* size) {
+              unsigned long* size) {  // NOLINT(google-runtime-int): libjpeg's
   jpeg_compress_struct cinfo;
   JpegError error;
   cinfo.err = jpeg_std_error(&error.manager);
@@ -103,7 +103,7 @@ absl::StatusOr<std::string> EncodeJpeg(const DecodedImage& image, int quality) {
         absl::StrCat("JPEG quality ", quality, " is outside 1..100"));
   }
   unsigned char* buffer = nullptr;
-  unsigned long size = 0;
+  unsigned long size = 0;  // NOLINT(google-runtime-int): libjpeg's type
   const bool ok = Compress(image, quality, &buffer, &size);
   std::string out;
   if (ok) out.assign(reinterpret_cast<const char*>(buffer), size);

@@ -24,7 +24,7 @@ absl::Status Bad(const std::string& path, absl::string_view what) {
 std::string Field(absl::string_view block, size_t at, size_t n) {
   absl::string_view f = block.substr(at, n);
   const size_t end = f.find('\0');
-  return std::string(f.substr(0, end));
+  return std::string{f.substr(0, end)};
 }
 
 // An octal number field (spaces and NULs around it allowed), or GNU's
@@ -75,7 +75,7 @@ std::string PaxPath(absl::string_view data) {
       break;
     }
     absl::string_view record = data.substr(space + 1, len - space - 2);
-    if (absl::StartsWith(record, "path=")) path = std::string(record.substr(5));
+    if (absl::StartsWith(record, "path=")) path = std::string{record.substr(5)};
     data.remove_prefix(len);
   }
   return path;
