@@ -21,6 +21,7 @@
 #include "core/env/env.h"
 #include "core/pipeline/config.h"
 #include "esb/v1/report.pb.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 
 ABSL_FLAG(std::string, server, "localhost:50051",
@@ -395,6 +396,14 @@ int Fetch(const CommandLine& line) {
   absl::StatusOr<std::vector<std::string>> paths =
       (*remote)->Fetch(line.args[0], dir);
   if (!paths.ok()) return Failed(paths.status());
+  if (absl::GetFlag(FLAGS_json)) {
+    google::protobuf::Struct out;
+    (*out.mutable_fields())["job"].set_string_value(line.args[0]);
+    google::protobuf::ListValue* list =
+        (*out.mutable_fields())["paths"].mutable_list_value();
+    for (const std::string& p : *paths) list->add_values()->set_string_value(p);
+    return PrintJson(out);
+  }
   for (const std::string& p : *paths) std::cout << p << "\n";
   return 0;
 }
@@ -416,6 +425,13 @@ int Health(const CommandLine& line) {
   if (!remote.ok()) return Failed(remote.status());
   absl::StatusOr<bool> healthy = (*remote)->Healthy();
   if (!healthy.ok()) return Failed(healthy.status());
+  if (absl::GetFlag(FLAGS_json)) {
+    google::protobuf::Struct out;
+    (*out.mutable_fields())["address"].set_string_value((*remote)->address());
+    (*out.mutable_fields())["serving"].set_bool_value(*healthy);
+    const int printed = PrintJson(out);
+    return printed != 0 ? printed : (*healthy ? 0 : 1);
+  }
   std::cout << (*remote)->address() << ": "
             << (*healthy ? "serving" : "not serving") << "\n";
   return *healthy ? 0 : 1;
@@ -470,7 +486,7 @@ std::vector<CommandSpec> RemoteCommands(
                "JOB",
                1,
                "Download a job's model.esb.onnx, model.esbm and report.json.",
-               {server, {"o", "OUTDIR", nullptr, nullptr, true}}});
+               {server, {"o", "OUTDIR", nullptr, nullptr, true}, json}});
   c.push_back({"report",
                "JOB",
                1,
@@ -480,7 +496,7 @@ std::vector<CommandSpec> RemoteCommands(
                "",
                0,
                "Whether esb-server answers and is serving (exit 0 if so).",
-               {server}});
+               {server, json}});
   return c;
 }
 

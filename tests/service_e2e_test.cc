@@ -255,6 +255,10 @@ TEST(ServiceTest, ArtifactsEqualLocalQuantizeThroughTwoWorkers) {
     EXPECT_EQ(ReadFile(fetched + "/model.esbm"),
               ReadFile(local + "/model.esbm"));
     EXPECT_THAT(ReadFile(fetched + "/report.json"), HasSubstr(model));
+    const RunResult fj =
+        cluster.Esbctl({"fetch", job.id(), "-o", fetched, "--json"});
+    EXPECT_EQ(fj.exit_code, 0) << fj.out;
+    EXPECT_THAT(fj.out, HasSubstr(fetched + "/report.json"));
     const RunResult r = cluster.Esbctl({"report", job.id()});
     ASSERT_EQ(r.exit_code, 0) << r.out;
     EXPECT_THAT(r.out, HasSubstr("top-1 on 500 images"));
@@ -622,7 +626,9 @@ TEST(ServiceTest, BadInputGetsItsStatusAndTheServerStaysHealthy) {
   r = cluster.Esbctl({"cancel", ParseJob(done.out).id()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.out, HasSubstr("already succeeded"));
-  EXPECT_EQ(cluster.Esbctl({"health"}).exit_code, 0);
+  const RunResult health = cluster.Esbctl({"health", "--json"});
+  EXPECT_EQ(health.exit_code, 0) << health.out;
+  EXPECT_THAT(health.out, HasSubstr("\"serving\": true"));
   EXPECT_TRUE(cluster.server().running());
 
   // SIGTERM shuts the server down cleanly, long-polling worker and all.
