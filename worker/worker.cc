@@ -22,6 +22,9 @@ namespace {
 
 constexpr int64_t kChunk = int64_t{1} << 20;  // UploadBlob message size.
 constexpr absl::Duration kCallTimeout = absl::Seconds(10);
+// A blob download may not outlast this, so a server that stalls in the
+// middle of a stream frees the slot (4 GiB at 5 MB/s fits).
+constexpr absl::Duration kBlobTimeout = absl::Minutes(15);
 constexpr absl::Duration kPollStep = absl::Milliseconds(100);
 
 using esb::v1::JobError;
@@ -169,6 +172,7 @@ absl::Status Worker::FetchBlob(
     const std::string& sha256,
     const std::function<absl::Status(absl::string_view)>& sink) {
   grpc::ClientContext ctx;
+  SetDeadline(ctx, kBlobTimeout);
   esb::v1::ReadBlobRequest req;
   req.set_sha256(sha256);
   auto reader = worker_stub_->ReadBlob(&ctx, req);
