@@ -100,8 +100,10 @@ ABSL_FLAG(std::string, override, "",
 namespace {
 
 using esb::client::CommandSpec;
+using esb::client::Fail;
 using esb::client::FlagUse;
 using esb::client::PrintJson;
+using esb::client::Usage;
 
 // The job's defaults come from core/pipeline/config.h.
 const int kActSbDefault = esb::pipeline::JobSettings().act_sb;
@@ -226,18 +228,6 @@ const std::vector<CommandSpec>& Commands() {
     return c;
   }();
   return *commands;
-}
-
-// A mistake in the flags: exit 2.
-int Usage(const absl::Status& status) {
-  std::cerr << "esbctl: " << status.message() << "\n";
-  return 2;
-}
-
-// A failure while running: exit 1.
-int Fail(const absl::Status& status) {
-  std::cerr << "esbctl: " << status.message() << "\n";
-  return 1;
 }
 
 absl::Status CheckRange(const std::string& flag, int64_t value, int64_t lo,

@@ -23,4 +23,14 @@ int PrintJson(const google::protobuf::Message& message) {
   return 0;
 }
 
+int Usage(const absl::Status& status) {
+  std::cerr << "esbctl: " << status.message() << "\n";
+  return 2;
+}
+
+int Fail(const absl::Status& status) {
+  std::cerr << "esbctl: " << status.message() << "\n";
+  return 1;
+}
+
 }  // namespace esb::client

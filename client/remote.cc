@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "core/env/digest.h"
 #include "core/env/env.h"
+#include "core/pipeline/artifacts.h"
 #include "core/pipeline/config.h"
 
 namespace esb::client {
@@ -17,8 +18,6 @@ namespace {
 
 constexpr size_t kChunkBytes = size_t{1} << 20;
 constexpr int kMaxMessageBytes = 8 << 20;
-constexpr const char* kArtifactNames[] = {"model.esb.onnx", "model.esbm",
-                                          "report.json"};
 
 std::chrono::system_clock::time_point DeadlineIn(absl::Duration d) {
   return std::chrono::system_clock::now() + absl::ToChronoMilliseconds(d);
@@ -49,12 +48,6 @@ absl::Status DigestFile(Env* env, const std::string& path, std::string* sha,
 
 }  // namespace
 
-std::string JobStateName(esb::v1::JobState state) {
-  std::string name = esb::v1::JobState_Name(state);
-  if (absl::StartsWith(name, "JOB_STATE_")) name = name.substr(10);
-  return absl::AsciiStrToLower(name);
-}
-
 std::string JobOutcome(const esb::v1::Job& job) {
   if (job.state() == esb::v1::JOB_STATE_SUCCEEDED) return "succeeded";
   std::string where;
@@ -63,8 +56,8 @@ std::string JobOutcome(const esb::v1::Job& job) {
         absl::StrCat(" in stage ", pipeline::StageName(job.error().stage()));
   }
   return absl::StrFormat(
-      "job %s %s%s: %s (%s)", job.id(), JobStateName(job.state()), where,
-      job.error().message(),
+      "job %s %s%s: %s (%s)", job.id(), pipeline::JobStateName(job.state()),
+      where, job.error().message(),
       absl::StatusCodeToString(
           static_cast<absl::StatusCode>(job.error().code())));
 }
@@ -100,6 +93,18 @@ absl::Status Remote::FromGrpc(const grpc::Status& status) const {
                       status.error_message());
 }
 
+template <typename Response, typename Invoke>
+absl::StatusOr<Response> Remote::Unary(const Invoke& invoke,
+                                       absl::Duration timeout) const {
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineIn(timeout));
+  Response response;
+  if (absl::Status s = FromGrpc(invoke(&context, &response)); !s.ok()) {
+    return s;
+  }
+  return response;
+}
+
 absl::StatusOr<esb::v1::BlobRef> Remote::UploadFile(
     const std::string& path,
     const std::function<void(int64_t, int64_t)>& progress) {
@@ -107,20 +112,16 @@ absl::StatusOr<esb::v1::BlobRef> Remote::UploadFile(
   std::string sha;
   int64_t size = 0;
   if (absl::Status s = DigestFile(env, path, &sha, &size); !s.ok()) return s;
-  {
-    grpc::ClientContext context;
-    context.set_deadline(DeadlineIn(absl::Seconds(30)));
-    esb::v1::StatBlobRequest request;
-    request.set_sha256(sha);
-    esb::v1::StatBlobResponse held;
-    if (absl::Status s = FromGrpc(stub_->StatBlob(&context, request, &held));
-        !s.ok()) {
-      return s;
-    }
-    if (held.present() && held.blob().size() == size) {
-      if (progress) progress(size, size);
-      return held.blob();
-    }
+  esb::v1::StatBlobRequest stat;
+  stat.set_sha256(sha);
+  absl::StatusOr<esb::v1::StatBlobResponse> held =
+      Unary<esb::v1::StatBlobResponse>([&](auto* context, auto* response) {
+        return stub_->StatBlob(context, stat, response);
+      });
+  if (!held.ok()) return held.status();
+  if (held->present() && held->blob().size() == size) {
+    if (progress) progress(size, size);
+    return held->blob();
   }
   absl::StatusOr<std::unique_ptr<SequentialFile>> file =
       env->NewSequentialFile(path);
@@ -179,52 +180,32 @@ absl::StatusOr<esb::v1::BlobRef> Remote::UploadBytes(const std::string& bytes) {
 
 absl::StatusOr<esb::v1::SubmitJobResponse> Remote::Submit(
     const esb::v1::SubmitJobRequest& request) {
-  grpc::ClientContext context;
-  context.set_deadline(DeadlineIn(absl::Seconds(30)));
-  esb::v1::SubmitJobResponse response;
-  if (absl::Status s = FromGrpc(stub_->SubmitJob(&context, request, &response));
-      !s.ok()) {
-    return s;
-  }
-  return response;
+  return Unary<esb::v1::SubmitJobResponse>([&](auto* context, auto* response) {
+    return stub_->SubmitJob(context, request, response);
+  });
 }
 
 absl::StatusOr<esb::v1::Job> Remote::Get(const std::string& id) {
-  grpc::ClientContext context;
-  context.set_deadline(DeadlineIn(absl::Seconds(30)));
   esb::v1::GetJobRequest request;
   request.set_id(id);
-  esb::v1::Job job;
-  if (absl::Status s = FromGrpc(stub_->GetJob(&context, request, &job));
-      !s.ok()) {
-    return s;
-  }
-  return job;
+  return Unary<esb::v1::Job>([&](auto* context, auto* response) {
+    return stub_->GetJob(context, request, response);
+  });
 }
 
 absl::StatusOr<esb::v1::ListJobsResponse> Remote::List(
     const esb::v1::ListJobsRequest& request) {
-  grpc::ClientContext context;
-  context.set_deadline(DeadlineIn(absl::Seconds(30)));
-  esb::v1::ListJobsResponse response;
-  if (absl::Status s = FromGrpc(stub_->ListJobs(&context, request, &response));
-      !s.ok()) {
-    return s;
-  }
-  return response;
+  return Unary<esb::v1::ListJobsResponse>([&](auto* context, auto* response) {
+    return stub_->ListJobs(context, request, response);
+  });
 }
 
 absl::StatusOr<esb::v1::Job> Remote::Cancel(const std::string& id) {
-  grpc::ClientContext context;
-  context.set_deadline(DeadlineIn(absl::Seconds(30)));
   esb::v1::CancelJobRequest request;
   request.set_id(id);
-  esb::v1::Job job;
-  if (absl::Status s = FromGrpc(stub_->CancelJob(&context, request, &job));
-      !s.ok()) {
-    return s;
-  }
-  return job;
+  return Unary<esb::v1::Job>([&](auto* context, auto* response) {
+    return stub_->CancelJob(context, request, response);
+  });
 }
 
 absl::StatusOr<esb::v1::Job> Remote::Watch(
@@ -284,7 +265,7 @@ absl::StatusOr<std::vector<std::string>> Remote::Fetch(const std::string& id,
   Env* env = Env::Default();
   if (absl::Status s = env->CreateDirs(dir); !s.ok()) return s;
   std::vector<std::string> written;
-  for (const char* name : kArtifactNames) {
+  for (const char* name : pipeline::kArtifactNames) {
     absl::StatusOr<std::string> bytes = Download(id, name);
     if (!bytes.ok()) return bytes.status();
     const std::string path = absl::StrCat(dir, "/", name);
@@ -297,15 +278,15 @@ absl::StatusOr<std::vector<std::string>> Remote::Fetch(const std::string& id,
 }
 
 absl::StatusOr<bool> Remote::Healthy() {
-  grpc::ClientContext context;
-  context.set_deadline(DeadlineIn(absl::Seconds(5)));
   grpc::health::v1::HealthCheckRequest request;
-  grpc::health::v1::HealthCheckResponse response;
-  if (absl::Status s = FromGrpc(health_->Check(&context, request, &response));
-      !s.ok()) {
-    return s;
-  }
-  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+  absl::StatusOr<grpc::health::v1::HealthCheckResponse> health =
+      Unary<grpc::health::v1::HealthCheckResponse>(
+          [&](auto* context, auto* response) {
+            return health_->Check(context, request, response);
+          },
+          absl::Seconds(5));
+  if (!health.ok()) return health.status();
+  return health->status() == grpc::health::v1::HealthCheckResponse::SERVING;
 }
 
 }  // namespace esb::client

@@ -59,15 +59,17 @@ class Remote {
  private:
   Remote(std::string address, std::shared_ptr<grpc::Channel> channel);
   absl::Status FromGrpc(const grpc::Status& status) const;
+  // A unary call within `timeout`: `invoke(context, response)` makes it
+  // and returns its grpc::Status.
+  template <typename Response, typename Invoke>
+  absl::StatusOr<Response> Unary(
+      const Invoke& invoke, absl::Duration timeout = absl::Seconds(30)) const;
 
   std::string address_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<esb::v1::QuantizationService::Stub> stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
-
-// "queued", "running", ... (no prefix).
-std::string JobStateName(esb::v1::JobState state);
 
 // One line for a job in a final state: "succeeded", or what failed and
 // where.

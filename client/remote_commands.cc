@@ -19,6 +19,7 @@
 #include "client/remote.h"
 #include "core/data/tar.h"
 #include "core/env/env.h"
+#include "core/pipeline/artifacts.h"
 #include "core/pipeline/config.h"
 #include "esb/v1/report.pb.h"
 #include "google/protobuf/struct.pb.h"
@@ -41,19 +42,6 @@ ABSL_DECLARE_FLAG(std::string, o);
 
 namespace esb::client {
 namespace {
-
-constexpr const char* kCommands[] = {"submit", "watch", "list",   "get",
-                                     "cancel", "fetch", "report", "health"};
-
-int Failed(const absl::Status& status) {
-  std::cerr << "esbctl: " << status.message() << "\n";
-  return 1;
-}
-
-int UsageError(const absl::Status& status) {
-  std::cerr << "esbctl: " << status.message() << "\n";
-  return 2;
-}
 
 absl::StatusOr<std::unique_ptr<Remote>> Connect() {
   return Remote::Connect(absl::GetFlag(FLAGS_server));
@@ -148,7 +136,8 @@ absl::StatusOr<esb::v1::Job> Follow(Remote& remote, const std::string& id,
 
 absl::StatusOr<esb::v1::QuantReport> ReportOf(Remote& remote,
                                               const std::string& id) {
-  absl::StatusOr<std::string> json = remote.Download(id, "report.json");
+  absl::StatusOr<std::string> json =
+      remote.Download(id, pipeline::kReportArtifact);
   if (!json.ok()) return json.status();
   esb::v1::QuantReport report;
   google::protobuf::util::JsonParseOptions options;
@@ -168,9 +157,9 @@ std::string Summary(const esb::v1::QuantReport& report, const std::string& id,
   result.report = report;
   const std::string where =
       dir.empty() ? absl::StrCat("job ", id, ":") : dir + "/";
-  result.onnx_path = where + "model.esb.onnx";
-  result.esbm_path = where + "model.esbm";
-  result.report_path = where + "report.json";
+  result.onnx_path = where + pipeline::kOnnxArtifact;
+  result.esbm_path = where + pipeline::kEsbmArtifact;
+  result.report_path = where + pipeline::kReportArtifact;
   std::string out = QuantizeSummary(result);
   if (dir.empty()) {
     absl::StrAppend(&out, "  fetch them: esbctl fetch ", id, " -o DIR\n");
@@ -185,7 +174,7 @@ int Finish(Remote& remote, const esb::v1::Job& job) {
   if (job.state() == esb::v1::JOB_STATE_SUCCEEDED && !dir.empty()) {
     absl::StatusOr<std::vector<std::string>> paths =
         remote.Fetch(job.id(), dir);
-    if (!paths.ok()) return Failed(paths.status());
+    if (!paths.ok()) return Fail(paths.status());
   }
   if (absl::GetFlag(FLAGS_json)) {
     const int printed = PrintJson(job);
@@ -197,7 +186,7 @@ int Finish(Remote& remote, const esb::v1::Job& job) {
     return 1;
   }
   absl::StatusOr<esb::v1::QuantReport> report = ReportOf(remote, job.id());
-  if (!report.ok()) return Failed(report.status());
+  if (!report.ok()) return Fail(report.status());
   std::cout << Summary(*report, job.id(), dir);
   return 0;
 }
@@ -206,16 +195,16 @@ int Submit(const CommandLine& line, const JobFromFlags& job_flags) {
   pipeline::JobInputs in;
   in.model_path = line.args[0];
   esb::v1::JobConfig config;
-  if (absl::Status s = job_flags(&in, &config); !s.ok()) return UsageError(s);
+  if (absl::Status s = job_flags(&in, &config); !s.ok()) return Usage(s);
   absl::StatusOr<std::unique_ptr<Remote>> remote = Connect();
-  if (!remote.ok()) return Failed(remote.status());
+  if (!remote.ok()) return Fail(remote.status());
   const bool quiet = absl::GetFlag(FLAGS_quiet);
 
   esb::v1::SubmitJobRequest request;
   esb::v1::JobInputs* inputs = request.mutable_inputs();
   absl::StatusOr<esb::v1::BlobRef> model =
       (*remote)->UploadFile(in.model_path, nullptr);
-  if (!model.ok()) return Failed(model.status());
+  if (!model.ok()) return Fail(model.status());
   *inputs->mutable_model() = *model;
   inputs->set_model_name(std::filesystem::path(in.model_path).stem().string());
   struct Data {
@@ -230,7 +219,7 @@ int Submit(const CommandLine& line, const JobFromFlags& job_flags) {
     if (d.path->empty()) continue;
     absl::StatusOr<esb::v1::DataRef> ref =
         UploadData(**remote, *d.path, d.flag);
-    if (!ref.ok()) return Failed(ref.status());
+    if (!ref.ok()) return Fail(ref.status());
     *d.ref = *std::move(ref);
   }
   if (in.eval_limit > 0) inputs->set_eval_limit(in.eval_limit);
@@ -238,7 +227,7 @@ int Submit(const CommandLine& line, const JobFromFlags& job_flags) {
   request.set_idempotency_key(absl::GetFlag(FLAGS_idempotency_key));
   absl::StatusOr<esb::v1::SubmitJobResponse> submitted =
       (*remote)->Submit(request);
-  if (!submitted.ok()) return Failed(submitted.status());
+  if (!submitted.ok()) return Fail(submitted.status());
   const esb::v1::Job& job = submitted->job();
   if (!absl::GetFlag(FLAGS_wait)) {
     if (absl::GetFlag(FLAGS_json)) return PrintJson(job);
@@ -250,16 +239,16 @@ int Submit(const CommandLine& line, const JobFromFlags& job_flags) {
   }
   if (!quiet) std::cerr << "submitted job " << job.id() << "\n";
   absl::StatusOr<esb::v1::Job> final_job = Follow(**remote, job.id(), quiet);
-  if (!final_job.ok()) return Failed(final_job.status());
+  if (!final_job.ok()) return Fail(final_job.status());
   return Finish(**remote, *final_job);
 }
 
 int Watch(const CommandLine& line) {
   absl::StatusOr<std::unique_ptr<Remote>> remote = Connect();
-  if (!remote.ok()) return Failed(remote.status());
+  if (!remote.ok()) return Fail(remote.status());
   absl::StatusOr<esb::v1::Job> job =
       Follow(**remote, line.args[0], absl::GetFlag(FLAGS_quiet));
-  if (!job.ok()) return Failed(job.status());
+  if (!job.ok()) return Fail(job.status());
   return Finish(**remote, *job);
 }
 
@@ -269,7 +258,7 @@ absl::StatusOr<std::vector<esb::v1::JobState>> ParseStates(
   for (absl::string_view name : absl::StrSplit(text, ',', absl::SkipEmpty())) {
     bool found = false;
     for (int s = 1; s <= esb::v1::JobState_MAX; ++s) {
-      if (JobStateName(static_cast<esb::v1::JobState>(s)) == name) {
+      if (pipeline::JobStateName(static_cast<esb::v1::JobState>(s)) == name) {
         states.push_back(static_cast<esb::v1::JobState>(s));
         found = true;
       }
@@ -286,21 +275,20 @@ absl::StatusOr<std::vector<esb::v1::JobState>> ParseStates(
 int List(const CommandLine& line) {
   absl::StatusOr<std::vector<esb::v1::JobState>> states =
       ParseStates(absl::GetFlag(FLAGS_state));
-  if (!states.ok()) return UsageError(states.status());
+  if (!states.ok()) return Usage(states.status());
   const int max_jobs = absl::GetFlag(FLAGS_max_jobs);
   if (max_jobs < 1 || max_jobs > 100000) {
-    return UsageError(
-        absl::InvalidArgumentError("--max-jobs must be in 1..100000"));
+    return Usage(absl::InvalidArgumentError("--max-jobs must be in 1..100000"));
   }
   absl::StatusOr<std::unique_ptr<Remote>> remote = Connect();
-  if (!remote.ok()) return Failed(remote.status());
+  if (!remote.ok()) return Fail(remote.status());
   esb::v1::ListJobsResponse all;
   esb::v1::ListJobsRequest request;
   for (esb::v1::JobState s : *states) request.add_states(s);
   while (all.jobs_size() < max_jobs) {
     request.set_page_size(std::min(1000, max_jobs - all.jobs_size()));
     absl::StatusOr<esb::v1::ListJobsResponse> page = (*remote)->List(request);
-    if (!page.ok()) return Failed(page.status());
+    if (!page.ok()) return Fail(page.status());
     for (esb::v1::Job& job : *page->mutable_jobs()) {
       *all.add_jobs() = std::move(job);
     }
@@ -318,7 +306,7 @@ int List(const CommandLine& line) {
             ? "-"
             : std::string{pipeline::StageName(job.progress().stage())};
     std::cout << absl::StrFormat("%-12s %-10s %-10s %-8d %-20s %s\n", job.id(),
-                                 JobStateName(job.state()), stage,
+                                 pipeline::JobStateName(job.state()), stage,
                                  job.attempts(), When(job.created_unix_ms()),
                                  job.inputs().model_name());
   }
@@ -330,12 +318,12 @@ int List(const CommandLine& line) {
 
 int Get(const CommandLine& line) {
   absl::StatusOr<std::unique_ptr<Remote>> remote = Connect();
-  if (!remote.ok()) return Failed(remote.status());
+  if (!remote.ok()) return Fail(remote.status());
   absl::StatusOr<esb::v1::Job> job = (*remote)->Get(line.args[0]);
-  if (!job.ok()) return Failed(job.status());
+  if (!job.ok()) return Fail(job.status());
   if (absl::GetFlag(FLAGS_json)) return PrintJson(*job);
   std::cout << absl::StrFormat("job %s: %s\n", job->id(),
-                               JobStateName(job->state()));
+                               pipeline::JobStateName(job->state()));
   std::cout << absl::StrFormat("  model      %s (%s, %d bytes)\n",
                                job->inputs().model_name(),
                                job->inputs().model().sha256().substr(0, 12),
@@ -376,9 +364,9 @@ int Get(const CommandLine& line) {
 
 int Cancel(const CommandLine& line) {
   absl::StatusOr<std::unique_ptr<Remote>> remote = Connect();
-  if (!remote.ok()) return Failed(remote.status());
+  if (!remote.ok()) return Fail(remote.status());
   absl::StatusOr<esb::v1::Job> job = (*remote)->Cancel(line.args[0]);
-  if (!job.ok()) return Failed(job.status());
+  if (!job.ok()) return Fail(job.status());
   if (absl::GetFlag(FLAGS_json)) return PrintJson(*job);
   if (job->state() == esb::v1::JOB_STATE_CANCELLED) {
     std::cout << "job " << job->id() << " cancelled\n";
@@ -392,10 +380,10 @@ int Cancel(const CommandLine& line) {
 int Fetch(const CommandLine& line) {
   const std::string dir = absl::GetFlag(FLAGS_o);
   absl::StatusOr<std::unique_ptr<Remote>> remote = Connect();
-  if (!remote.ok()) return Failed(remote.status());
+  if (!remote.ok()) return Fail(remote.status());
   absl::StatusOr<std::vector<std::string>> paths =
       (*remote)->Fetch(line.args[0], dir);
-  if (!paths.ok()) return Failed(paths.status());
+  if (!paths.ok()) return Fail(paths.status());
   if (absl::GetFlag(FLAGS_json)) {
     google::protobuf::Struct out;
     (*out.mutable_fields())["job"].set_string_value(line.args[0]);
@@ -410,10 +398,10 @@ int Fetch(const CommandLine& line) {
 
 int Report(const CommandLine& line) {
   absl::StatusOr<std::unique_ptr<Remote>> remote = Connect();
-  if (!remote.ok()) return Failed(remote.status());
+  if (!remote.ok()) return Fail(remote.status());
   absl::StatusOr<esb::v1::QuantReport> report =
       ReportOf(**remote, line.args[0]);
-  if (!report.ok()) return Failed(report.status());
+  if (!report.ok()) return Fail(report.status());
   if (absl::GetFlag(FLAGS_json)) return PrintJson(*report);
   std::cout << Summary(*report, line.args[0], "");
   return 0;
@@ -422,9 +410,9 @@ int Report(const CommandLine& line) {
 int Health(const CommandLine& line) {
   absl::StatusOr<std::unique_ptr<Remote>> remote =
       Remote::Connect(absl::GetFlag(FLAGS_server), absl::Seconds(3));
-  if (!remote.ok()) return Failed(remote.status());
+  if (!remote.ok()) return Fail(remote.status());
   absl::StatusOr<bool> healthy = (*remote)->Healthy();
-  if (!healthy.ok()) return Failed(healthy.status());
+  if (!healthy.ok()) return Fail(healthy.status());
   if (absl::GetFlag(FLAGS_json)) {
     google::protobuf::Struct out;
     (*out.mutable_fields())["address"].set_string_value((*remote)->address());
@@ -501,8 +489,8 @@ std::vector<CommandSpec> RemoteCommands(
 }
 
 bool IsRemoteCommand(const std::string& name) {
-  for (const char* c : kCommands) {
-    if (name == c) return true;
+  for (const CommandSpec& spec : RemoteCommands({})) {
+    if (name == spec.name) return true;
   }
   return false;
 }
@@ -517,7 +505,7 @@ int RunRemoteCommand(const CommandLine& line, const JobFromFlags& job_flags) {
   if (name == "fetch") return Fetch(line);
   if (name == "report") return Report(line);
   if (name == "health") return Health(line);
-  return Failed(absl::InternalError(absl::StrCat("no command ", name)));
+  return Fail(absl::InternalError(absl::StrCat("no command ", name)));
 }
 
 }  // namespace esb::client

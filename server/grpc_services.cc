@@ -5,9 +5,18 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/pipeline/config.h"
 
 namespace esb::server {
 namespace {
+
+// A unary reply: the result into `*response`, or its status.
+template <typename T>
+grpc::Status Respond(absl::StatusOr<T> result, T* response) {
+  if (!result.ok()) return ToGrpc(result.status());
+  *response = *std::move(result);
+  return grpc::Status::OK;
+}
 
 constexpr size_t kChunkBytes = size_t{1} << 20;
 
@@ -115,29 +124,19 @@ grpc::Status QuantizationServiceImpl::StatBlob(
 grpc::Status QuantizationServiceImpl::SubmitJob(
     grpc::ServerContext* context, const esb::v1::SubmitJobRequest* request,
     esb::v1::SubmitJobResponse* response) {
-  absl::StatusOr<esb::v1::SubmitJobResponse> submitted =
-      jobs_->Submit(*request);
-  if (!submitted.ok()) return ToGrpc(submitted.status());
-  *response = *std::move(submitted);
-  return grpc::Status::OK;
+  return Respond(jobs_->Submit(*request), response);
 }
 
 grpc::Status QuantizationServiceImpl::GetJob(
     grpc::ServerContext* context, const esb::v1::GetJobRequest* request,
     esb::v1::Job* response) {
-  absl::StatusOr<esb::v1::Job> job = jobs_->Get(request->id());
-  if (!job.ok()) return ToGrpc(job.status());
-  *response = *std::move(job);
-  return grpc::Status::OK;
+  return Respond(jobs_->Get(request->id()), response);
 }
 
 grpc::Status QuantizationServiceImpl::ListJobs(
     grpc::ServerContext* context, const esb::v1::ListJobsRequest* request,
     esb::v1::ListJobsResponse* response) {
-  absl::StatusOr<esb::v1::ListJobsResponse> page = jobs_->List(*request);
-  if (!page.ok()) return ToGrpc(page.status());
-  *response = *std::move(page);
-  return grpc::Status::OK;
+  return Respond(jobs_->List(*request), response);
 }
 
 grpc::Status QuantizationServiceImpl::WatchJob(
@@ -153,7 +152,8 @@ grpc::Status QuantizationServiceImpl::WatchJob(
       return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
     }
     if (IsFinal(job->state())) return grpc::Status::OK;
-    esb::v1::Job seen = *std::move(job);
+    const esb::v1::Job seen = *std::move(job);
+    const std::string seen_bytes = seen.SerializeAsString();
     do {
       if (context->IsCancelled()) {
         return grpc::Status(grpc::StatusCode::CANCELLED,
@@ -165,17 +165,15 @@ grpc::Status QuantizationServiceImpl::WatchJob(
       }
       job = jobs_->WaitForChange(request->id(), &seen, absl::Seconds(1));
       if (!job.ok()) return ToGrpc(job.status());
-    } while (job->SerializeAsString() == seen.SerializeAsString());
+      // WaitForChange returns the job unchanged when its second passes.
+    } while (job->SerializeAsString() == seen_bytes);
   }
 }
 
 grpc::Status QuantizationServiceImpl::CancelJob(
     grpc::ServerContext* context, const esb::v1::CancelJobRequest* request,
     esb::v1::Job* response) {
-  absl::StatusOr<esb::v1::Job> job = jobs_->Cancel(request->id());
-  if (!job.ok()) return ToGrpc(job.status());
-  *response = *std::move(job);
-  return grpc::Status::OK;
+  return Respond(jobs_->Cancel(request->id()), response);
 }
 
 grpc::Status QuantizationServiceImpl::DownloadArtifact(
@@ -185,10 +183,10 @@ grpc::Status QuantizationServiceImpl::DownloadArtifact(
   absl::StatusOr<esb::v1::Job> job = jobs_->Get(request->job_id());
   if (!job.ok()) return ToGrpc(job.status());
   if (job->state() != esb::v1::JOB_STATE_SUCCEEDED) {
-    return grpc::Status(
-        grpc::StatusCode::FAILED_PRECONDITION,
-        absl::StrCat("job ", job->id(), " is ", StateName(job->state()),
-                     "; only a succeeded job has artifacts"));
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("job ", job->id(), " is ",
+                                     pipeline::JobStateName(job->state()),
+                                     "; only a succeeded job has artifacts"));
   }
   if (job->artifacts_expired()) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
@@ -212,38 +210,27 @@ grpc::Status QuantizationServiceImpl::DownloadArtifact(
 grpc::Status WorkerServiceImpl::LeaseJob(
     grpc::ServerContext* context, const esb::v1::LeaseJobRequest* request,
     esb::v1::LeaseJobResponse* response) {
-  absl::StatusOr<esb::v1::LeaseJobResponse> leased =
-      jobs_->Lease(*request, [context] { return context->IsCancelled(); });
-  if (!leased.ok()) return ToGrpc(leased.status());
-  *response = *std::move(leased);
-  return grpc::Status::OK;
+  return Respond(
+      jobs_->Lease(*request, [context] { return context->IsCancelled(); }),
+      response);
 }
 
 grpc::Status WorkerServiceImpl::Heartbeat(
     grpc::ServerContext* context, const esb::v1::HeartbeatRequest* request,
     esb::v1::HeartbeatResponse* response) {
-  absl::StatusOr<esb::v1::HeartbeatResponse> beat = jobs_->Heartbeat(*request);
-  if (!beat.ok()) return ToGrpc(beat.status());
-  *response = *std::move(beat);
-  return grpc::Status::OK;
+  return Respond(jobs_->Heartbeat(*request), response);
 }
 
 grpc::Status WorkerServiceImpl::CompleteJob(
     grpc::ServerContext* context, const esb::v1::CompleteJobRequest* request,
     esb::v1::CompleteJobResponse* response) {
-  absl::StatusOr<esb::v1::Job> job = jobs_->Complete(*request);
-  if (!job.ok()) return ToGrpc(job.status());
-  *response->mutable_job() = *std::move(job);
-  return grpc::Status::OK;
+  return Respond(jobs_->Complete(*request), response->mutable_job());
 }
 
 grpc::Status WorkerServiceImpl::FailJob(grpc::ServerContext* context,
                                         const esb::v1::FailJobRequest* request,
                                         esb::v1::FailJobResponse* response) {
-  absl::StatusOr<esb::v1::Job> job = jobs_->Fail(*request);
-  if (!job.ok()) return ToGrpc(job.status());
-  *response->mutable_job() = *std::move(job);
-  return grpc::Status::OK;
+  return Respond(jobs_->Fail(*request), response->mutable_job());
 }
 
 grpc::Status WorkerServiceImpl::ReadBlob(

@@ -7,6 +7,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/pipeline/artifacts.h"
 #include "core/pipeline/config.h"
 #include "esb/v1/report.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -17,8 +18,6 @@ namespace {
 constexpr int64_t kMaxReportBytes = int64_t{64} << 20;
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
-constexpr const char* kArtifactNames[] = {"model.esb.onnx", "model.esbm",
-                                          "report.json"};
 
 std::string RandomHex(int chars) {
   thread_local absl::BitGen gen;
@@ -49,7 +48,7 @@ absl::Status CheckModelName(const std::string& name) {
 absl::Status FailedTransition(const esb::v1::Job& job, absl::string_view op) {
   return absl::FailedPreconditionError(
       absl::StrFormat("cannot %s job %s: it is already %s", op, job.id(),
-                      StateName(job.state())));
+                      pipeline::JobStateName(job.state())));
 }
 
 absl::Status LeaseLost(const std::string& id) {
@@ -364,7 +363,7 @@ absl::StatusOr<esb::v1::Job> JobService::Complete(
   // The artifacts must be stored before the job points at them.
   std::vector<esb::v1::Artifact> artifacts;
   std::string report_sha;
-  for (const char* name : kArtifactNames) {
+  for (const char* name : pipeline::kArtifactNames) {
     auto it = std::find_if(
         request.artifacts().begin(), request.artifacts().end(),
         [&](const esb::v1::Artifact& a) { return a.name() == name; });
@@ -380,7 +379,7 @@ absl::StatusOr<esb::v1::Job> JobService::Complete(
     }
     esb::v1::Artifact a = *it;
     a.mutable_blob()->set_size(*size);
-    if (a.name() == "report.json") report_sha = a.blob().sha256();
+    if (a.name() == pipeline::kReportArtifact) report_sha = a.blob().sha256();
     artifacts.push_back(std::move(a));
   }
   esb::v1::QuantReport report;

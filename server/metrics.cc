@@ -1,16 +1,8 @@
 #include "server/metrics.h"
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
+#include "core/pipeline/config.h"
 
 namespace esb::server {
-
-std::string StateName(esb::v1::JobState state) {
-  std::string name = esb::v1::JobState_Name(state);
-  constexpr absl::string_view kPrefix = "JOB_STATE_";
-  if (absl::StartsWith(name, kPrefix)) name = name.substr(kPrefix.size());
-  return absl::AsciiStrToLower(name);
-}
 
 ServerMetrics::ServerMetrics(int64_t worker_window_ms)
     : registry_(std::make_shared<prometheus::Registry>()),
@@ -23,7 +15,7 @@ ServerMetrics::ServerMetrics(int64_t worker_window_ms)
        {esb::v1::JOB_STATE_QUEUED, esb::v1::JOB_STATE_RUNNING,
         esb::v1::JOB_STATE_SUCCEEDED, esb::v1::JOB_STATE_FAILED,
         esb::v1::JOB_STATE_CANCELLED}) {
-    jobs_->Add({{"state", StateName(s)}});
+    jobs_->Add({{"state", std::string{pipeline::JobStateName(s)}}});
   }
   queue_depth_ = &prometheus::BuildGauge()
                       .Name("esb_queue_depth")
@@ -64,7 +56,10 @@ ServerMetrics::ServerMetrics(int64_t worker_window_ms)
 void ServerMetrics::JobFinished(esb::v1::JobState outcome, double seconds) {
   static const prometheus::Histogram::BucketBoundaries kBuckets = {
       0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
-  duration_->Add({{"outcome", StateName(outcome)}}, kBuckets).Observe(seconds);
+  duration_
+      ->Add({{"outcome", std::string{pipeline::JobStateName(outcome)}}},
+            kBuckets)
+      .Observe(seconds);
 }
 
 void ServerMetrics::WorkerSeen(const std::string& worker, int64_t now_ms) {
@@ -79,7 +74,7 @@ void ServerMetrics::Refresh(const std::map<esb::v1::JobState, int64_t>& counts,
         esb::v1::JOB_STATE_SUCCEEDED, esb::v1::JOB_STATE_FAILED,
         esb::v1::JOB_STATE_CANCELLED}) {
     auto it = counts.find(s);
-    jobs_->Add({{"state", StateName(s)}})
+    jobs_->Add({{"state", std::string{pipeline::JobStateName(s)}}})
         .Set(it == counts.end() ? 0.0 : static_cast<double>(it->second));
   }
   auto queued = counts.find(esb::v1::JOB_STATE_QUEUED);

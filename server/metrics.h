@@ -57,9 +57,6 @@ class ServerMetrics {
   absl::flat_hash_map<std::string, int64_t> last_seen_ ABSL_GUARDED_BY(mu_);
 };
 
-// The lowercase name of a state without its prefix ("queued").
-std::string StateName(esb::v1::JobState state);
-
 }  // namespace esb::server
 
 #endif  // ESB_SERVER_METRICS_H_

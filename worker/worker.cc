@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "core/env/digest.h"
 #include "core/env/env.h"
+#include "core/pipeline/artifacts.h"
 #include "esb/v1/report.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "worker/job_process.h"
@@ -400,7 +401,7 @@ void Worker::RunLeased(const esb::v1::LeaseJobResponse& lease) {
   esb::v1::CompleteJobRequest complete;
   complete.set_job_id(id);
   complete.set_lease_id(lease.lease_id());
-  for (const char* name : {"model.esb.onnx", "model.esbm", "report.json"}) {
+  for (const char* name : pipeline::kArtifactNames) {
     esb::v1::Artifact* artifact = complete.add_artifacts();
     artifact->set_name(name);
     const std::string path = absl::StrCat(exit.output_dir, "/", name);

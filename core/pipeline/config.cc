@@ -123,6 +123,23 @@ absl::string_view StageName(esb::v1::Stage stage) {
   }
 }
 
+absl::string_view JobStateName(esb::v1::JobState state) {
+  switch (state) {
+    case esb::v1::JOB_STATE_QUEUED:
+      return "queued";
+    case esb::v1::JOB_STATE_RUNNING:
+      return "running";
+    case esb::v1::JOB_STATE_SUCCEEDED:
+      return "succeeded";
+    case esb::v1::JOB_STATE_FAILED:
+      return "failed";
+    case esb::v1::JOB_STATE_CANCELLED:
+      return "cancelled";
+    default:
+      return "";
+  }
+}
+
 absl::StatusOr<JobSettings> ResolveConfig(const esb::v1::JobConfig& c) {
   const JobSettings d;  // The defaults.
   JobSettings s;

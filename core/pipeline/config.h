@@ -15,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "core/esb/format.h"
 #include "esb/v1/job.pb.h"
+#include "esb/v1/service.pb.h"
 
 namespace esb::pipeline {
 
@@ -64,6 +65,9 @@ absl::StatusOr<esb::v1::Method> ParseMethod(absl::string_view name);
 absl::StatusOr<esb::v1::ScaleRule> ParseScaleRule(absl::string_view name);
 // "calibrate", "fit", ...; "" for STAGE_UNSPECIFIED.
 absl::string_view StageName(esb::v1::Stage stage);
+// A job's state as users and metrics read it: "queued", "running",
+// "succeeded", "failed", "cancelled"; "" for JOB_STATE_UNSPECIFIED.
+absl::string_view JobStateName(esb::v1::JobState state);
 
 // Weight format candidates of a layer (several with sb_auto), and the
 // activation format for a signed or unsigned input, given the layer's role.

@@ -22,6 +22,7 @@
 #include "core/graph/shapes.h"
 #include "core/onnx/export_qdq.h"
 #include "core/package/esbm.h"
+#include "core/pipeline/artifacts.h"
 #include "core/pipeline/calibrate.h"
 #include "core/pipeline/config.h"
 #include "core/pipeline/fit.h"
@@ -259,9 +260,9 @@ absl::Status ExportStage(Job& job) {
       BuildPackage(job.fitted.graph, job.fitted.layers, job.norm, job.name);
   if (!package.ok()) return package.status();
   JobResult& r = job.result;
-  r.onnx_path = absl::StrCat(in.output_dir, "/model.esb.onnx");
-  r.esbm_path = absl::StrCat(in.output_dir, "/model.esbm");
-  r.report_path = absl::StrCat(in.output_dir, "/report.json");
+  r.onnx_path = absl::StrCat(in.output_dir, "/", kOnnxArtifact);
+  r.esbm_path = absl::StrCat(in.output_dir, "/", kEsbmArtifact);
+  r.report_path = absl::StrCat(in.output_dir, "/", kReportArtifact);
   if (absl::Status s = WriteFileAtomically(in.env, r.onnx_path, *onnx);
       !s.ok()) {
     return s;
@@ -318,7 +319,7 @@ absl::Status EvalStage(Job& job) {
   absl::StatusOr<std::unique_ptr<runtime::EsbExecutor>> esb = LoadPackage(job);
   if (!esb.ok()) return esb.status();
   job.report().set_esb_path((*esb)->Description());
-  job.report().set_esb_source("model.esbm");
+  job.report().set_esb_source(kEsbmArtifact);
 
   auto predict =
       [&](const eval::InferFn& infer,
