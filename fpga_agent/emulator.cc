@@ -188,6 +188,7 @@ absl::Status Emulator::CreateUio() {
           accel::CapsValue(options_.config.rows, options_.config.cols,
                            options_.config.max_sb));
   Store32(accel::kRegClockKhz, options_.config.clock_khz);
+  StoreStatus(0);
 
   if (options_.interrupt) {
     ::unlink(irq_path.c_str());
@@ -238,6 +239,11 @@ absl::Status Emulator::CreateUio() {
 std::string Emulator::uio_device() const {
   absl::MutexLock lock(&mu_);
   return uio_device_;
+}
+
+void Emulator::StoreStatus(uint32_t value) {
+  status_shadow_ = value | kStatusMark;
+  Store32(accel::kRegStatus, status_shadow_);
 }
 
 uint32_t Emulator::Load32(uint32_t offset) const {
@@ -308,12 +314,18 @@ void Emulator::ServeInterrupts(bool deliver) {
   for (Client& client : clients_) {
     if (!client.unmasked) continue;
     const uint32_t count = interrupt_count_ + 1;
+    {
+      // Counted before it is sent: a host that has it finds it counted.
+      absl::MutexLock lock(&mu_);
+      ++interrupts_;
+    }
     if (::send(client.fd, &count, sizeof(count), MSG_DONTWAIT | MSG_NOSIGNAL) ==
         sizeof(count)) {
       interrupt_count_ = count;
       client.unmasked = false;
+    } else {
       absl::MutexLock lock(&mu_);
-      ++interrupts_;
+      --interrupts_;
     }
   }
 }
@@ -337,9 +349,6 @@ void Emulator::ServeFpgaManager() {
   std::string status;
   {
     absl::MutexLock lock(&mu_);
-    ++loads_;
-    last_firmware_ = *name;
-    last_flags_ = flags.ok() ? *flags : "";
     if (!fail_state_.empty()) {
       state = fail_state_;
       status = fail_status_;
@@ -359,6 +368,14 @@ void Emulator::ServeFpgaManager() {
       status = std::string{s.message()};
     }
   }
+  {
+    // Counted before the state shows: a host that sees the state finds
+    // the load counted.
+    absl::MutexLock lock(&mu_);
+    ++loads_;
+    last_firmware_ = *name;
+    last_flags_ = flags.ok() ? *flags : "";
+  }
   // status first: a host that sees the state reads the matching status.
   (void)PutFile(JoinPath(fpga_dir_, "status"),
                 status.empty() ? "" : status + "\n");
@@ -374,15 +391,13 @@ void Emulator::ServeRegisters() {
     if (status & accel::kStatusError) {
       next &= ~(accel::kStatusError | accel::kStatusErrorMask);
     }
-    status_shadow_ = next;
-    Store32(accel::kRegStatus, next);
+    StoreStatus(next);
   }
   auto* ctrl_word = reinterpret_cast<uint32_t*>(mapping_ + accel::kRegCtrl);
   const uint32_t ctrl = Load32(accel::kRegCtrl);
   if (ctrl & accel::kCtrlReset) {
     busy_ = false;
-    status_shadow_ = 0;
-    Store32(accel::kRegStatus, 0);
+    StoreStatus(0);
     Store32(accel::kRegCyclesLo, 0);
     Store32(accel::kRegCyclesHi, 0);
     Store32(accel::kRegLayersDone, 0);
@@ -406,15 +421,13 @@ void Emulator::ServeRegisters() {
   }
   if (busy_) {
     // START during a run: the run goes on, the error is reported.
-    status_shadow_ |=
-        accel::kStatusError | (static_cast<uint32_t>(accel::DeviceError::kBusy)
-                               << accel::kStatusErrorShift);
-    Store32(accel::kRegStatus, status_shadow_);
+    StoreStatus(status_shadow_ | accel::kStatusError |
+                (static_cast<uint32_t>(accel::DeviceError::kBusy)
+                 << accel::kStatusErrorShift));
     return;
   }
   busy_ = true;
-  status_shadow_ = accel::kStatusBusy;
-  Store32(accel::kRegStatus, status_shadow_);
+  StoreStatus(accel::kStatusBusy);
   if (hang) return;
 
   const accel::MachineRun run = execute_(
@@ -430,8 +443,7 @@ void Emulator::ServeRegisters() {
            (static_cast<uint32_t>(run.error) << accel::kStatusErrorShift);
   }
   busy_ = false;
-  status_shadow_ = end;
-  Store32(accel::kRegStatus, end);
+  StoreStatus(end);
 }
 
 void Emulator::FailLoads(const std::string& state, const std::string& status) {

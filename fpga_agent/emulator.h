@@ -34,8 +34,11 @@
 //   a test that loads twice waits for loads() between them.
 //
 //   Accelerator: plain memory cannot clear a bit when 1 is written to it,
-//   so the emulator keeps the STATUS value it last wrote and treats any
-//   other value found there as the host's write-1-to-clear. CTRL start
+//   so the emulator keeps the STATUS value it last wrote, always with bit
+//   31 (reserved in the register map) set, and treats any other value
+//   found there as the host's write-1-to-clear; a host never writes bit
+//   31, so every write shows. (STATUS reads with bit 31 set, which the
+//   host ignores like every reserved bit.) CTRL start
 //   and reset are self-clearing (the emulator clears them when it acts).
 //   START runs the program at PROGRAM with `execute` (accel::Execute by
 //   default) on map1, then writes CYCLES, LAYERS_DONE and STATUS (done,
@@ -151,9 +154,11 @@ class Emulator {
   void ServeFpgaManager();
   void ServeRegisters();
   void ServeInterrupts(bool readable_listener);
-  void RunProgram();
+  void StoreStatus(uint32_t value);  // With kStatusMark.
   uint32_t Load32(uint32_t offset) const;
   void Store32(uint32_t offset, uint32_t value);
+
+  static constexpr uint32_t kStatusMark = 1u << 31;
 
   const EmulatorOptions options_;
   const std::string sysfs_root_, dev_root_, firmware_dir_, fpga_dir_;

@@ -11,8 +11,9 @@
 //      they read 0;
 //   3. writes PROGRAM (lo, then hi), unmasks the interrupt and writes CTRL
 //      start (with interrupt enable when interrupts are used);
-//   4. waits for done or error: on the interrupt (re-reading STATUS after
-//      each, re-unmasking on a stale one) or, polling, reading STATUS with
+//   4. waits for done or error: for the interrupt (reading STATUS after
+//      each, re-unmasking on a stale one, and at the timeout) or, polling,
+//      reading STATUS with
 //      a growing pause (10 us to 1 ms), never past the timeout;
 //   5. on error: INTERNAL "accelerator error 'bad descriptor' (code 4)
 //      after 2 layers (program at 0x1000)"; on done: CYCLES and
