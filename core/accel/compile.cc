@@ -35,8 +35,7 @@ bool IsAlias(Op op) {
 bool FollowsBatch(const std::vector<int64_t>& one,
                   const std::vector<int64_t>& two) {
   return !one.empty() && one.size() == two.size() && one[0] == 1 &&
-         two[0] == 2 &&
-         std::equal(one.begin() + 1, one.end(), two.begin() + 1);
+         two[0] == 2 && std::equal(one.begin() + 1, one.end(), two.begin() + 1);
 }
 
 DType IntegerDType(const Format& f) {
@@ -95,7 +94,7 @@ class Compiler {
   std::set<std::string> resident_;  // Values the device produces.
   std::map<std::string, std::vector<std::pair<int, int>>> readers_;
   std::set<std::string> graph_outputs_;
-  std::map<std::string, Grid> grids_;  // Values stored as integers.
+  std::map<std::string, Grid> grids_;            // Values stored as integers.
   std::map<std::string, std::string> alias_of_;  // Alias -> stored value.
   std::vector<std::string> stored_;  // Values with a region, in order.
   std::unique_ptr<CompiledModel> out_ = std::make_unique<CompiledModel>();
@@ -192,7 +191,8 @@ std::optional<Grid> Compiler::FirstGrid(const std::string& v) const {
     const Node& reader = graph_.nodes[j];
     if (graph::IsQuantizedOp(reader.op)) {
       const QuantizedLayer* q = quantized_.Find(j);
-      if (q != nullptr) return Grid{q->quant.input_format, q->quant.input_alpha};
+      if (q != nullptr)
+        return Grid{q->quant.input_format, q->quant.input_alpha};
     } else if (reader.op == Op::kMaxPool || IsAlias(reader.op)) {
       std::optional<Grid> g = FirstGrid(reader.outputs[0]);
       if (g) return g;
@@ -366,10 +366,9 @@ absl::StatusOr<Descriptor> Compiler::Describe(int i) {
             absl::StrCat(context, ": ", packed.status().message()));
       }
       if (q.scales.size() != d.out_c || q.bias.size() != d.out_c) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(context, ": ", q.scales.size(), " scales and ",
-                         q.bias.size(), " biases for ", d.out_c,
-                         " output channels"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            context, ": ", q.scales.size(), " scales and ", q.bias.size(),
+            " biases for ", d.out_c, " output channels"));
       }
       d.weights_bytes = packed->size();
       d.weights_offset = AppendData(packed->data(), packed->size());
@@ -410,7 +409,8 @@ absl::Status Compiler::BuildHostSegment(
     if (q != model_.layers.end()) {
       layers.emplace(q->first, q->second);
       auto w = model_.weight_integers.find(node.name);
-      if (w != model_.weight_integers.end()) integers.emplace(w->first, w->second);
+      if (w != model_.weight_integers.end())
+        integers.emplace(w->first, w->second);
     }
     out_->host_ops.emplace_back(graph::OpName(node.op));
   }
@@ -426,9 +426,10 @@ absl::Status Compiler::BuildHostSegment(
   }
   for (const graph::ValueInfo& v : g.inputs) {
     if (!Batched(v.name)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "value '", v.name, "' crosses between the accelerator and the host "
-          "but does not follow the batch"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("value '", v.name,
+                       "' crosses between the accelerator and the host "
+                       "but does not follow the batch"));
     }
   }
   if (!build_executor) return absl::OkStatus();
@@ -540,8 +541,8 @@ absl::Status Compiler::BuildSegments(
         d.scales_offset += data_base_;
         d.bias_offset += data_base_;
       }
-      WriteDescriptor(d, base + s.program_offset + kHeaderBytes +
-                             l * kDescriptorBytes);
+      WriteDescriptor(
+          d, base + s.program_offset + kHeaderBytes + l * kDescriptorBytes);
     }
   }
   return absl::OkStatus();

@@ -62,11 +62,11 @@ struct Segment {
 
 struct CompiledModel {
   std::vector<Segment> segments;
-  std::map<std::string, Region> regions;            // Device values.
+  std::map<std::string, Region> regions;               // Device values.
   std::map<std::string, std::vector<int64_t>> shapes;  // Batch-1 shapes.
   std::vector<std::string> input_names;
   std::vector<std::string> output_names;
-  std::string image;  // Programs and weights, written at offset 0.
+  std::string image;          // Programs and weights, written at offset 0.
   uint64_t buffer_bytes = 0;  // Image plus every region.
   int max_batch = 1;
   int device_layers = 0;

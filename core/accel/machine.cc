@@ -79,8 +79,8 @@ bool DecodeTerms(const Descriptor& d, absl::Span<const uint8_t> buffer,
       uint32_t mag = static_cast<uint32_t>(v < 0 ? -v : v);
       while (mag != 0) {
         const int bit = std::countr_zero(mag);
-        t.push_back({static_cast<uint32_t>(i), static_cast<uint8_t>(bit),
-                     v < 0});
+        t.push_back(
+            {static_cast<uint32_t>(i), static_cast<uint8_t>(bit), v < 0});
         mag &= mag - 1;
       }
     }
@@ -184,8 +184,8 @@ void MaxPoolImage(const Descriptor& d, const T* x, T* y) {
         bool any = false;
         T best = std::numeric_limits<T>::lowest();
         for (uint32_t kh = 0; kh < d.kernel_h; ++kh) {
-          const int64_t ih = int64_t{oh} * d.stride_h - d.pad_top +
-                             int64_t{kh} * d.dilation_h;
+          const int64_t ih =
+              int64_t{oh} * d.stride_h - d.pad_top + int64_t{kh} * d.dilation_h;
           if (ih < 0 || ih >= d.in_h) continue;
           for (uint32_t kw = 0; kw < d.kernel_w; ++kw) {
             const int64_t iw = int64_t{ow} * d.stride_w - d.pad_left +

@@ -12,9 +12,8 @@ absl::StatusOr<DeviceRun> ModelDevice::Run(uint64_t program_offset,
   if (run.error != DeviceError::kNone) {
     const auto code = static_cast<uint8_t>(run.error);
     return absl::InternalError(absl::StrCat("accelerator error ", code, " (",
-                                            DeviceErrorName(code),
-                                            ") after ", run.layers_done,
-                                            " layers"));
+                                            DeviceErrorName(code), ") after ",
+                                            run.layers_done, " layers"));
   }
   return DeviceRun{run.cost.cycles, run.layers_done};
 }

@@ -89,7 +89,8 @@ Descriptor ParseDescriptor(const uint8_t* p) {
 
 // The checks of one descriptor, in the order the file comment gives them.
 DeviceError CheckDescriptor(const Descriptor& d, uint32_t max_batch,
-                            uint64_t size, int max_sb) {
+                            absl::Span<const uint8_t> buffer, int max_sb) {
+  const uint64_t size = buffer.size();
   if (d.op != LayerKind::kConv && d.op != LayerKind::kMaxPool &&
       d.op != LayerKind::kAdd && d.op != LayerKind::kRelu &&
       d.op != LayerKind::kClip) {
@@ -119,8 +120,7 @@ DeviceError CheckDescriptor(const Descriptor& d, uint32_t max_batch,
   const uint64_t in_bytes =
       in_elems * static_cast<uint64_t>(DTypeBytes(d.input_dtype)) * max_batch;
   const uint64_t out_bytes =
-      out_elems * static_cast<uint64_t>(DTypeBytes(d.output_dtype)) *
-      max_batch;
+      out_elems * static_cast<uint64_t>(DTypeBytes(d.output_dtype)) * max_batch;
   if (!RangeOk(d.input_offset, in_bytes, size) ||
       !RangeOk(d.output_offset, out_bytes, size)) {
     return DeviceError::kOutOfBounds;
@@ -162,10 +162,18 @@ DeviceError CheckDescriptor(const Descriptor& d, uint32_t max_batch,
       if (packed < 0 || d.weights_bytes != static_cast<uint64_t>(packed)) {
         return DeviceError::kBadDescriptor;
       }
-      if (d.weights_offset > size || d.weights_bytes > size - d.weights_offset ||
+      if (d.weights_offset > size ||
+          d.weights_bytes > size - d.weights_offset ||
           !RangeOk(d.scales_offset, uint64_t{d.out_c} * 4, size) ||
           !RangeOk(d.bias_offset, uint64_t{d.out_c} * 4, size)) {
         return DeviceError::kOutOfBounds;
+      }
+      // Every code is a level; only the last byte's padding can be wrong.
+      const uint64_t used_bits =
+          (weights * static_cast<uint64_t>(wf.bits())) % 8;
+      if (used_bits != 0 && d.weights_bytes > 0 &&
+          (buffer[d.weights_offset + d.weights_bytes - 1] >> used_bits) != 0) {
+        return DeviceError::kBadCode;
       }
       break;
     }
@@ -259,11 +267,24 @@ void WriteHeader(const Header& h, uint8_t* out) {
 void WriteDescriptor(const Descriptor& d, uint8_t* p) {
   std::memset(p, 0, kDescriptorBytes);
   StoreU32(p + 0, static_cast<uint32_t>(d.op));
-  const uint32_t dims[] = {d.in_c,     d.in_h,       d.in_w,       d.out_c,
-                           d.out_h,    d.out_w,      d.kernel_h,   d.kernel_w,
-                           d.stride_h, d.stride_w,   d.pad_top,    d.pad_left,
-                           d.dilation_h, d.dilation_w, d.group,
-                           d.weight_format, d.input_format, d.output_format,
+  const uint32_t dims[] = {d.in_c,
+                           d.in_h,
+                           d.in_w,
+                           d.out_c,
+                           d.out_h,
+                           d.out_w,
+                           d.kernel_h,
+                           d.kernel_w,
+                           d.stride_h,
+                           d.stride_w,
+                           d.pad_top,
+                           d.pad_left,
+                           d.dilation_h,
+                           d.dilation_w,
+                           d.group,
+                           d.weight_format,
+                           d.input_format,
+                           d.output_format,
                            static_cast<uint32_t>(d.input_dtype),
                            static_cast<uint32_t>(d.output_dtype),
                            static_cast<uint32_t>(d.input2_dtype),
@@ -318,9 +339,9 @@ CheckedProgram ReadProgram(absl::Span<const uint8_t> buffer, uint64_t offset,
   }
   out.layers.reserve(hd.layer_count);
   for (uint32_t i = 0; i < hd.layer_count; ++i) {
-    const Descriptor d = ParseDescriptor(h + kHeaderBytes +
-                                         uint64_t{i} * kDescriptorBytes);
-    const DeviceError e = CheckDescriptor(d, hd.max_batch, size, max_sb);
+    const Descriptor d =
+        ParseDescriptor(h + kHeaderBytes + uint64_t{i} * kDescriptorBytes);
+    const DeviceError e = CheckDescriptor(d, hd.max_batch, buffer, max_sb);
     if (e != DeviceError::kNone) {
       out.error = e;
       out.failed_layer = static_cast<int>(i);

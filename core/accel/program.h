@@ -128,9 +128,9 @@ struct Descriptor {
   uint64_t scales_offset = 0, bias_offset = 0;
   uint64_t input_offset = 0, input2_offset = 0, output_offset = 0;
 
-  int64_t InputImageBytes() const;   // in_c*in_h*in_w * DTypeBytes(input).
+  int64_t InputImageBytes() const;  // in_c*in_h*in_w * DTypeBytes(input).
   int64_t OutputImageBytes() const;
-  int64_t MacsPerImage() const;      // kConv only; 0 otherwise.
+  int64_t MacsPerImage() const;  // kConv only; 0 otherwise.
 };
 
 // Serialization of the two records into `out` (kHeaderBytes or

@@ -23,7 +23,8 @@ runtime::EsbExecutorOptions HostOptions(const RunnerOptions& options) {
 }
 
 absl::Status CheckOptions(const RunnerOptions& options) {
-  if (options.max_batch < 1 || options.max_batch > static_cast<int>(kMaxBatch)) {
+  if (options.max_batch < 1 ||
+      options.max_batch > static_cast<int>(kMaxBatch)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "max_batch ", options.max_batch, " is outside 1..", kMaxBatch));
   }
@@ -70,10 +71,10 @@ std::string ModelRunner::Description() const {
     if (s.device && !s.layers.empty()) ++programs;
     if (!s.device) ++host;
   }
-  std::string out = absl::StrFormat(
-      "%d device program%s (%d layers), %d host segment%s", programs,
-      programs == 1 ? "" : "s", compiled_->device_layers, host,
-      host == 1 ? "" : "s");
+  std::string out =
+      absl::StrFormat("%d device program%s (%d layers), %d host segment%s",
+                      programs, programs == 1 ? "" : "s",
+                      compiled_->device_layers, host, host == 1 ? "" : "s");
   if (!compiled_->host_ops.empty()) {
     absl::StrAppend(&out, " (", absl::StrJoin(compiled_->host_ops, ", "), ")");
   }
@@ -102,10 +103,10 @@ absl::StatusOr<std::vector<graph::Tensor>> ModelRunner::Run(
     if (!ok || (batch >= 0 && t.shape[0] != batch)) {
       std::vector<int64_t> expect = want;
       expect[0] = graph::kBatch;
-      return absl::InvalidArgumentError(absl::StrCat(
-          "input '", c.input_names[i], "': shape ",
-          graph::ShapeToString(t.shape), " with ", t.data.size(),
-          " values; expected ", graph::ShapeToString(expect)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", c.input_names[i], "': shape ",
+                       graph::ShapeToString(t.shape), " with ", t.data.size(),
+                       " values; expected ", graph::ShapeToString(expect)));
     }
     batch = t.shape[0];
   }
@@ -151,11 +152,11 @@ absl::StatusOr<std::vector<graph::Tensor>> ModelRunner::Run(
         absl::StatusOr<DeviceRun> run =
             device_->Run(s.program_offset, options_.device_timeout);
         if (!run.ok()) {
-          return absl::Status(run.status().code(),
-                              absl::StrCat("device program of layers '",
-                                           s.layer_names.front(), "'..'",
-                                           s.layer_names.back(),
-                                           "': ", run.status().message()));
+          return absl::Status(
+              run.status().code(),
+              absl::StrCat("device program of layers '", s.layer_names.front(),
+                           "'..'", s.layer_names.back(),
+                           "': ", run.status().message()));
         }
         total.device_cycles += run->cycles;
         ++total.device_runs;

@@ -28,9 +28,9 @@ struct Case {
 
 pipeline::PackagedModel DemoPackage(const Case& c) {
   const graph::Graph g = demo::LoadDemoModel(c.model);
-  const auto layers = demo::DemoLayers(
-      g, demo::MakeFormat(c.weight_bits, c.weight_sb, true),
-      demo::MakeFormat(c.input_bits, c.input_sb, false));
+  const auto layers =
+      demo::DemoLayers(g, demo::MakeFormat(c.weight_bits, c.weight_sb, true),
+                       demo::MakeFormat(c.input_bits, c.input_sb, false));
   auto package = pipeline::BuildPackage(
       g, layers, data::Normalization{{0.286f}, {0.353f}}, c.model);
   EXPECT_TRUE(package.ok()) << package.status();
@@ -71,9 +71,9 @@ TEST_P(RunnerTest, DeviceOutputsAreTheEsbExecutorsBitForBit) {
     ASSERT_EQ(got->size(), want->size());
     ASSERT_EQ(got->front().shape, want->front().shape);
     ASSERT_EQ(got->front().data.size(), want->front().data.size());
-    differing += std::memcmp(got->front().data.data(),
-                             want->front().data.data(),
-                             got->front().data.size() * sizeof(float)) != 0;
+    differing +=
+        std::memcmp(got->front().data.data(), want->front().data.data(),
+                    got->front().data.size() * sizeof(float)) != 0;
     EXPECT_GE(stats.device_runs, 2);
     EXPECT_EQ(stats.device_cycles, stats.cost.cycles);
     cycles += stats.device_cycles;
@@ -88,17 +88,18 @@ TEST_P(RunnerTest, DeviceOutputsAreTheEsbExecutorsBitForBit) {
   EXPECT_EQ(estimate->shift_adds, estimate->macs * GetParam().weight_sb);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Demo, RunnerTest,
-    ::testing::Values(Case{"lenet", 5, 2, 4, 2, 1000},
-                      Case{"resnet", 5, 2, 4, 2, 1000},
-                      Case{"lenet", 6, 3, 8, 5}, Case{"resnet", 4, 1, 8, 5}),
-    [](const auto& info) {
-      return info.param.model + "_w" + std::to_string(info.param.weight_bits) +
-             "sb" + std::to_string(info.param.weight_sb) + "_x" +
-             std::to_string(info.param.input_bits) + "sb" +
-             std::to_string(info.param.input_sb);
-    });
+INSTANTIATE_TEST_SUITE_P(Demo, RunnerTest,
+                         ::testing::Values(Case{"lenet", 5, 2, 4, 2, 1000},
+                                           Case{"resnet", 5, 2, 4, 2, 1000},
+                                           Case{"lenet", 6, 3, 8, 5},
+                                           Case{"resnet", 4, 1, 8, 5}),
+                         [](const auto& info) {
+                           return info.param.model + "_w" +
+                                  std::to_string(info.param.weight_bits) +
+                                  "sb" + std::to_string(info.param.weight_sb) +
+                                  "_x" + std::to_string(info.param.input_bits) +
+                                  "sb" + std::to_string(info.param.input_sb);
+                         });
 
 TEST(RunnerTest, ResnetKeepsGlobalAveragePoolOnTheHost) {
   const pipeline::PackagedModel model = DemoPackage({"resnet", 5, 2, 4, 2});
@@ -121,7 +122,8 @@ TEST(RunnerTest, WeightsBeyondTheArraysSbRunOnTheHostAndStillMatch) {
   auto cpu = runtime::EsbExecutor::Create(model.graph, model.layers, {},
                                           &model.weight_integers);
   ASSERT_TRUE(cpu.ok());
-  const std::vector<float> test = demo::DemoImages("t10k-images-idx3-ubyte.gz", 8);
+  const std::vector<float> test =
+      demo::DemoImages("t10k-images-idx3-ubyte.gz", 8);
   const graph::Tensor x = demo::DemoBatch(test, 0, 8);
   auto a = (*runner)->Run({x});
   auto b = (*cpu)->Run({x});
