@@ -24,7 +24,7 @@ namespace esb::accel {
 struct ArrayConfig {
   int rows = 16;                // PEs along the reduction. 1..255.
   int cols = 16;                // PEs along output channels. 1..255.
-  int max_sb = 4;               // Largest sb of the weights. 1..8.
+  int max_sb = 8;               // Largest sb of the weights. 1..15.
   uint32_t clock_khz = 200000;  // 200 MHz.
   int64_t weight_buffer_bytes = int64_t{256} << 10;
   int64_t input_buffer_bytes = int64_t{256} << 10;

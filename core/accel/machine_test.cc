@@ -376,7 +376,7 @@ TEST(ArrayTest, EnergyGrowsWithWorkAndTime) {
   const ArrayConfig c;
   EXPECT_GT(EnergyJoules(big, c), EnergyJoules(small, c));
   EXPECT_DOUBLE_EQ(Seconds(200000, c), 1e-3);  // 200 MHz.
-  EXPECT_EQ(Describe(c), "16x16 PEs, sb<=4, 200 MHz");
+  EXPECT_EQ(Describe(c), "16x16 PEs, sb<=8, 200 MHz");
 }
 
 }  // namespace
