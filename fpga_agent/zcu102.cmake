@@ -29,9 +29,10 @@ add_executable(esb_zcu102_test
   ${CMAKE_CURRENT_LIST_DIR}/uio_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/zcu102_backend_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/zcu102_device_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/zcu102_serving_test.cc
 )
 target_link_libraries(esb_zcu102_test PRIVATE esb_zcu102 esb_zcu102_testing
-  esb_pipeline esb_runtime esb_demo_testing GTest::gtest_main GTest::gmock)
+  esb_runtime esb_demo_testing GTest::gtest_main GTest::gmock)
 target_compile_definitions(esb_zcu102_test PRIVATE
   ESB_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 gtest_discover_tests(esb_zcu102_test DISCOVERY_TIMEOUT 60)

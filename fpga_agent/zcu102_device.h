@@ -15,8 +15,8 @@
 //      each, re-unmasking on a stale one, and at the timeout) or, polling,
 //      reading STATUS with
 //      a growing pause (10 us to 1 ms), never past the timeout;
-//   5. on error: INTERNAL "accelerator error 'bad descriptor' (code 4)
-//      after 2 layers (program at 0x1000)"; on done: CYCLES and
+//   5. on error: INTERNAL "accelerator error 'bad layer descriptor'
+//      (code 4) after 2 layers (program at 0x1000)"; on done: CYCLES and
 //      LAYERS_DONE. On the timeout: CTRL reset, DEADLINE_EXCEEDED, and the
 //      device counts as wedged (wedged()) until a run ends in done or
 //      error again; so does a device whose CTRL bits never clear.
@@ -48,7 +48,7 @@ class Zcu102Device : public accel::Device {
  public:
   // FAILED_PRECONDITION naming the value when ID is not "ESB1", VERSION's
   // major is not accel::kVersionMajor, or CAPS / CLOCK_KHZ describe no
-  // array (rows or columns 0, sb outside 1..8, clock 0).
+  // array (rows or columns 0, sb 0, clock 0).
   static absl::StatusOr<std::unique_ptr<Zcu102Device>> Open(
       std::unique_ptr<Uio> uio, const Zcu102DeviceOptions& options = {});
 
