@@ -517,11 +517,24 @@ absl::Status Emulator::RemoveRail(int rail) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> FreshEmulatorRoot(const std::string& name) {
+namespace {
+
+std::string EmulatorRootsDir() {
   const char* tmp = std::getenv("TEST_TMPDIR");
+  return JoinPath(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp",
+                  absl::StrCat("esb-zcu102.", ::getpid()));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> FreshEmulatorRoot(const std::string& name) {
+  static std::atomic<int> next{0};
+  std::string part = name.substr(0, 40);
+  for (char& c : part) {
+    if (c == '/') c = '_';
+  }
   const std::string dir =
-      JoinPath(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp",
-               absl::StrCat("esb-zcu102.", ::getpid(), ".", name));
+      JoinPath(EmulatorRootsDir(), absl::StrCat(next++, "-", part));
   std::error_code error;
   fs::remove_all(dir, error);
   if (error) {
@@ -530,6 +543,11 @@ absl::StatusOr<std::string> FreshEmulatorRoot(const std::string& name) {
   }
   if (absl::Status s = MakeDirs(dir); !s.ok()) return s;
   return dir;
+}
+
+void RemoveEmulatorRoots() {
+  std::error_code error;
+  fs::remove_all(EmulatorRootsDir(), error);
 }
 
 }  // namespace esb::agent

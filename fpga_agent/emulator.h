@@ -198,10 +198,14 @@ class Emulator {
   uint32_t interrupt_count_ = 0;
 };
 
-// A fresh empty directory for an emulator: /tmp/esb-zcu102.<pid>.<name>
-// (short, so that the interrupt socket's path fits a Unix socket), or
-// under $TEST_TMPDIR when that is set. Removes what was there.
+// A fresh empty directory for an emulator,
+// /tmp/esb-zcu102.<pid>/<n>-<name> (under $TEST_TMPDIR when that is set),
+// with at most 40 bytes of `name` and '/' made '_', so that the interrupt
+// socket's path fits a Unix socket.
 absl::StatusOr<std::string> FreshEmulatorRoot(const std::string& name);
+// Removes every directory FreshEmulatorRoot made in this process (their
+// emulators stopped first).
+void RemoveEmulatorRoots();
 
 }  // namespace esb::agent
 

@@ -14,6 +14,15 @@
 namespace esb::agent {
 namespace {
 
+// The emulators' directories go when the tests end (every fixture stops
+// its emulator in its teardown, before this runs).
+class RemoveRootsAtExit : public ::testing::Environment {
+ public:
+  void TearDown() override { RemoveEmulatorRoots(); }
+};
+[[maybe_unused]] ::testing::Environment* const kRemoveRoots =
+    ::testing::AddGlobalTestEnvironment(new RemoveRootsAtExit);
+
 std::unique_ptr<Emulator> StartEmulator(EmulatorOptions options) {
   absl::StatusOr<std::string> root = FreshEmulatorRoot(
       ::testing::UnitTest::GetInstance()->current_test_info()->name());

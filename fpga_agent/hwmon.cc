@@ -16,7 +16,7 @@ double PowerReading::total_watts() const {
   return total;
 }
 
-Hwmon::Hwmon(std::string sysfs_root)
+Hwmon::Hwmon(const std::string& sysfs_root)
     : class_dir_(JoinPath(sysfs_root, "class/hwmon")) {}
 
 bool Hwmon::HasPowerRails() const {

@@ -51,7 +51,7 @@ struct PowerReading {
 
 class Hwmon {
  public:
-  explicit Hwmon(std::string sysfs_root);
+  explicit Hwmon(const std::string& sysfs_root);
 
   // The INA226 rails. An empty reading when there are none (or no hwmon
   // class at all); the file system's status only when the class directory
@@ -97,7 +97,8 @@ class PowerSampler {
 
   // Samples `source` (Hwmon::ReadPower in the backend).
   PowerSampler(Source source, Options options);
-  PowerSampler(Source source) : PowerSampler(std::move(source), Options{}) {}
+  explicit PowerSampler(Source source)
+      : PowerSampler(std::move(source), Options{}) {}
 
   // One run's sampling: the first sample is taken in Start, which then
   // reads t0 from the clock; Finish reads t1 first, then takes the last

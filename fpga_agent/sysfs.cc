@@ -92,8 +92,9 @@ absl::Status WriteAttribute(const std::string& path, absl::string_view value) {
   } while (n < 0 && errno == EINTR);
   const int err = errno;
   if (::close(fd) != 0 && n >= 0) return ErrnoStatus(errno, "close", path);
-  if (n < 0)
+  if (n < 0) {
     return ErrnoStatus(err, absl::StrCat("write '", value, "' to"), path);
+  }
   if (static_cast<size_t>(n) != value.size()) {
     return absl::DataLossError(absl::StrCat("short write to ", path, ": ", n,
                                             " of ", value.size(), " bytes"));

@@ -5,6 +5,7 @@
 // unhealthy until it runs again.
 #include <cstring>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -46,12 +47,8 @@ pipeline::PackagedModel DemoPackage(const std::string& name) {
 class ServingTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string name =
-        ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    for (char& c : name) {
-      if (c == '/') c = '_';
-    }
-    absl::StatusOr<std::string> root = FreshEmulatorRoot(name);
+    absl::StatusOr<std::string> root = FreshEmulatorRoot(
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     ASSERT_TRUE(root.ok()) << root.status();
     root_ = *root;
     bitstreams_ = JoinPath(root_, "bitstreams");
@@ -124,6 +121,9 @@ struct Mode {
   std::string model;
   bool poll;
 };
+void PrintTo(const Mode& mode, std::ostream* os) {
+  *os << mode.model << (mode.poll ? " polled" : " interrupt");
+}
 
 class ServingModes : public ServingTest,
                      public ::testing::WithParamInterface<Mode> {};
