@@ -18,7 +18,7 @@ target_link_libraries(esb_zcu102 PUBLIC esb_accel esb_package esb_env
 add_library(esb_zcu102_testing STATIC
   ${CMAKE_CURRENT_LIST_DIR}/emulator.cc
 )
-target_link_libraries(esb_zcu102_testing PUBLIC esb_accel esb_env
+target_link_libraries(esb_zcu102_testing PUBLIC esb_zcu102 esb_accel esb_env
   absl::status absl::statusor absl::strings absl::synchronization absl::time
   Threads::Threads)
 
