@@ -338,3 +338,47 @@ TEST_F(ServingTest, AReloadedBitstreamServesThePreparedModels) {
 
 }  // namespace
 }  // namespace esb::agent
+
+namespace esb::agent {
+namespace {
+
+// DESIGN's acceptance figure: both demo models over 1000 test images
+// through the whole zcu102 path (program in map1, START, interrupt, read
+// back) on the emulated device, bit for bit the CPU ESB executor's.
+class ThousandImages : public ServingTest,
+                       public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(ThousandImages, AreTheEsbExecutorsBitForBit) {
+  StartEmulator(EmulatorOptions{});
+  std::unique_ptr<Backend> backend = LoadedBackend();
+  ASSERT_NE(backend, nullptr);
+  const pipeline::PackagedModel package = DemoPackage(GetParam());
+  auto model = backend->Prepare(package, 50);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto cpu = runtime::EsbExecutor::Create(package.graph, package.layers, {},
+                                          &package.weight_integers);
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  const std::vector<float> images =
+      demo::DemoImages("t10k-images-idx3-ubyte.gz", 1000);
+  int64_t differing = 0;
+  for (int64_t start = 0; start < 1000; start += 50) {
+    const graph::Tensor x = demo::DemoBatch(images, start, 50);
+    auto want = (*cpu)->Run({x});
+    BatchStats stats;
+    auto got = (*model)->Run(x, &stats);
+    ASSERT_TRUE(want.ok()) << want.status();
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(got->front().data.size(), want->front().data.size());
+    differing +=
+        std::memcmp(got->front().data.data(), want->front().data.data(),
+                    got->front().data.size() * sizeof(float)) != 0;
+  }
+  EXPECT_EQ(differing, 0);
+  EXPECT_EQ(emulator_->runs(), emulator_->interrupts());
+}
+
+INSTANTIATE_TEST_SUITE_P(Demo, ThousandImages,
+                         ::testing::Values("lenet", "resnet"));
+
+}  // namespace
+}  // namespace esb::agent
