@@ -22,7 +22,8 @@ constexpr uint64_t kMaxBytes = uint64_t{1} << 40;
 // unsigned count, so at most kMaxStep at once).
 constexpr size_t kMinStep = size_t{1} << 20;
 constexpr size_t kMaxStep = size_t{1} << 30;
-// Compressed bytes are read from the file this many at a time.
+// Bytes are read from the file this many at a time (raw data in pieces of
+// it, compressed data in chunks of it).
 constexpr uint64_t kInputChunk = uint64_t{1} << 17;
 
 absl::Status Bad(const std::string& path, absl::string_view what) {
@@ -112,12 +113,17 @@ class IdxBytes {
   absl::StatusOr<size_t> ReadRaw(uint8_t* dst, size_t n) {
     const auto take =
         static_cast<size_t>(std::min<uint64_t>(n, file_->size() - pos_));
-    if (take == 0) return size_t{0};
-    if (absl::Status s = file_->ReadAt(pos_, take, &scratch_); !s.ok()) {
-      return s;
+    // In pieces, so that the scratch buffer stays small.
+    for (size_t done = 0; done < take;) {
+      const auto piece =
+          static_cast<size_t>(std::min<uint64_t>(take - done, kInputChunk));
+      if (absl::Status s = file_->ReadAt(pos_, piece, &scratch_); !s.ok()) {
+        return s;
+      }
+      std::memcpy(dst + done, scratch_.data(), piece);
+      pos_ += piece;
+      done += piece;
     }
-    std::memcpy(dst, scratch_.data(), take);
-    pos_ += take;
     return take;
   }
 

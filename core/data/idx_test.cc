@@ -326,7 +326,8 @@ TEST_F(IdxEnvTest, ALimitInflatesAndReadsOnlyTheItemsReturned) {
 }
 
 TEST_F(IdxEnvTest, ShortReadsStillReadTheWholeFile) {
-  const std::string file = Header({50, 28, 28}) + Noise(50 * 28 * 28);
+  // Larger than one 128 KiB piece.
+  const std::string file = Header({300, 28, 28}) + Noise(300 * 28 * 28);
   faults_.SetMaxReadBytes(1000);
   for (const std::string& path :
        {Put("s.idx", file), Put("s.idx.gz", Gzip(file))}) {
