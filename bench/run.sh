@@ -7,6 +7,7 @@
 #   bash bench/run.sh core       # quantizer and DDA only
 #   bash bench/run.sh runtime    # CPU inference throughput only
 #   bash bench/run.sh service    # the job service (esb-server, esb-worker)
+#   bash bench/run.sh accel      # the accelerator model and the modelled array
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
@@ -38,4 +39,19 @@ if [[ $what == all || $what == service ]]; then
   bash bench/service_overhead.sh 5 || echo "(a service overhead target failed)"
   build/bench/esb_service_bench --server-bin build/server/esb-server ||
     echo "(a service latency or upload target failed)"
+fi
+
+if [[ $what == all || $what == accel ]]; then
+  # The demo models quantized W4A4 sb 2 (edges 8-bit), as the main job does.
+  data=/usr/share/datasets/fashion-mnist
+  for model in lenet resnet; do
+    if [[ ! -f build/bench/$model/model.esbm ]]; then
+      build/client/esbctl quantize "models/$model.onnx" --bits 4 --sb 2 \
+        --act-bits 4 --act-sb 2 --calib "$data/train-images-idx3-ubyte.gz" \
+        --calib-count 512 --quiet -o "build/bench/$model" >/dev/null
+    fi
+  done
+  echo "== accelerator model (build/bench/esb_accel_bench) =="
+  build/bench/esb_accel_bench --images 1000 build/bench/lenet/model.esbm \
+    build/bench/resnet/model.esbm
 fi

@@ -22,10 +22,10 @@
 namespace esb::accel {
 
 struct ArrayConfig {
-  int rows = 16;                 // PEs along the reduction. 1..255.
-  int cols = 16;                 // PEs along output channels. 1..255.
-  int max_sb = 4;                // Largest sb of the weights. 1..8.
-  uint32_t clock_khz = 200000;   // 200 MHz.
+  int rows = 16;                // PEs along the reduction. 1..255.
+  int cols = 16;                // PEs along output channels. 1..255.
+  int max_sb = 8;               // Largest sb of the weights. 1..15.
+  uint32_t clock_khz = 200000;  // 200 MHz.
   int64_t weight_buffer_bytes = int64_t{256} << 10;
   int64_t input_buffer_bytes = int64_t{256} << 10;
   int64_t output_buffer_bytes = int64_t{128} << 10;
@@ -39,7 +39,7 @@ struct Cost {
   int64_t compute_cycles = 0;
   int64_t dma_bytes = 0;
   int64_t dma_cycles = 0;
-  int64_t cycles = 0;      // The schedule's: tiles of max(compute, DMA).
+  int64_t cycles = 0;  // The schedule's: tiles of max(compute, DMA).
 
   Cost& operator+=(const Cost& o);
 };

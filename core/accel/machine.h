@@ -10,6 +10,7 @@
 
 #include "absl/types/span.h"
 #include "core/accel/array.h"
+#include "core/accel/program.h"
 #include "core/accel/registers.h"
 
 namespace esb::accel {
@@ -21,13 +22,17 @@ struct MachineRun {
   std::vector<Cost> per_layer;  // One per layer done.
 };
 
-// Validates the program at `program_offset` of `buffer` against the buffer
-// and `config` (every offset, size and field; an error code, never an
-// out-of-bounds access), then runs its layers in order, reading and
-// writing only inside `buffer`. A layer that fails validation stops the run
-// with its error; the layers before it have run.
+// Validates the whole program at `program_offset` of `buffer` against the
+// buffer and `config` (program.h: every offset, size and field; an error
+// code, never an out-of-bounds access); a program that fails runs no layer.
+// Then runs its layers in order, reading and writing only inside `buffer`.
 MachineRun Execute(absl::Span<uint8_t> buffer, uint64_t program_offset,
                    const ArrayConfig& config);
+
+// The modelled cost of one layer over `batch` images on `config`'s array
+// (array.h describes the schedule). The descriptor must have passed
+// ReadProgram.
+Cost LayerCost(const Descriptor& d, int batch, const ArrayConfig& config);
 
 }  // namespace esb::accel
 

@@ -61,15 +61,15 @@ inline constexpr int CapsMaxSb(uint32_t caps) { return (caps >> 16) & 0xFu; }
 // The error codes a run ends with (STATUS bits 8-15 with the error bit).
 enum class DeviceError : uint8_t {
   kNone = 0,
-  kBadMagic = 1,          // The program header's magic is wrong.
-  kBadVersion = 2,        // A program version the device does not know.
-  kBadProgramOffset = 3,  // PROGRAM points outside map1 or is misaligned.
-  kBadDescriptor = 4,     // A descriptor field is out of range.
-  kOutOfBounds = 5,       // An offset or size reaches outside map1.
-  kUnsupportedOp = 6,     // An op the array does not run.
-  kUnsupportedFormat = 7, // A format beyond CAPS (sb, bits).
-  kBadCode = 8,           // A packed code that is not a level.
-  kBusy = 9,              // START while a run is in progress.
+  kBadMagic = 1,           // The program header's magic is wrong.
+  kBadVersion = 2,         // A program version the device does not know.
+  kBadProgramOffset = 3,   // PROGRAM points outside map1 or is misaligned.
+  kBadDescriptor = 4,      // A descriptor field is out of range.
+  kOutOfBounds = 5,        // An offset or size reaches outside map1.
+  kUnsupportedOp = 6,      // An op the array does not run.
+  kUnsupportedFormat = 7,  // A format beyond CAPS (sb, bits).
+  kBadCode = 8,            // A packed code that is not a level.
+  kBusy = 9,               // START while a run is in progress.
 };
 
 // "bad descriptor", for messages; "error code N" for unknown codes.
