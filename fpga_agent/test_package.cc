@@ -11,7 +11,7 @@
 namespace esb::agent::testing {
 namespace {
 
-constexpr int64_t kPixels = 28 * 28;
+constexpr int64_t kPixels = int64_t{28} * 28;
 constexpr char kImages[] =
     "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
 
