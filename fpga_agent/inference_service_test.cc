@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "core/env/digest.h"
 #include "core/env/mem_env.h"
 #include "core/runtime/esb_executor.h"
@@ -26,13 +27,21 @@ namespace {
 
 using ::testing::HasSubstr;
 
+std::vector<float> FloatsOf(const std::string& bytes) {
+  std::vector<float> out(bytes.size() / sizeof(float));
+  std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
+  return out;
+}
+
 constexpr char kToken[] = "s3cret-token";
 
 class ServicesTest : public ::testing::Test {
  protected:
   void SetUp() override {
     env_ = NewMemEnv();
-    backend_ = std::make_unique<SimBackend>(env_.get(), SimBackendOptions{});
+    SimBackendOptions sim;
+    sim.bitstream_dir = "/bits";
+    backend_ = std::make_unique<SimBackend>(env_.get(), sim);
     metrics_ = std::make_unique<AgentMetrics>("test-board");
     ModelRepositoryOptions repo_options;
     repo_options.dir = "/models";
@@ -47,6 +56,7 @@ class ServicesTest : public ::testing::Test {
     AgentServiceOptions admin;
     admin.board = "test-board";
     admin.admin_token = kToken;
+    admin.bitstream_dir = "/bits";
     admin_ = std::make_unique<AgentServiceImpl>(
         env_.get(), repository_.get(), backend_.get(), metrics_.get(), admin);
     grpc::ServerBuilder builder;
@@ -334,6 +344,116 @@ TEST_F(ServicesTest, ConcurrentCallsAreBatched) {
   EXPECT_THAT(metrics, ::testing::Not(HasSubstr(
                            "esb_agent_batch_size_count{board=\"test-board\","
                            "model=\"lenet\"} 8")));
+}
+
+TEST_F(ServicesTest, ARequestInFlightCompletesWhenItsModelIsUnloaded) {
+  esb::v1::DeployModelResponse deployed;
+  ASSERT_TRUE(Deploy("lenet", kToken, &deployed).ok());
+  const inference::ModelInferRequest request = ImageRequest(0, 1, true);
+  absl::Notification finished;
+  absl::StatusOr<inference::ModelInferResponse> result;
+  // Queued for the batcher's 20 ms; the unload drops the model meanwhile.
+  inference_->Infer(request,
+                    [&](absl::StatusOr<inference::ModelInferResponse> r) {
+                      result = std::move(r);
+                      finished.Notify();
+                    });
+  auto unloaded = repository_->Unload("lenet", 0);
+  ASSERT_TRUE(unloaded.ok()) << unloaded.status();
+  ASSERT_TRUE(finished.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(FloatsOf(result->raw_output_contents(0)), Expected(0, 1));
+  grpc::ClientContext context;
+  inference::ModelInferResponse response;
+  EXPECT_EQ(infer_->ModelInfer(&context, request, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+// LoadBitstream with bytes: checked, stored in the directory, loaded.
+TEST_F(ServicesTest, StreamedBitstreamsAreCheckedThenStoredAndLoaded) {
+  const std::string bits(100000, '\x5a');
+  auto load = [&](const std::string& sha256, int64_t size,
+                  esb::v1::LoadBitstreamResponse* response) {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", absl::StrCat("Bearer ", kToken));
+    auto writer = agent_->LoadBitstream(&context, response);
+    esb::v1::LoadBitstreamRequest message;
+    message.set_name("new.bit.bin");
+    message.set_sha256(sha256);
+    message.set_size(size);
+    for (size_t at = 0; at < bits.size(); at += 30000) {
+      message.set_data(bits.substr(at, 30000));
+      writer->Write(message);
+      message.Clear();
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  };
+  esb::v1::LoadBitstreamResponse response;
+  grpc::Status bad = load(Sha256Hex("other"), 100000, &response);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.error_message(), HasSubstr("sha256 mismatch"));
+  grpc::Status small = load(Sha256Hex(bits), 1000, &response);
+  EXPECT_EQ(small.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(small.error_message(), HasSubstr("more than the declared size"));
+  EXPECT_FALSE(env_->FileExists("/bits/new.bit.bin"));
+
+  grpc::Status ok = load(Sha256Hex(bits), 100000, &response);
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  EXPECT_TRUE(response.stored());
+  EXPECT_EQ(response.name(), "new.bit.bin");
+  EXPECT_EQ(*ReadFileToString(env_.get(), "/bits/new.bit.bin"), bits);
+  EXPECT_EQ(backend_->Status().bitstream, "new.bit.bin");
+  EXPECT_THAT(Metrics(),
+              HasSubstr("esb_agent_bitstream_loads_total{board=\"test"
+                        "-board\",outcome=\"ok\"} 1"));
+}
+
+TEST_F(ServicesTest, ListAndUnloadOverRpc) {
+  esb::v1::DeployModelResponse deployed;
+  ASSERT_TRUE(Deploy("lenet", kToken, &deployed).ok());
+  ASSERT_TRUE(Deploy("lenet", kToken, &deployed).ok());
+  EXPECT_EQ(deployed.version(), 2);
+  auto admin_context = [](grpc::ClientContext* c) {
+    c->AddMetadata("authorization", absl::StrCat("Bearer ", kToken));
+  };
+  {
+    grpc::ClientContext context;
+    admin_context(&context);
+    esb::v1::ListModelsResponse list;
+    ASSERT_TRUE(agent_->ListModels(&context, {}, &list).ok());
+    ASSERT_EQ(list.models_size(), 2);
+    EXPECT_EQ(list.models(0).version(), 1);
+    EXPECT_FALSE(list.models(0).serving());
+    EXPECT_TRUE(list.models(1).serving());
+    EXPECT_EQ(list.models(1).max_batch(), 4);
+  }
+  {
+    grpc::ClientContext context;
+    admin_context(&context);
+    esb::v1::UnloadModelRequest request;
+    request.set_name("lenet");
+    request.set_version(2);
+    esb::v1::UnloadModelResponse response;
+    ASSERT_TRUE(agent_->UnloadModel(&context, request, &response).ok());
+    EXPECT_THAT(response.removed_versions(), ::testing::ElementsAre(2));
+    EXPECT_EQ(response.serving_version(), 1);
+  }
+  {
+    grpc::ClientContext context;
+    admin_context(&context);
+    esb::v1::UnloadModelRequest request;
+    request.set_name("other");
+    esb::v1::UnloadModelResponse response;
+    grpc::Status s = agent_->UnloadModel(&context, request, &response);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_THAT(s.error_message(), HasSubstr("'other' is not deployed"));
+  }
+  grpc::ClientContext context;
+  inference::ModelInferResponse response;
+  ASSERT_TRUE(
+      infer_->ModelInfer(&context, ImageRequest(0, 1, false), &response).ok());
+  EXPECT_EQ(response.model_version(), "1");
 }
 
 }  // namespace

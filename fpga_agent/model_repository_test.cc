@@ -84,9 +84,9 @@ TEST_F(ModelRepositoryTest, DeploysAddVersionsAndTheLatestIsServed) {
   auto latest = repo->Get("lenet", 0);
   ASSERT_TRUE(latest.ok());
   EXPECT_EQ((*latest)->version, 2);
-  EXPECT_EQ((*latest)->signature.input.shape,
+  EXPECT_EQ((*latest)->signature->input.shape,
             (std::vector<int64_t>{-1, 1, 28, 28}));
-  EXPECT_EQ((*latest)->signature.max_batch, 4);
+  EXPECT_EQ((*latest)->signature->max_batch, 4);
   auto old = repo->Get("lenet", 1);
   EXPECT_TRUE(absl::IsNotFound(old.status()));
   EXPECT_THAT(old.status().message(), HasSubstr("stored but not served"));
