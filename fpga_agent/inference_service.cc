@@ -115,6 +115,7 @@ class StreamReactor final
   void Advance() {
     const inference::ModelStreamInferResponse* to_write = nullptr;
     bool finish = false;
+    bool broken = false;
     {
       absl::MutexLock lock(&mu_);
       if (writing_ || finished_) return;
@@ -128,14 +129,15 @@ class StreamReactor final
       } else if (slots_.empty() && (reads_done_ || (broken_ && read_paused_))) {
         finished_ = true;
         finish = true;
+        broken = broken_;
       }
     }
     if (to_write != nullptr) {
       StartWrite(to_write);
     } else if (finish) {
-      Finish(broken_ ? grpc::Status(grpc::StatusCode::CANCELLED,
-                                    "the client went away")
-                     : grpc::Status::OK);
+      Finish(broken ? grpc::Status(grpc::StatusCode::CANCELLED,
+                                   "the client went away")
+                    : grpc::Status::OK);
     }
   }
 
