@@ -430,17 +430,24 @@ TEST_F(AgentE2eTest, DeployInferAndServeAgainAfterAKill) {
   EXPECT_THAT(agent_->Log(), HasSubstr("esb-agent: stopped"));
 }
 
-TEST_F(AgentE2eTest, BadFlagsAndTheZcu102BackendFailClearly) {
+TEST_F(AgentE2eTest, BadFlagsAndAMissingBoardFailClearly) {
   RunResult no_dir =
       RunCommand({ESB_AGENT_PATH, "--backend", "sim"}, absl::Seconds(30));
   EXPECT_EQ(no_dir.exit_code, 1);
   EXPECT_THAT(no_dir.out, HasSubstr("--model-dir is required"));
+  // zcu102 without a board: the missing FPGA Manager is named.
   RunResult zcu =
       RunCommand({ESB_AGENT_PATH, "--backend", "zcu102", "--model-dir",
-                  dir_ + "/m", "--listen", "127.0.0.1:0"},
+                  dir_ + "/m", "--listen", "127.0.0.1:0", "--bitstream-dir",
+                  dir_ + "/bitstreams", "--sysfs-root", dir_ + "/no-sysfs"},
                  absl::Seconds(30));
   EXPECT_EQ(zcu.exit_code, 1);
-  EXPECT_THAT(zcu.out, HasSubstr("backend 'zcu102'"));
+  EXPECT_THAT(zcu.out, HasSubstr("backend zcu102: no FPGA Manager"));
+  RunResult no_bits = RunCommand(
+      {ESB_AGENT_PATH, "--backend", "zcu102", "--model-dir", dir_ + "/m"},
+      absl::Seconds(30));
+  EXPECT_EQ(no_bits.exit_code, 1);
+  EXPECT_THAT(no_bits.out, HasSubstr("needs a bitstream directory"));
   RunResult other = RunCommand(
       {ESB_AGENT_PATH, "--backend", "gpu", "--model-dir", dir_ + "/m"},
       absl::Seconds(30));
