@@ -4,7 +4,8 @@
 // datatypes and the stream, its logits compared bit for bit with an
 // in-process EsbExecutor run of the same package; every bad request's code
 // and message checked; then the agent is SIGKILLed and started again on
-// the same model directory, and serves the model again.
+// the same model directory, and serves the model again. The zcu102 backend
+// runs the same way on the device emulator (fpga_agent/emulator.h).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -19,11 +20,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/env/digest.h"
 #include "core/runtime/esb_executor.h"
 #include "esb/v1/agent.grpc.pb.h"
+#include "fpga_agent/emulator.h"
 #include "fpga_agent/test_package.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
@@ -94,13 +97,26 @@ class AgentE2eTest : public ::testing::Test {
 
   // Starts (or starts again) the agent on the same model dir.
   void StartAgent() {
-    agent_ = *Process::Start(
-        {ESB_AGENT_PATH, "--backend", "sim", "--listen", "127.0.0.1:0",
-         "--model-dir", dir_ + "/models", "--metrics-port", "0", "--max-batch",
-         absl::StrCat(kMaxBatch), "--max-queue-delay-us", "2000", "--board",
-         "e2e-board", "--admin-token-file", dir_ + "/token", "--bitstream-dir",
-         dir_ + "/bitstreams"},
-        absl::StrCat(dir_, "/agent-", ++starts_, ".log"));
+    std::vector<std::string> argv = {ESB_AGENT_PATH,
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--model-dir",
+                                     dir_ + "/models",
+                                     "--metrics-port",
+                                     "0",
+                                     "--max-batch",
+                                     absl::StrCat(kMaxBatch),
+                                     "--max-queue-delay-us",
+                                     "2000",
+                                     "--board",
+                                     "e2e-board",
+                                     "--admin-token-file",
+                                     dir_ + "/token",
+                                     "--bitstream-dir",
+                                     dir_ + "/bitstreams"};
+    argv.insert(argv.end(), backend_flags_.begin(), backend_flags_.end());
+    agent_ =
+        *Process::Start(argv, absl::StrCat(dir_, "/agent-", ++starts_, ".log"));
     absl::StatusOr<std::string> line =
         agent_->WaitForLine("esb-agent listening on", absl::Seconds(60));
     ASSERT_TRUE(line.ok()) << line.status();
@@ -213,7 +229,10 @@ class AgentE2eTest : public ::testing::Test {
   std::unique_ptr<runtime::EsbExecutor> executor_;
   std::unique_ptr<Process> agent_;
   std::string metrics_address_;
-  int starts_ = 0;  // One log per start: WaitForLine reads from the top.
+  int starts_ = 0;
+  std::vector<std::string> backend_flags_ = {
+      "--backend",
+      "sim"};  // One log per start: WaitForLine reads from the top.
   std::unique_ptr<inference::GRPCInferenceService::Stub> infer_;
   std::unique_ptr<esb::v1::AgentService::Stub> admin_;
 };
@@ -456,6 +475,79 @@ TEST_F(AgentE2eTest, BadFlagsAndAMissingBoardFailClearly) {
   RunResult help = RunCommand({ESB_AGENT_PATH, "--help"}, absl::Seconds(30));
   EXPECT_THAT(help.out, HasSubstr("--max-queue-delay-us U"));
   EXPECT_THAT(help.out, HasSubstr("--admin_token_file"));
+}
+
+// The zcu102 backend end to end: esb-agent on an emulated board (a fake
+// sysfs and dev tree with the FPGA Manager, the accelerator behind UIO and
+// two INA226 rails, played by this process), loading the bitstream over
+// AgentService and serving the package bit for bit, with measured power.
+TEST_F(AgentE2eTest, Zcu102BackendServesOnAnEmulatedBoard) {
+  absl::StatusOr<std::string> root = agent::FreshEmulatorRoot("agent_e2e");
+  ASSERT_TRUE(root.ok()) << root.status();
+  // Declared before the emulator: runs after it stops, pass or fail.
+  absl::Cleanup remove_roots = [] { agent::RemoveEmulatorRoots(); };
+  agent::EmulatorOptions options;
+  options.root = *root;
+  options.buffer_bytes = uint64_t{64} << 20;
+  options.rails = {{"VCCINT", false, 2.5}, {"VCCBRAM", false, 1.25}};
+  options.temperature_c = 41.5;
+  absl::StatusOr<std::unique_ptr<agent::Emulator>> emulator =
+      agent::Emulator::Start(options);
+  ASSERT_TRUE(emulator.ok()) << emulator.status();
+  backend_flags_ = {"--backend",      "zcu102",
+                    "--sysfs-root",   (*emulator)->sysfs_root(),
+                    "--dev-root",     (*emulator)->dev_root(),
+                    "--firmware-dir", (*emulator)->firmware_dir()};
+  ASSERT_NO_FATAL_FAILURE(StartAgent());
+
+  {
+    grpc::ClientContext context;
+    AddToken(&context);
+    esb::v1::LoadBitstreamResponse loaded;
+    auto writer = admin_->LoadBitstream(&context, &loaded);
+    esb::v1::LoadBitstreamRequest message;
+    message.set_name("esb_accel.bit.bin");
+    ASSERT_TRUE(writer->Write(message));
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    ASSERT_TRUE(s.ok()) << s.error_message() << agent_->Log();
+    EXPECT_EQ(loaded.state(), "operating");
+  }
+  EXPECT_EQ((*emulator)->loads(), 1);
+  esb::v1::DeployModelResponse deployed;
+  grpc::Status ok = Deploy("fashion", &deployed);
+  ASSERT_TRUE(ok.ok()) << ok.error_message() << agent_->Log();
+
+  for (bool raw : {true, false}) {
+    inference::ModelInferResponse response;
+    grpc::Status s = Infer(Request(20, 3, "FP32", raw), &response);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(Logits(response), Expected(20, 3)) << "raw=" << raw;
+  }
+  EXPECT_GT((*emulator)->runs(), 0);
+
+  grpc::ClientContext context;
+  AddToken(&context);
+  esb::v1::BoardStatusResponse status;
+  ASSERT_TRUE(admin_->BoardStatus(&context, {}, &status).ok());
+  EXPECT_EQ(status.backend(), "zcu102");
+  EXPECT_EQ(status.bitstream(), "esb_accel.bit.bin");
+  EXPECT_EQ(status.power_source(), "measured");
+  ASSERT_EQ(status.power_size(), 2);
+  EXPECT_TRUE(status.has_temperature_c());
+  EXPECT_TRUE(status.healthy()) << status.health_detail();
+
+  const std::string metrics = HttpGet(metrics_address_, "/metrics");
+  EXPECT_THAT(metrics, HasSubstr("esb_agent_energy_joules_total{board=\"e2e-"
+                                 "board\",model=\"fashion\",source=\""
+                                 "measured\"}"));
+  EXPECT_THAT(metrics, HasSubstr("source=\"measured\""));
+
+  // The agent goes before the board it drives.
+  infer_.reset();
+  admin_.reset();
+  agent_->Signal(SIGTERM);
+  EXPECT_TRUE(agent_->Wait(absl::Seconds(20)).ok());
 }
 
 }  // namespace
