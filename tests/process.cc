@@ -143,7 +143,13 @@ int FreePort() {
 }
 
 std::string FreshDir(const std::string& name) {
-  const std::string dir = absl::StrCat(::testing::TempDir(), "/", name);
+  // ctest runs each test in its own process, several at once: the test's
+  // name and the pid keep their directories apart.
+  const ::testing::TestInfo* test =
+      ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::string dir = absl::StrCat(
+      ::testing::TempDir(), "/", name, "-",
+      test != nullptr ? test->name() : "none", "-", getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;

@@ -64,7 +64,8 @@ RunResult RunCommand(const std::vector<std::string>& argv,
 // A TCP port on 127.0.0.1 free at the time of the call.
 int FreePort();
 
-// A fresh empty directory under the test temp dir, named after the test.
+// A fresh empty directory under the test temp dir, named after `name`, the
+// running test and the process, so tests running at once never share one.
 std::string FreshDir(const std::string& name);
 
 }  // namespace esb::testing
