@@ -60,6 +60,9 @@ absl::StatusOr<DeployPayload> LoadDeployPayload(const std::string& arg,
   std::string path;
   if (IsPackagePath(arg)) {
     path = arg;
+    if (!Env::Default()->FileExists(arg)) {
+      return absl::NotFoundError(absl::StrCat(arg, ": no such file"));
+    }
     absl::StatusOr<std::string> bytes =
         ReadFileToString(Env::Default(), arg, kMaxDeployBytes);
     if (!bytes.ok()) return bytes.status();
