@@ -21,6 +21,7 @@
 #include "core/testing/demo.h"
 #include "esb/v1/agent.pb.h"
 #include "esb/v1/report.pb.h"
+#include "esb/v1/service.pb.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -317,9 +318,9 @@ TEST_F(AgentCliTest, BadInputsAndUsage) {
   EXPECT_THAT(r.out, HasSubstr("--agent 'no-port' is not HOST:PORT"));
 }
 
-TEST_F(AgentCliTest, DeployOfAJobTheServerDoesNotKnow) {
-  const int port = FreePort();
-  const std::string server = absl::StrCat("127.0.0.1:", port);
+// `esbctl deploy JOB`: the job's model.esbm comes from esb-server.
+TEST_F(AgentCliTest, DeployOfAJobFetchesItsPackageFromTheServer) {
+  const std::string server = absl::StrCat("127.0.0.1:", FreePort());
   absl::StatusOr<std::unique_ptr<Process>> p = Process::Start(
       {ESB_SERVER_PATH, "--listen", server, "--data-dir", *dir_ + "/server"},
       *dir_ + "/server.log");
@@ -328,6 +329,32 @@ TEST_F(AgentCliTest, DeployOfAJobTheServerDoesNotKnow) {
   RunResult r = AtAgent({"deploy", "j-nosuchjob", "--server", server});
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_THAT(r.out, HasSubstr("model.esbm of job j-nosuchjob"));
+
+  absl::StatusOr<std::unique_ptr<Process>> worker = Process::Start(
+      {ESB_WORKER_PATH, "--server", server, "--work-dir", *dir_ + "/worker"},
+      *dir_ + "/worker.log");
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  ASSERT_TRUE((*worker)->WaitForLine("serving", absl::Seconds(30)).ok());
+  r = Esbctl({"submit", absl::StrCat(ESB_SOURCE_DIR, "/models/lenet.onnx"),
+              "--server", server, "--calib",
+              absl::StrCat(kData, "/train-images-idx3-ubyte.gz"),
+              "--calib-count", "64", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::string job = FromJson<esb::v1::Job>(r.out).id();
+  ASSERT_FALSE(job.empty()) << r.out;
+  r = Esbctl({"watch", job, "--server", server, "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+
+  r = AtAgent({"deploy", job, "--server", server});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  // The package's model name, from the job's model file.
+  EXPECT_THAT(r.out,
+              HasSubstr(absl::StrCat("deployed job ", job, " on ", server,
+                                     " as model lenet version 1")));
+  r = AtAgent({"infer", "--model", "lenet", "--input", TestImages(), "--labels",
+               TestLabels(), "--limit", "200"});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("top-1 "));
 }
 
 }  // namespace
