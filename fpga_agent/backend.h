@@ -38,7 +38,7 @@ struct BoardState {
   std::vector<RailPower> power;  // Empty when unknown.
   bool power_measured = false;   // false: modelled or none.
   bool healthy = true;
-  std::string health_detail;     // Why not healthy ("" when healthy).
+  std::string health_detail;  // Why not healthy ("" when healthy).
 };
 
 // What one batch cost. Every field says where it comes from.
@@ -47,8 +47,8 @@ struct BatchStats {
   int64_t cycles = 0;            // Device cycles.
   bool cycles_modelled = true;
   double energy_joules = 0.0;
-  std::string energy_source;     // "measured" or "model".
-  int64_t operations = 0;        // 2 x MACs of the batch.
+  std::string energy_source;  // "measured" or "model".
+  int64_t operations = 0;     // 2 x MACs of the batch.
 };
 
 // A model prepared on a backend. Thread-safe.

@@ -12,7 +12,8 @@
 // its batch) and the compute time (its batch's backend run).
 //
 // Thread-safe. Destroying a Batcher refuses new requests, runs the queued
-// ones and waits for the batches in flight.
+// ones and waits for the batches in flight; so it must not be destroyed by
+// a Done callback (which runs on one of its threads).
 #ifndef ESB_FPGA_AGENT_BATCHER_H_
 #define ESB_FPGA_AGENT_BATCHER_H_
 

@@ -115,6 +115,7 @@ class StreamReactor final
   void Advance() {
     const inference::ModelStreamInferResponse* to_write = nullptr;
     bool finish = false;
+    bool broken = false;
     {
       absl::MutexLock lock(&mu_);
       if (writing_ || finished_) return;
@@ -128,14 +129,15 @@ class StreamReactor final
       } else if (slots_.empty() && (reads_done_ || (broken_ && read_paused_))) {
         finished_ = true;
         finish = true;
+        broken = broken_;
       }
     }
     if (to_write != nullptr) {
       StartWrite(to_write);
     } else if (finish) {
-      Finish(broken_ ? grpc::Status(grpc::StatusCode::CANCELLED,
-                                    "the client went away")
-                     : grpc::Status::OK);
+      Finish(broken ? grpc::Status(grpc::StatusCode::CANCELLED,
+                                   "the client went away")
+                    : grpc::Status::OK);
     }
   }
 
@@ -175,7 +177,7 @@ void InferenceServiceImpl::Infer(const inference::ModelInferRequest& request,
   absl::StatusOr<std::shared_ptr<const ServedModel>> model =
       repository_->Get(model_name, *version);
   if (!model.ok()) return refuse(model.status(), "");
-  const ModelSignature& signature = (*model)->signature;
+  const ModelSignature& signature = *(*model)->signature;
   absl::StatusOr<std::vector<int>> selected = SelectOutputs(request, signature);
   if (!selected.ok()) return refuse(selected.status(), model_name);
   absl::StatusOr<graph::Tensor> input = DecodeInput(request, signature);
@@ -192,22 +194,26 @@ void InferenceServiceImpl::Infer(const inference::ModelInferRequest& request,
     shape_of_request.add_raw_input_contents();
   }
   absl::Status queued = (*model)->batcher->Submit(
-      *std::move(input), [this, model = *model, selected = *std::move(selected),
-                          reply, shape_of_request = std::move(shape_of_request),
-                          arrived, done](absl::StatusOr<BatchResult> result) {
+      // The callback holds the signature, not the model: a model unloaded
+      // meanwhile is destroyed (its batcher drained) by whoever drops the
+      // last reference, never on its own batcher's thread.
+      *std::move(input),
+      [this, signature = (*model)->signature, selected = *std::move(selected),
+       reply, shape_of_request = std::move(shape_of_request), arrived,
+       done](absl::StatusOr<BatchResult> result) {
         if (!result.ok()) {
           if (metrics_ != nullptr) {
-            metrics_->Request(model->name,
+            metrics_->Request(signature->model,
                               absl::StatusCodeToString(result.status().code()),
                               0, 0, 0);
           }
           done(result.status());
           return;
         }
-        EncodeOutputs(shape_of_request, model->signature, selected,
-                      result->outputs, reply.get());
+        EncodeOutputs(shape_of_request, *signature, selected, result->outputs,
+                      reply.get());
         if (metrics_ != nullptr) {
-          metrics_->Request(model->name, "OK", result->queue_seconds,
+          metrics_->Request(signature->model, "OK", result->queue_seconds,
                             result->compute_seconds,
                             absl::ToDoubleSeconds(absl::Now() - arrived));
         }
@@ -263,7 +269,7 @@ grpc::ServerUnaryReactor* InferenceServiceImpl::ModelMetadata(
   absl::StatusOr<std::shared_ptr<const ServedModel>> model =
       repository_->Get(request->name(), *version);
   if (!model.ok()) return Reply(context, ToGrpc(model.status()));
-  const ModelSignature& s = (*model)->signature;
+  const ModelSignature& s = *(*model)->signature;
   response->set_name((*model)->name);
   response->add_versions(absl::StrCat((*model)->version));
   response->set_platform("esb");

@@ -187,8 +187,8 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRepository::Build(
   served->description = served->loaded->Description();
   served->batcher = std::make_unique<Batcher>(served->loaded.get(),
                                               options_.batcher, metrics_, name);
-  served->signature =
-      SignatureOf(name, served->package, served->batcher->max_batch());
+  served->signature = std::make_shared<const ModelSignature>(
+      SignatureOf(name, served->package, served->batcher->max_batch()));
   return served;
 }
 

@@ -60,7 +60,8 @@ struct ServedModel {
   std::unique_ptr<LoadedModel> loaded;
   std::unique_ptr<Batcher> batcher;  // Runs `loaded`.
   std::string description;           // loaded->Description().
-  ModelSignature signature;          // Batches up to batcher->max_batch().
+  // Batches up to batcher->max_batch(). Shared with requests in flight.
+  std::shared_ptr<const ModelSignature> signature;
 };
 
 // What ListModels and BoardStatus report about a stored version.

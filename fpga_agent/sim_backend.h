@@ -41,7 +41,8 @@ class SimBackend final : public Backend {
  public:
   static constexpr absl::Duration kPowerWindow = absl::Seconds(10);
 
-  // `env` is not owned and must outlive the backend.
+  // `env` is not owned and must outlive the backend; the backend must
+  // outlive the models it prepares.
   SimBackend(Env* env, SimBackendOptions options)
       : env_(env), options_(std::move(options)) {}
 

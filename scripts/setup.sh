@@ -13,7 +13,7 @@ PACKAGES=(
   libabsl-dev libdnnl-dev ocl-icd-opencl-dev prometheus-cpp-dev libonnx-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
   zlib1g-dev libpng-dev libjpeg62-turbo-dev libssl-dev dataset-fashion-mnist
-  libonnx-testdata
+  libonnx-testdata python3-grpcio python3-protobuf
 )
 
 missing=()

@@ -36,12 +36,14 @@ inline constexpr uint32_t kIdValue = 0x45534231;  // "ESB1".
 inline constexpr uint32_t kVersionMajor = 1;
 inline constexpr uint32_t kVersionMinor = 0;
 
-// CTRL bits.
+// CTRL bits. Start and reset are self-clearing: the device clears them when
+// it acts on them, so the host writes them and never clears them.
 inline constexpr uint32_t kCtrlStart = 1u << 0;
 inline constexpr uint32_t kCtrlReset = 1u << 1;
 inline constexpr uint32_t kCtrlInterruptEnable = 1u << 2;
 
-// STATUS bits; done and error are cleared by writing 1 to them.
+// STATUS bits; done and error are cleared by writing 1 to them. Bits not
+// named here are reserved: hosts ignore them when reading and write 0.
 inline constexpr uint32_t kStatusBusy = 1u << 0;
 inline constexpr uint32_t kStatusDone = 1u << 1;
 inline constexpr uint32_t kStatusError = 1u << 2;

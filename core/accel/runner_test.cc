@@ -26,6 +26,11 @@ struct Case {
   int64_t images = 200;
 };
 
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.model << " weights b" << c.weight_bits << " sb" << c.weight_sb
+      << ", inputs b" << c.input_bits << " sb" << c.input_sb;
+}
+
 pipeline::PackagedModel DemoPackage(const Case& c) {
   const graph::Graph g = demo::LoadDemoModel(c.model);
   const auto layers =

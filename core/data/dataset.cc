@@ -2,11 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
-#include <filesystem>
 #include <map>
 #include <numeric>
 #include <optional>
-#include <system_error>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -20,7 +18,6 @@
 #include "core/data/image_decode.h"
 #include "core/data/labels.h"
 #include "core/data/npy.h"
-#include "core/data/random_file.h"
 #include "core/data/tar.h"
 #include "core/graph/checked.h"
 
@@ -120,11 +117,12 @@ class ImageFilesDataset : public Dataset {
  public:
   ImageFilesDataset(Format format, const std::string& path,
                     const ImageGeometry& g, std::vector<ImageEntry> entries,
-                    std::unique_ptr<RandomAccessFile> tar, Normalization norm,
-                    int64_t max_pixels)
+                    std::unique_ptr<RandomAccessFile> tar, Env* env,
+                    Normalization norm, int64_t max_pixels)
       : Dataset(format, path, g, static_cast<int64_t>(entries.size())),
         entries_(std::move(entries)),
         tar_(std::move(tar)),
+        env_(env),
         norm_(std::move(norm)),
         max_pixels_(max_pixels) {}
 
@@ -138,7 +136,7 @@ class ImageFilesDataset : public Dataset {
       }
     } else {
       absl::StatusOr<std::unique_ptr<RandomAccessFile>> file =
-          RandomAccessFile::Open(e.path);
+          env_->NewRandomAccessFile(e.path);
       if (!file.ok()) return file.status();
       if (absl::Status s = (*file)->ReadAt(0, (*file)->size(), &bytes);
           !s.ok()) {
@@ -164,6 +162,7 @@ class ImageFilesDataset : public Dataset {
  private:
   const std::vector<ImageEntry> entries_;
   const std::unique_ptr<RandomAccessFile> tar_;  // Null for a folder.
+  Env* const env_;                               // A folder's images.
   const Normalization norm_;
   const int64_t max_pixels_;
 };
@@ -242,10 +241,14 @@ class DatasetOpener {
  public:
   DatasetOpener(const std::string& path, const ImageGeometry& g,
                 const Normalization& norm, const DatasetOptions& options)
-      : path_(path), g_(g), norm_(norm), options_(options) {}
+      : path_(path),
+        g_(g),
+        norm_(norm),
+        options_(options),
+        env_(options.env != nullptr ? options.env : Env::Default()) {}
 
   absl::StatusOr<std::unique_ptr<Dataset>> Open() {
-    absl::StatusOr<Dataset::Format> format = Dataset::Detect(path_);
+    absl::StatusOr<Dataset::Format> format = Dataset::Detect(path_, env_);
     if (!format.ok()) return format.status();
     absl::StatusOr<std::unique_ptr<Dataset>> set;
     std::vector<std::string> classes;
@@ -255,7 +258,7 @@ class DatasetOpener {
       set = OpenIdx();
     } else {
       absl::StatusOr<std::unique_ptr<RandomAccessFile>> file =
-          RandomAccessFile::Open(path_);
+          env_->NewRandomAccessFile(path_);
       if (!file.ok()) return file.status();
       set = *format == Dataset::Format::kNpy
                 ? OpenNpy(*std::move(file))
@@ -265,7 +268,7 @@ class DatasetOpener {
     Dataset& d = **set;
     if (!options_.labels_path.empty()) {
       absl::StatusOr<std::vector<int32_t>> labels =
-          ReadLabelFile(options_.labels_path, options_.limit);
+          ReadLabelFile(options_.labels_path, options_.limit, env_);
       if (!labels.ok()) return labels.status();
       if (static_cast<int64_t>(labels->size()) != d.count()) {
         return absl::InvalidArgumentError(
@@ -284,7 +287,7 @@ class DatasetOpener {
 
  private:
   absl::StatusOr<std::unique_ptr<Dataset>> OpenIdx() {
-    absl::StatusOr<std::vector<int64_t>> shape = ReadIdxShape(path_);
+    absl::StatusOr<std::vector<int64_t>> shape = ReadIdxShape(path_, env_);
     if (!shape.ok()) return shape.status();
     if (!shape->empty()) (*shape)[0] = Keep((*shape)[0], options_.limit);
     const std::optional<int64_t> bytes = graph::CheckedProduct(*shape);
@@ -297,7 +300,8 @@ class DatasetOpener {
     if (*bytes > options_.max_bytes) {
       return OverBudget(path_, bytes.value_or(INT64_MAX), options_.max_bytes);
     }
-    absl::StatusOr<RawImages> raw = ReadRawImagesFor(path_, options_.limit, g_);
+    absl::StatusOr<RawImages> raw =
+        ReadRawImagesFor(path_, options_.limit, g_, env_);
     if (!raw.ok()) return raw.status();
     return std::unique_ptr<Dataset>(
         new IdxDataset(path_, *std::move(raw), norm_));
@@ -337,12 +341,11 @@ class DatasetOpener {
 
   absl::StatusOr<std::unique_ptr<Dataset>> OpenFolder(
       std::vector<std::string>* classes) {
-    absl::StatusOr<std::vector<std::string>> tree = ListImageTree(path_);
+    absl::StatusOr<std::vector<std::string>> tree = ListImageTree(path_, env_);
     if (!tree.ok()) return tree.status();
     absl::StatusOr<Layout> layout = LayOut(*tree, path_);
     if (!layout.ok()) return layout.status();
     std::vector<ImageEntry> entries;
-    std::error_code error;
     uint64_t bytes = 0;
     const int64_t keep =
         Keep(static_cast<int64_t>(layout->images.size()), options_.limit);
@@ -351,11 +354,9 @@ class DatasetOpener {
       e.path = absl::StrCat(path_, "/", layout->images[i].first);
       e.name = e.path;
       e.label = layout->images[i].second;
-      e.size = std::filesystem::file_size(e.path, error);
-      if (error) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(e.path, ": cannot stat: ", error.message()));
-      }
+      absl::StatusOr<uint64_t> size = env_->GetFileSize(e.path);
+      if (!size.ok()) return size.status();
+      e.size = *size;
       bytes += e.size;
       if (bytes > static_cast<uint64_t>(options_.max_bytes)) {
         return OverBudget(path_, bytes, options_.max_bytes);
@@ -440,7 +441,7 @@ class DatasetOpener {
       *classes = std::move(layout.classes);
     }
     return std::unique_ptr<Dataset>(new ImageFilesDataset(
-        format, path_, g_, std::move(entries), std::move(tar), norm_,
+        format, path_, g_, std::move(entries), std::move(tar), env_, norm_,
         options_.max_image_pixels));
   }
 
@@ -448,18 +449,20 @@ class DatasetOpener {
   const ImageGeometry& g_;
   const Normalization& norm_;
   const DatasetOptions& options_;
+  Env* const env_;
   std::vector<int32_t> class_labels_;
 };
 
-absl::StatusOr<Dataset::Format> Dataset::Detect(const std::string& path) {
-  std::error_code error;
-  const auto status = std::filesystem::status(path, error);
-  if (!std::filesystem::exists(status)) {
+absl::StatusOr<Dataset::Format> Dataset::Detect(const std::string& path,
+                                                Env* env) {
+  absl::StatusOr<FileType> type = env->GetFileType(path);
+  if (absl::IsNotFound(type.status())) {
     return absl::NotFoundError(absl::StrCat(path, ": no such file or folder"));
   }
-  if (std::filesystem::is_directory(status)) return Format::kImageFolder;
+  if (!type.ok()) return type.status();
+  if (*type == FileType::kDirectory) return Format::kImageFolder;
   absl::StatusOr<std::unique_ptr<RandomAccessFile>> file =
-      RandomAccessFile::Open(path);
+      env->NewRandomAccessFile(path);
   if (!file.ok()) return file.status();
   std::string head;
   const uint64_t n = std::min<uint64_t>((*file)->size(), 512);

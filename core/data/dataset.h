@@ -41,6 +41,7 @@
 #include "absl/types/span.h"
 #include "core/data/images.h"
 #include "core/data/normalize.h"
+#include "core/env/env.h"
 
 namespace esb::data {
 
@@ -55,15 +56,19 @@ struct DatasetOptions {
   int64_t max_bytes = int64_t{16} << 30;
   // Budget of one decoded image, width x height.
   int64_t max_image_pixels = int64_t{1} << 26;
+  // The file system the data set, its images and the labels file are read
+  // through; nullptr for Env::Default(). Must outlive the Dataset.
+  Env* env = nullptr;
 };
 
 class Dataset {
  public:
   enum class Format { kIdx, kNpy, kImageFolder, kImageTar };
 
-  // The format of `path`, told by content as the header says, without
-  // reading the data set. NOT_FOUND and INVALID_ARGUMENT as Open.
-  static absl::StatusOr<Format> Detect(const std::string& path);
+  // The format of `path` in `env`, told by content as the header says,
+  // without reading the data set. NOT_FOUND and INVALID_ARGUMENT as Open.
+  static absl::StatusOr<Format> Detect(const std::string& path,
+                                       Env* env = Env::Default());
 
   // Opens `path` for a model input of `geometry`, normalized by `norm`
   // where the header above says. NOT_FOUND naming `path` when it does not
@@ -71,7 +76,8 @@ class Dataset {
   // its shape does not fit `geometry` (expected and got named), when a
   // folder mixes images at its top with class subfolders or holds no
   // image, or when the labels file does not number the items;
-  // RESOURCE_EXHAUSTED when it is over options.max_bytes.
+  // RESOURCE_EXHAUSTED when it is over options.max_bytes; DATA_LOSS naming
+  // the file when reading fails or a file shrinks while it is read.
   static absl::StatusOr<std::unique_ptr<Dataset>> Open(
       const std::string& path, const ImageGeometry& geometry,
       const Normalization& norm, const DatasetOptions& options = {});
@@ -92,7 +98,8 @@ class Dataset {
   // The items at `indices`, in that order: indices.size() x C x H x W
   // floats. INVALID_ARGUMENT for an index outside [0, count()) and,
   // naming the image file, for an image that does not decode;
-  // RESOURCE_EXHAUSTED for one over max_image_pixels.
+  // RESOURCE_EXHAUSTED for one over max_image_pixels; DATA_LOSS naming the
+  // file when reading fails.
   absl::StatusOr<std::vector<float>> Images(
       absl::Span<const int64_t> indices) const;
   // Items [start, start + n).

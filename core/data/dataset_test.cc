@@ -9,6 +9,8 @@
 #include "core/data/image_encode.h"
 #include "core/data/npy.h"
 #include "core/data/tar.h"
+#include "core/env/fault_env.h"
+#include "core/env/mem_env.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -299,6 +301,124 @@ TEST(DatasetTest, BudgetsAreResourceExhausted) {
   auto images = (*d)->ImageRange(0, 1);
   EXPECT_EQ(images.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(images.status().message()), HasSubstr("0.png"));
+}
+
+// Data sets kept in an in-memory file system, and read through one that
+// fails on purpose.
+class DatasetEnvTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(mem_->CreateDirs("/sets").ok()); }
+  void PutMem(const std::string& path, const std::string& bytes) {
+    ASSERT_TRUE(mem_->CreateDirs(DirName(path)).ok());
+    ASSERT_TRUE(WriteFileAtomically(mem_.get(), path, bytes).ok());
+  }
+  DatasetOptions In(Env* env) {
+    DatasetOptions options;
+    options.env = env;
+    return options;
+  }
+  std::unique_ptr<Env> mem_ = NewMemEnv();
+  FaultInjectionEnv faults_{mem_.get()};
+};
+
+TEST_F(DatasetEnvTest, IdxAndNpyReadFromMemory) {
+  auto gz = ReadFileToString(Env::Default(), kImages);
+  ASSERT_TRUE(gz.ok()) << gz.status();
+  PutMem("/sets/images.gz", *gz);
+  DatasetOptions options = In(mem_.get());
+  options.limit = 5;
+  auto idx = Dataset::Open("/sets/images.gz", kMnist, kNorm, options);
+  ASSERT_TRUE(idx.ok()) << idx.status();
+  EXPECT_EQ((*idx)->format(), Dataset::Format::kIdx);
+  auto disk = Dataset::Open(kImages, kMnist, kNorm, Limit(5));
+  ASSERT_TRUE(disk.ok()) << disk.status();
+  EXPECT_EQ(All(**idx), All(**disk));
+
+  std::vector<float> values(2 * 784);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = 0.25f * i;
+  PutMem("/sets/x.npy",
+         SerializeNpy(values, std::vector<int64_t>{2, 1, 28, 28}));
+  PutMem("/sets/labels.txt", "4\n2\n");
+  options = In(mem_.get());
+  options.labels_path = "/sets/labels.txt";
+  auto npy = Dataset::Open("/sets/x.npy", kMnist, kNorm, options);
+  ASSERT_TRUE(npy.ok()) << npy.status();
+  EXPECT_EQ((*npy)->format(), Dataset::Format::kNpy);
+  EXPECT_EQ(All(**npy), values);
+  EXPECT_THAT((*npy)->labels(), ElementsAre(4, 2));
+  EXPECT_EQ(*Dataset::Detect("/sets/x.npy", mem_.get()), Dataset::Format::kNpy);
+
+  // Nothing of it is on disk, and a missing path is named.
+  EXPECT_EQ(Dataset::Open("/sets/x.npy", kMnist, kNorm).status().code(),
+            absl::StatusCode::kNotFound);
+  auto missing = Dataset::Open("/sets/none", kMnist, kNorm, In(mem_.get()));
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()),
+              HasSubstr("/sets/none: no such file or folder"));
+}
+
+TEST_F(DatasetEnvTest, FoldersAndTarsReadFromMemory) {
+  const RawImages raw = FirstImages(3);
+  // Class "a" gets images 0 and 2, class "b" image 1; "c" is empty.
+  PutMem("/sets/f/a/0.png", Png(Padded(&raw.data[0])));
+  PutMem("/sets/f/a/sub/2.png", Png(Padded(&raw.data[2 * 784])));
+  PutMem("/sets/f/b/1.png", Png(Padded(&raw.data[784])));
+  PutMem("/sets/f/b/README", "not an image");
+  PutMem("/sets/f/.hidden/9.png", "skipped");
+  ASSERT_TRUE(mem_->CreateDirs("/sets/f/c").ok());
+  auto folder = Dataset::Open("/sets/f", kMnist, kNorm, In(mem_.get()));
+  ASSERT_TRUE(folder.ok()) << folder.status();
+  EXPECT_EQ((*folder)->format(), Dataset::Format::kImageFolder);
+  EXPECT_THAT((*folder)->classes(), ElementsAre("a", "b", "c"));
+  EXPECT_THAT((*folder)->labels(), ElementsAre(0, 0, 1));
+  auto idx = Dataset::Open(kImages, kMnist, kNorm, Limit(3));
+  ASSERT_TRUE(idx.ok());
+  auto expected = (*idx)->Images(std::vector<int64_t>{0, 2, 1});
+  ASSERT_TRUE(expected.ok());
+  EXPECT_EQ(All(**folder), *expected);
+
+  ASSERT_TRUE(WriteImageTar("/sets/f", mem_.get(), "/sets/f.tar").ok());
+  auto tar = Dataset::Open("/sets/f.tar", kMnist, kNorm, In(mem_.get()));
+  ASSERT_TRUE(tar.ok()) << tar.status();
+  EXPECT_EQ((*tar)->format(), Dataset::Format::kImageTar);
+  EXPECT_EQ((*tar)->labels(), (*folder)->labels());
+  EXPECT_EQ(All(**tar), *expected);
+}
+
+TEST_F(DatasetEnvTest, FailedAndCutReadsAreErrorsNamingTheFile) {
+  std::vector<float> values(3 * 784, 1.5f);
+  PutMem("/sets/x.npy",
+         SerializeNpy(values, std::vector<int64_t>{3, 1, 28, 28}));
+  auto npy = Dataset::Open("/sets/x.npy", kMnist, kNorm, In(&faults_));
+  ASSERT_TRUE(npy.ok()) << npy.status();
+  // Rows are read when asked for: the faults hit Images.
+  faults_.SetFailReads(true);
+  auto failed = (*npy)->ImageRange(0, 3);
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(failed.status().message()),
+              HasSubstr("/sets/x.npy: read failed"));
+  faults_.SetFailReads(false);
+  faults_.SetFilesEndAt(4000);  // Inside the second row.
+  EXPECT_TRUE((*npy)->Images(std::vector<int64_t>{0}).ok());
+  auto cut = (*npy)->Images(std::vector<int64_t>{1});
+  EXPECT_EQ(cut.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(cut.status().message()),
+              HasSubstr("/sets/x.npy: ends at byte 4000"));
+
+  // An IDX set is read whole when opened.
+  auto gz = ReadFileToString(Env::Default(), kImages);
+  ASSERT_TRUE(gz.ok()) << gz.status();
+  PutMem("/sets/images.gz", *gz);
+  auto idx = Dataset::Open("/sets/images.gz", kMnist, kNorm, In(&faults_));
+  EXPECT_EQ(idx.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(idx.status().message()),
+              HasSubstr("/sets/images.gz: ends at byte 4000"));
+  faults_.SetFilesEndAt(-1);
+  faults_.SetFailReads(true);
+  idx = Dataset::Open("/sets/images.gz", kMnist, kNorm, In(&faults_));
+  EXPECT_EQ(idx.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(idx.status().message()),
+              HasSubstr("/sets/images.gz: read failed"));
 }
 
 }  // namespace

@@ -3,32 +3,28 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <filesystem>
+#include <cstring>
 #include <memory>
-#include <system_error>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
-#include "absl/strings/strip.h"
 
 namespace esb::data {
 namespace {
 
-// zlib reads raw files through the same calls: gzread copies them as they are.
-struct GzClose {
-  void operator()(gzFile_s* file) const { gzclose(file); }
-};
-using GzFile = std::unique_ptr<gzFile_s, GzClose>;
-
 // Headers announcing more than this are rejected outright.
 constexpr uint64_t kMaxBytes = uint64_t{1} << 40;
-// gzread takes an unsigned count and returns an int: read in bounded steps.
+// Data is read in steps that grow with what has arrived (inflate takes an
+// unsigned count, so at most kMaxStep at once).
 constexpr size_t kMinStep = size_t{1} << 20;
 constexpr size_t kMaxStep = size_t{1} << 30;
+// Bytes are read from the file this many at a time (raw data in pieces of
+// it, compressed data in chunks of it).
+constexpr uint64_t kInputChunk = uint64_t{1} << 17;
 
 absl::Status Bad(const std::string& path, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
@@ -58,43 +54,165 @@ std::string Describe(const std::vector<int64_t>& shape, uint64_t bytes) {
   return absl::StrCat(absl::StrJoin(shape, " x "), " = ", bytes, " bytes");
 }
 
-// Reads up to `n` <= kMaxStep bytes into `dst` and returns how many were
-// read: fewer than `n` only at the end of the data. A gzip stream cut short is
-// not an error here (gzerror then reports Z_BUF_ERROR) so that the caller can
-// say how much the file holds; corrupt gzip data and I/O errors are.
-absl::StatusOr<size_t> Read(gzFile file, const std::string& path, uint8_t* dst,
-                            size_t n) {
-  const int got = gzread(file, dst, static_cast<unsigned>(n));
-  if (got == static_cast<int>(n)) return n;
-  int code = Z_OK;
-  const char* message = gzerror(file, &code);
-  if (code == Z_OK || code == Z_BUF_ERROR) {
-    return static_cast<size_t>(std::max(got, 0));
+// The bytes of an IDX file as the reader sees them: the file's own, or,
+// when it starts with the gzip magic 1f 8b, those of the gzip stream it
+// holds, inflated as they are asked for, so that compressed bytes past the
+// last one asked for are never read. As zlib's gzread does, gzip members
+// one after another read as one stream, and bytes after a member that do
+// not start with the magic are ignored.
+//
+// Not thread-safe: one reader per call of ReadIdx.
+class IdxBytes {
+ public:
+  // The Env's status naming `path` when it cannot be opened;
+  // RESOURCE_EXHAUSTED when zlib has no memory.
+  static absl::StatusOr<std::unique_ptr<IdxBytes>> Open(
+      Env* env, const std::string& path) {
+    absl::StatusOr<std::unique_ptr<RandomAccessFile>> file =
+        env->NewRandomAccessFile(path);
+    if (!file.ok()) return file.status();
+    std::string magic;
+    if ((*file)->size() >= 2) {
+      if (absl::Status s = (*file)->ReadAt(0, 2, &magic); !s.ok()) return s;
+    }
+    auto bytes = std::unique_ptr<IdxBytes>(new IdxBytes(*std::move(file)));
+    if (magic == "\x1f\x8b") {
+      // 15 + 16: a 32 KiB window, gzip wrapping only.
+      if (inflateInit2(&bytes->z_, 15 + 16) != Z_OK) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat(path, ": cannot open: out of memory"));
+      }
+      bytes->gzip_ = true;
+    }
+    return bytes;
   }
-  // zlib prefixes its messages with the path it was given.
-  const absl::string_view what =
-      absl::StripPrefix(message, absl::StrCat(path, ": "));
-  if (code == Z_ERRNO) {
-    return absl::DataLossError(absl::StrCat(path, ": read error: ", what));
+  ~IdxBytes() {
+    if (gzip_) inflateEnd(&z_);
   }
-  if (code == Z_MEM_ERROR) {
-    return absl::ResourceExhaustedError(absl::StrCat(path, ": ", what));
+  IdxBytes(const IdxBytes&) = delete;
+  IdxBytes& operator=(const IdxBytes&) = delete;
+
+  const std::string& path() const { return file_->path(); }
+  bool gzip() const { return gzip_; }
+  uint64_t file_size() const { return file_->size(); }
+  // True once the gzip stream was found to end before its trailer.
+  bool cut() const { return cut_; }
+
+  // Reads up to `n` <= kMaxStep bytes into `dst` and returns how many were
+  // read: fewer than `n` only at the end of the data. A gzip stream cut
+  // short is not an error here (cut() then says so) so that the caller can
+  // say how much the file holds; corrupt gzip data and read errors are.
+  absl::StatusOr<size_t> Read(uint8_t* dst, size_t n) {
+    return gzip_ ? Inflate(dst, n) : ReadRaw(dst, n);
   }
-  return Bad(path, absl::StrCat("corrupt gzip data: ", what));
-}
+
+ private:
+  explicit IdxBytes(std::unique_ptr<RandomAccessFile> file)
+      : file_(std::move(file)) {}
+
+  absl::StatusOr<size_t> ReadRaw(uint8_t* dst, size_t n) {
+    const auto take =
+        static_cast<size_t>(std::min<uint64_t>(n, file_->size() - pos_));
+    // In pieces, so that the scratch buffer stays small.
+    for (size_t done = 0; done < take;) {
+      const auto piece =
+          static_cast<size_t>(std::min<uint64_t>(take - done, kInputChunk));
+      if (absl::Status s = file_->ReadAt(pos_, piece, &scratch_); !s.ok()) {
+        return s;
+      }
+      std::memcpy(dst + done, scratch_.data(), piece);
+      pos_ += piece;
+      done += piece;
+    }
+    return take;
+  }
+
+  absl::StatusOr<size_t> Inflate(uint8_t* dst, size_t n) {
+    size_t produced = 0;
+    while (produced < n && !ended_) {
+      if (member_ended_) {
+        // Another member follows only when the next bytes are the magic.
+        if (absl::Status s = FillInput(2); !s.ok()) return s;
+        if (z_.avail_in < 2 || z_.next_in[0] != 0x1f || z_.next_in[1] != 0x8b) {
+          ended_ = true;
+          break;
+        }
+        inflateReset(&z_);
+        member_ended_ = false;
+      }
+      if (absl::Status s = FillInput(1); !s.ok()) return s;
+      if (z_.avail_in == 0) {
+        cut_ = true;
+        ended_ = true;
+        break;
+      }
+      z_.next_out = dst + produced;
+      z_.avail_out = static_cast<uInt>(n - produced);
+      const uInt room = z_.avail_out;
+      const int ret = inflate(&z_, Z_NO_FLUSH);
+      produced += room - z_.avail_out;
+      if (ret == Z_STREAM_END) {
+        member_ended_ = true;
+      } else if (ret == Z_MEM_ERROR) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat(path(), ": out of memory"));
+      } else if (ret == Z_DATA_ERROR) {
+        return Bad(path(), absl::StrCat("corrupt gzip data: ",
+                                        z_.msg != nullptr ? z_.msg
+                                                          : "compressed data "
+                                                            "error"));
+      } else if (ret == Z_STREAM_ERROR || ret == Z_NEED_DICT) {
+        return Bad(path(),
+                   "corrupt gzip data: internal error: inflate stream corrupt");
+      }
+    }
+    return produced;
+  }
+
+  // Tops the compressed input up to at least `want` bytes, or to what the
+  // file has left.
+  absl::Status FillInput(size_t want) {
+    if (z_.avail_in >= want || pos_ == file_->size()) return absl::OkStatus();
+    const uint64_t chunk = std::min(kInputChunk, file_->size() - pos_);
+    if (absl::Status s = file_->ReadAt(pos_, chunk, &scratch_); !s.ok()) {
+      return s;
+    }
+    pos_ += chunk;
+    // What inflate has not consumed yet stays in front.
+    if (z_.avail_in > 0) {
+      input_.erase(0, input_.size() - z_.avail_in);
+    } else {
+      input_.clear();
+    }
+    input_ += scratch_;
+    z_.next_in = reinterpret_cast<Bytef*>(input_.data());
+    z_.avail_in = static_cast<uInt>(input_.size());
+    return absl::OkStatus();
+  }
+
+  const std::unique_ptr<RandomAccessFile> file_;
+  uint64_t pos_ = 0;  // The next byte of the file to read.
+  std::string scratch_;
+  bool gzip_ = false;
+  z_stream z_{};
+  std::string input_;  // Compressed bytes; z_.next_in points into it.
+  bool member_ended_ = false;
+  bool ended_ = false;
+  bool cut_ = false;
+};
 
 // Appends up to `n` bytes to `out` and returns how many were appended. The
 // buffer grows as data arrives, so a header announcing far more than the file
 // holds costs no huge allocation.
-absl::StatusOr<uint64_t> Append(gzFile file, const std::string& path,
-                                uint64_t n, std::vector<uint8_t>* out) {
+absl::StatusOr<uint64_t> Append(IdxBytes& bytes, uint64_t n,
+                                std::vector<uint8_t>* out) {
   const size_t start = out->size();
   uint64_t got = 0;
   while (got < n) {
     const size_t step = static_cast<size_t>(std::min<uint64_t>(
         n - got, std::clamp<uint64_t>(got, kMinStep, kMaxStep)));
     out->resize(start + got + step);
-    auto read = Read(file, path, out->data() + start + got, step);
+    auto read = bytes.Read(out->data() + start + got, step);
     if (!read.ok()) return read.status();
     got += *read;
     if (*read < step) break;
@@ -104,52 +222,33 @@ absl::StatusOr<uint64_t> Append(gzFile file, const std::string& path,
 }
 
 // Reads to the end of the data and returns how many bytes were left. This also
-// makes zlib check the gzip trailer (CRC and length).
-absl::StatusOr<uint64_t> CountRest(gzFile file, const std::string& path) {
+// makes inflate check the gzip trailer (CRC and length).
+absl::StatusOr<uint64_t> CountRest(IdxBytes& bytes) {
   std::vector<uint8_t> scratch(size_t{1} << 16);
   uint64_t rest = 0;
   while (true) {
-    auto read = Read(file, path, scratch.data(), scratch.size());
+    auto read = bytes.Read(scratch.data(), scratch.size());
     if (!read.ok()) return read.status();
     rest += *read;
     if (*read < scratch.size()) return rest;
   }
 }
 
-bool GzipCut(gzFile file) {
-  int code = Z_OK;
-  gzerror(file, &code);
-  return code == Z_BUF_ERROR;
-}
-
-// Opens `path`, gzipped or not; the status names the path.
-absl::StatusOr<GzFile> OpenGz(const std::string& path) {
-  errno = 0;
-  GzFile file(gzopen(path.c_str(), "rb"));
-  if (file == nullptr) {
-    if (errno == 0) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat(path, ": cannot open: out of memory"));
-    }
-    return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot open"));
-  }
-  return file;
-}
-
 }  // namespace
 
-absl::StatusOr<std::vector<int64_t>> ReadIdxShape(const std::string& path) {
-  absl::StatusOr<GzFile> opened = OpenGz(path);
+absl::StatusOr<std::vector<int64_t>> ReadIdxShape(const std::string& path,
+                                                  Env* env) {
+  absl::StatusOr<std::unique_ptr<IdxBytes>> opened = IdxBytes::Open(env, path);
   if (!opened.ok()) return opened.status();
-  GzFile file = *std::move(opened);
+  IdxBytes& bytes = **opened;
   std::vector<uint8_t> header;
-  auto got = Append(file.get(), path, 4, &header);
+  auto got = Append(bytes, 4, &header);
   if (!got.ok()) return got.status();
   if (*got < 4 || header[0] != 0 || header[1] != 0) {
     return Bad(path, "bad magic: an IDX file starts 00 00 <type> <rank>");
   }
   const int rank = header[3];
-  got = Append(file.get(), path, 4 * static_cast<uint64_t>(rank), &header);
+  got = Append(bytes, 4 * static_cast<uint64_t>(rank), &header);
   if (!got.ok()) return got.status();
   if (header.size() < 4 + 4 * static_cast<size_t>(rank)) {
     return Bad(path, "header is truncated");
@@ -164,14 +263,14 @@ absl::StatusOr<std::vector<int64_t>> ReadIdxShape(const std::string& path) {
   return shape;
 }
 
-absl::StatusOr<IdxArray> ReadIdx(const std::string& path, int64_t limit) {
-  absl::StatusOr<GzFile> opened = OpenGz(path);
+absl::StatusOr<IdxArray> ReadIdx(const std::string& path, int64_t limit,
+                                 Env* env) {
+  absl::StatusOr<std::unique_ptr<IdxBytes>> opened = IdxBytes::Open(env, path);
   if (!opened.ok()) return opened.status();
-  GzFile file = *std::move(opened);
-  gzbuffer(file.get(), 1 << 17);
+  IdxBytes& bytes = **opened;
 
   std::vector<uint8_t> header;
-  auto got = Append(file.get(), path, 4, &header);
+  auto got = Append(bytes, 4, &header);
   if (!got.ok()) return got.status();
   if (*got < 4) {
     return Bad(path, absl::StrCat("holds ", *got,
@@ -194,7 +293,7 @@ absl::StatusOr<IdxArray> ReadIdx(const std::string& path, int64_t limit) {
     return Bad(path, "rank is 0; an IDX array needs at least one dimension");
   }
   const uint64_t header_bytes = 4 + 4 * static_cast<uint64_t>(rank);
-  got = Append(file.get(), path, header_bytes - 4, &header);
+  got = Append(bytes, header_bytes - 4, &header);
   if (!got.ok()) return got.status();
   if (header.size() < header_bytes) {
     return Bad(path,
@@ -235,31 +334,29 @@ absl::StatusOr<IdxArray> ReadIdx(const std::string& path, int64_t limit) {
   IdxArray array;
   array.shape = shape;
   array.shape[0] = static_cast<int64_t>(keep);
-  got = Append(file.get(), path, need, &array.data);
+  got = Append(bytes, need, &array.data);
   if (!got.ok()) return got.status();
   if (*got < need) {
-    return Bad(path, absl::StrCat("header says ", Describe(shape, total),
-                                  " but the file holds ", *got,
-                                  GzipCut(file.get())
-                                      ? " (the gzip stream is truncated)"
-                                      : ""));
+    return Bad(path, absl::StrCat(
+                         "header says ", Describe(shape, total),
+                         " but the file holds ", *got,
+                         bytes.cut() ? " (the gzip stream is truncated)" : ""));
   }
 
   if (keep == items) {
-    auto rest = CountRest(file.get(), path);
+    auto rest = CountRest(bytes);
     if (!rest.ok()) return rest.status();
     if (*rest > 0) {
       return Bad(path, absl::StrCat("header says ", Describe(shape, total),
                                     " but the file holds ", total + *rest));
     }
-    if (GzipCut(file.get())) {
+    if (bytes.cut()) {
       return Bad(path, "the gzip stream is truncated (its trailer is missing)");
     }
-  } else if (gzdirect(file.get()) == 1) {
+  } else if (!bytes.gzip()) {
     // Raw file: its size tells whether the items not read are all there.
-    std::error_code error;
-    const uintmax_t size = std::filesystem::file_size(path, error);
-    if (!error && size != header_bytes + total) {
+    const uint64_t size = bytes.file_size();
+    if (size != header_bytes + total) {
       return Bad(path,
                  absl::StrCat("header says ", Describe(shape, total),
                               " but the file holds ",

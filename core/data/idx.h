@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/env/env.h"
 
 namespace esb::data {
 
@@ -27,23 +28,28 @@ struct IdxArray {
   std::vector<uint8_t> data;   // prod(shape) bytes in C order.
 };
 
-// Reads the IDX file at `path`, gzip-compressed (it starts with 1f 8b) or
-// raw. When `limit` >= 0, only the first min(limit, d0) items along the first
-// dimension are returned (and decompressed); the other dimensions are kept.
+// Reads the IDX file at `path` through `env`, gzip-compressed (it starts
+// with 1f 8b) or raw. When `limit` >= 0, only the first min(limit, d0) items
+// along the first dimension are returned (and decompressed); the other
+// dimensions are kept.
 //
 // The file must hold exactly the bytes its header announces: a truncated or
 // over-long file, a corrupt gzip stream (bad deflate data or CRC), a bad
 // magic, a data type other than 0x08 or rank 0 are INVALID_ARGUMENT, with a
 // message naming `path` and the problem. With a limit, a raw file's size is
-// still checked, but a gzip stream is only decompressed up to the items
-// returned, so damage after them goes unnoticed. NOT_FOUND when `path` does
-// not exist, other open failures map errno to a status; DATA_LOSS when
-// reading fails.
-absl::StatusOr<IdxArray> ReadIdx(const std::string& path, int64_t limit = -1);
+// still checked, but a gzip stream is only decompressed (and read) up to the
+// items returned, so damage after them goes unnoticed. As gzip(1) and zlib's
+// gzread do, concatenated gzip members read as one stream and bytes after
+// the last member are ignored. The Env's status naming `path` when it
+// cannot be opened (NOT_FOUND when it does not exist); DATA_LOSS naming it
+// when reading fails or the file shrinks while it is read.
+absl::StatusOr<IdxArray> ReadIdx(const std::string& path, int64_t limit = -1,
+                                 Env* env = Env::Default());
 
 // The dimensions the header of `path` announces, read without the data (to
 // check a budget before reading). Errors as ReadIdx's for the header.
-absl::StatusOr<std::vector<int64_t>> ReadIdxShape(const std::string& path);
+absl::StatusOr<std::vector<int64_t>> ReadIdxShape(const std::string& path,
+                                                  Env* env = Env::Default());
 
 }  // namespace esb::data
 

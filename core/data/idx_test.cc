@@ -7,6 +7,8 @@
 #include <numeric>
 #include <string>
 
+#include "core/env/fault_env.h"
+#include "core/env/mem_env.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -212,6 +214,156 @@ TEST(IdxTest, MissingFileIsNotFound) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(r.status().message(),
               HasSubstr("/nonexistent/dir/t10k-labels-idx1-ubyte.gz"));
+}
+
+// `bytes` as one gzip member, compressed in memory.
+std::string Gzip(const std::string& bytes) {
+  z_stream z{};
+  EXPECT_EQ(deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+                         Z_DEFAULT_STRATEGY),
+            Z_OK);
+  std::string out(deflateBound(&z, bytes.size()), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  z.avail_in = static_cast<uInt>(bytes.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+// Bytes that do not compress (a linear congruential sequence's high bits).
+std::string Noise(size_t n) {
+  std::string out(n, '\0');
+  uint32_t x = 12345;
+  for (char& c : out) {
+    x = x * 1103515245u + 12345u;
+    c = static_cast<char>(x >> 24);
+  }
+  return out;
+}
+
+// IDX files kept in an in-memory file system.
+class IdxEnvTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(mem_->CreateDirs("/data").ok()); }
+  std::string Put(const std::string& name, const std::string& bytes) {
+    const std::string path = "/data/" + name;
+    EXPECT_TRUE(WriteFileAtomically(mem_.get(), path, bytes).ok());
+    return path;
+  }
+  std::unique_ptr<Env> mem_ = NewMemEnv();
+  FaultInjectionEnv faults_{mem_.get()};
+};
+
+TEST_F(IdxEnvTest, ReadsRawAndGzipFromMemory) {
+  const std::string data = Bytes(5 * 3 * 4);
+  const std::string file = Header({5, 3, 4}) + data;
+  for (const std::string& path :
+       {Put("m.idx", file), Put("m.idx.gz", Gzip(file))}) {
+    SCOPED_TRACE(path);
+    auto array = ReadIdx(path, -1, mem_.get());
+    ASSERT_TRUE(array.ok()) << array.status();
+    EXPECT_EQ(array->shape, (std::vector<int64_t>{5, 3, 4}));
+    EXPECT_EQ(array->data, AsVector(data));
+    auto two = ReadIdx(path, 2, mem_.get());
+    ASSERT_TRUE(two.ok()) << two.status();
+    EXPECT_EQ(two->shape, (std::vector<int64_t>{2, 3, 4}));
+    EXPECT_EQ(two->data, AsVector(data.substr(0, 24)));
+    auto shape = ReadIdxShape(path, mem_.get());
+    ASSERT_TRUE(shape.ok()) << shape.status();
+    EXPECT_EQ(*shape, (std::vector<int64_t>{5, 3, 4}));
+  }
+  // Not on disk: the POSIX Env does not find it.
+  EXPECT_EQ(ReadIdx("/data/m.idx").status().code(),
+            absl::StatusCode::kNotFound);
+  auto missing = ReadIdx("/data/none.idx", -1, mem_.get());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("/data/none.idx"));
+}
+
+TEST_F(IdxEnvTest, GzipMembersReadAsOneStreamAndTrailingBytesAreIgnored) {
+  // As gzip -d and zlib's gzread: `cat a.gz b.gz` holds a's bytes then b's,
+  // and what follows the last member without the gzip magic is ignored.
+  const std::string file = Header({4, 2}) + Bytes(8);
+  const std::string two =
+      Put("two.gz", Gzip(file.substr(0, 7)) + Gzip(file.substr(7)));
+  auto joined = ReadIdx(two, -1, mem_.get());
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  EXPECT_EQ(joined->data, AsVector(Bytes(8)));
+  auto trailing =
+      ReadIdx(Put("tail.gz", Gzip(file) + "trailing junk"), -1, mem_.get());
+  ASSERT_TRUE(trailing.ok()) << trailing.status();
+  EXPECT_EQ(trailing->data, AsVector(Bytes(8)));
+  // The magic of a member that then breaks off is a truncated stream.
+  auto cut = ReadIdx(Put("cut.gz", Gzip(file) + "\x1f\x8b"), -1, mem_.get());
+  EXPECT_EQ(cut.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(cut.status().message(), HasSubstr("gzip stream is truncated"));
+}
+
+TEST_F(IdxEnvTest, ALimitInflatesAndReadsOnlyTheItemsReturned) {
+  const std::string file = Header({1000, 28, 28}) + Noise(1000 * 28 * 28);
+  const std::string gz = Gzip(file);
+  ASSERT_GT(gz.size(), 700000u);  // The noise does not compress.
+  const std::string path = Put("big.idx.gz", gz);
+  auto ten = ReadIdx(path, 10, &faults_);
+  ASSERT_TRUE(ten.ok()) << ten.status();
+  EXPECT_EQ(ten->shape, (std::vector<int64_t>{10, 28, 28}));
+  EXPECT_EQ(ten->data, AsVector(file.substr(16, 10 * 784)));
+  // 10 images are 7840 bytes; one 128 KiB input chunk covers them.
+  EXPECT_LE(faults_.bytes_read(), 2 + (int64_t{1} << 17));
+  // Damage after the items returned goes unnoticed with a limit, and is an
+  // error without.
+  std::string damaged = gz;
+  damaged[gz.size() - 8] ^= 1;  // The CRC-32.
+  const std::string bad = Put("bad.idx.gz", damaged);
+  EXPECT_TRUE(ReadIdx(bad, 10, mem_.get()).ok());
+  auto whole = ReadIdx(bad, -1, mem_.get());
+  EXPECT_EQ(whole.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(whole.status().message(),
+              HasSubstr(bad + ": corrupt gzip data: incorrect data check"));
+}
+
+TEST_F(IdxEnvTest, ShortReadsStillReadTheWholeFile) {
+  // Larger than one 128 KiB piece.
+  const std::string file = Header({300, 28, 28}) + Noise(300 * 28 * 28);
+  faults_.SetMaxReadBytes(1000);
+  for (const std::string& path :
+       {Put("s.idx", file), Put("s.idx.gz", Gzip(file))}) {
+    SCOPED_TRACE(path);
+    auto array = ReadIdx(path, -1, &faults_);
+    ASSERT_TRUE(array.ok()) << array.status();
+    EXPECT_EQ(array->data, AsVector(file.substr(16)));
+  }
+}
+
+TEST_F(IdxEnvTest, FailedAndCutReadsAreErrorsNamingTheFile) {
+  const std::string file = Header({50, 28, 28}) + Noise(50 * 28 * 28);
+  for (const std::string& path :
+       {Put("f.idx", file), Put("f.idx.gz", Gzip(file))}) {
+    SCOPED_TRACE(path);
+    faults_.SetFailReads(true);
+    auto failed = ReadIdx(path, -1, &faults_);
+    EXPECT_EQ(failed.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_THAT(failed.status().message(), HasSubstr(path + ": read failed"));
+    EXPECT_EQ(ReadIdxShape(path, &faults_).status().code(),
+              absl::StatusCode::kDataLoss);
+    faults_.SetFailReads(false);
+
+    // The file is cut in its data after it was opened: never a short array.
+    faults_.SetFilesEndAt(1000);
+    auto cut = ReadIdx(path, -1, &faults_);
+    EXPECT_EQ(cut.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_THAT(cut.status().message(), HasSubstr(path + ": ends at byte"));
+    EXPECT_THAT(cut.status().message(), HasSubstr("(it shrank)"));
+    // Cut in its header too.
+    faults_.SetFilesEndAt(3);
+    EXPECT_EQ(ReadIdx(path, -1, &faults_).status().code(),
+              absl::StatusCode::kDataLoss);
+    faults_.SetFilesEndAt(-1);
+    EXPECT_TRUE(ReadIdx(path, -1, &faults_).ok());
+  }
 }
 
 // The Debian package dataset-fashion-mnist (scripts/setup.sh installs it).

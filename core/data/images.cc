@@ -11,8 +11,8 @@ namespace esb::data {
 
 absl::StatusOr<RawImages> ReadRawImagesFor(const std::string& path,
                                            int64_t limit,
-                                           const ImageGeometry& g) {
-  absl::StatusOr<IdxArray> images = ReadIdx(path, limit);
+                                           const ImageGeometry& g, Env* env) {
+  absl::StatusOr<IdxArray> images = ReadIdx(path, limit, env);
   if (!images.ok()) return images.status();
   const auto& s = images->shape;
   const bool fits = (s.size() == 3 && g.channels == 1 && s[1] == g.height &&
@@ -57,8 +57,8 @@ absl::StatusOr<std::vector<float>> ReadImagesFor(const std::string& path,
                                                  int64_t limit,
                                                  const ImageGeometry& g,
                                                  const Normalization& norm,
-                                                 int64_t* count) {
-  absl::StatusOr<RawImages> images = ReadRawImagesFor(path, limit, g);
+                                                 int64_t* count, Env* env) {
+  absl::StatusOr<RawImages> images = ReadRawImagesFor(path, limit, g, env);
   if (!images.ok()) return images.status();
   *count = images->count;
   std::vector<int64_t> all(static_cast<size_t>(images->count));

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/data/normalize.h"
+#include "core/env/env.h"
 
 namespace esb::data {
 
@@ -20,10 +21,6 @@ struct ImageGeometry {
   int64_t width = 0;
 };
 
-// Reads up to `limit` images (all with -1) of an IDX file, N x H x W for one
-// channel or N x C x H x W, and normalizes them to N x C x H x W floats;
-// `count` receives N. INVALID_ARGUMENT naming the file when the images do
-// not fit `geometry`; the reader's errors otherwise.
 // 8-bit images of an IDX file that fit a model input, not yet normalized
 // (a quarter of the floats' memory).
 struct RawImages {
@@ -32,10 +29,13 @@ struct RawImages {
   std::vector<uint8_t> data;  // count x C x H x W.
 };
 
-// Reads up to `limit` images (all with -1), checked as ReadImagesFor does.
+// Reads up to `limit` images (all with -1) of an IDX file through `env`,
+// N x H x W for one channel or N x C x H x W. INVALID_ARGUMENT naming the
+// file when the images do not fit `geometry`; ReadIdx's errors otherwise.
 absl::StatusOr<RawImages> ReadRawImagesFor(const std::string& path,
                                            int64_t limit,
-                                           const ImageGeometry& geometry);
+                                           const ImageGeometry& geometry,
+                                           Env* env = Env::Default());
 
 // The images at `indices`, in that order, normalized to N x C x H x W
 // floats. INVALID_ARGUMENT for an index outside [0, count).
@@ -43,11 +43,11 @@ absl::StatusOr<std::vector<float>> NormalizeSelected(
     const RawImages& images, const std::vector<int64_t>& indices,
     const Normalization& norm);
 
-absl::StatusOr<std::vector<float>> ReadImagesFor(const std::string& path,
-                                                 int64_t limit,
-                                                 const ImageGeometry& geometry,
-                                                 const Normalization& norm,
-                                                 int64_t* count);
+// Reads images as ReadRawImagesFor does and normalizes them to
+// N x C x H x W floats; `count` receives N.
+absl::StatusOr<std::vector<float>> ReadImagesFor(
+    const std::string& path, int64_t limit, const ImageGeometry& geometry,
+    const Normalization& norm, int64_t* count, Env* env = Env::Default());
 
 }  // namespace esb::data
 

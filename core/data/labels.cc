@@ -8,14 +8,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/data/idx.h"
-#include "core/data/random_file.h"
 
 namespace esb::data {
 
 absl::StatusOr<std::vector<int32_t>> ReadLabelFile(const std::string& path,
-                                                   int64_t limit) {
+                                                   int64_t limit, Env* env) {
   absl::StatusOr<std::unique_ptr<RandomAccessFile>> file =
-      RandomAccessFile::Open(path);
+      env->NewRandomAccessFile(path);
   if (!file.ok()) return file.status();
   const uint64_t size = (*file)->size();
   std::string head;
@@ -28,7 +27,7 @@ absl::StatusOr<std::vector<int32_t>> ReadLabelFile(const std::string& path,
                             static_cast<uint8_t>(head[1]) == 0x8b));
   std::vector<int32_t> labels;
   if (idx) {
-    absl::StatusOr<IdxArray> array = ReadIdx(path, limit);
+    absl::StatusOr<IdxArray> array = ReadIdx(path, limit, env);
     if (!array.ok()) return array.status();
     if (array->shape.size() != 1) {
       return absl::InvalidArgumentError(

@@ -1,9 +1,8 @@
 #include "core/data/npy.h"
 
 #include <cstring>
-#include <fstream>
+#include <memory>
 #include <optional>
-#include <sstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -160,13 +159,15 @@ absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes,
   return array;
 }
 
-absl::StatusOr<NpyArray> ReadNpy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
-  return ParseNpy(buffer.str(), path);
+absl::StatusOr<NpyArray> ReadNpy(const std::string& path, Env* env) {
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> file =
+      env->NewRandomAccessFile(path);
+  if (!file.ok()) return file.status();
+  std::string bytes;
+  if (absl::Status s = (*file)->ReadAt(0, (*file)->size(), &bytes); !s.ok()) {
+    return s;
+  }
+  return ParseNpy(bytes, path);
 }
 
 std::string SerializeNpy(absl::Span<const float> values,

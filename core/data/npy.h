@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "core/env/env.h"
 
 namespace esb::data {
 
@@ -49,9 +50,12 @@ absl::StatusOr<NpyHeader> ParseNpyHeader(absl::string_view bytes,
 absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes,
                                   absl::string_view name);
 
-// Reads `path`. NOT_FOUND when it cannot be opened; INVALID_ARGUMENT naming
-// the file and the problem when it is not a supported .npy array.
-absl::StatusOr<NpyArray> ReadNpy(const std::string& path);
+// Reads `path` through `env`. The Env's status naming the file when it
+// cannot be opened (NOT_FOUND when it does not exist); DATA_LOSS naming it
+// when reading fails or the file shrinks while it is read; INVALID_ARGUMENT
+// naming it and the problem when it is not a supported .npy array.
+absl::StatusOr<NpyArray> ReadNpy(const std::string& path,
+                                 Env* env = Env::Default());
 
 // Serialises a float32 C-order array as .npy version 1.0.
 std::string SerializeNpy(absl::Span<const float> values,

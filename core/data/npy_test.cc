@@ -3,6 +3,9 @@
 #include <cstdio>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
+#include "core/env/fault_env.h"
+#include "core/env/mem_env.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -81,6 +84,63 @@ TEST(NpyTest, MissingFileIsNotFound) {
   auto r = ReadNpy("/nonexistent/dir/a.npy");
   EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(r.status().message(), HasSubstr("/nonexistent/dir/a.npy"));
+}
+
+class NpyEnvTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (size_t i = 0; i < values_.size(); ++i) {
+      values_[i] = 0.5f * static_cast<float>(i) - 100.0f;
+    }
+    ASSERT_TRUE(mem_->CreateDirs("/d").ok());
+    ASSERT_TRUE(
+        WriteFileAtomically(mem_.get(), path_, SerializeNpy(values_, {4, 100}))
+            .ok());
+  }
+  std::vector<float> values_ = std::vector<float>(400);
+  const std::string path_ = "/d/x.npy";
+  std::unique_ptr<Env> mem_ = NewMemEnv();
+  FaultInjectionEnv faults_{mem_.get()};
+};
+
+TEST_F(NpyEnvTest, ReadsFromMemory) {
+  auto array = ReadNpy(path_, mem_.get());
+  ASSERT_TRUE(array.ok()) << array.status();
+  EXPECT_EQ(array->shape, (std::vector<int64_t>{4, 100}));
+  EXPECT_EQ(array->f32, values_);
+  auto missing = ReadNpy("/d/y.npy", mem_.get());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("/d/y.npy"));
+  // Parse errors name the file as ParseNpy's do.
+  ASSERT_TRUE(WriteFileAtomically(mem_.get(), "/d/t.npy", "\x93NUMPY").ok());
+  auto bad = ReadNpy("/d/t.npy", mem_.get());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("/d/t.npy: not a supported .npy array"));
+}
+
+TEST_F(NpyEnvTest, ShortReadsStillReadTheWholeFile) {
+  faults_.SetMaxReadBytes(33);
+  auto array = ReadNpy(path_, &faults_);
+  ASSERT_TRUE(array.ok()) << array.status();
+  EXPECT_EQ(array->f32, values_);
+}
+
+TEST_F(NpyEnvTest, FailedAndCutReadsAreDataLossNamingTheFile) {
+  faults_.SetFailReads(true);
+  auto failed = ReadNpy(path_, &faults_);
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(failed.status().message(), HasSubstr(path_ + ": read failed"));
+  faults_.SetFailReads(false);
+  // Cut in the data after it was opened: an error, never a short array.
+  faults_.SetFilesEndAt(1000);
+  auto cut = ReadNpy(path_, &faults_);
+  EXPECT_EQ(cut.status().code(), absl::StatusCode::kDataLoss);
+  const uint64_t size = *mem_->GetFileSize(path_);
+  EXPECT_THAT(
+      cut.status().message(),
+      HasSubstr(absl::StrCat(path_, ": ends at byte 1000 while reading ", size,
+                             " (it shrank)")));
 }
 
 }  // namespace

@@ -2,8 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
-#include <filesystem>
-#include <system_error>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -218,38 +217,47 @@ absl::StatusOr<std::vector<TarMember>> ListTar(const RandomAccessFile& file) {
   return members;
 }
 
-absl::StatusOr<std::vector<std::string>> ListImageTree(const std::string& dir) {
-  std::error_code error;
-  if (!std::filesystem::is_directory(dir, error)) {
+absl::StatusOr<std::vector<std::string>> ListImageTree(const std::string& dir,
+                                                       Env* env) {
+  absl::StatusOr<FileType> top = env->GetFileType(dir);
+  if (!top.ok() || *top != FileType::kDirectory) {
     return absl::InvalidArgumentError(absl::StrCat(dir, ": not a folder"));
   }
+  auto cannot_list = [&](const absl::Status& s) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(dir, ": cannot list: ", s.message()));
+  };
   std::vector<std::string> files;
-  std::filesystem::recursive_directory_iterator it(
-      dir, std::filesystem::directory_options::follow_directory_symlink, error);
-  if (error) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(dir, ": cannot list: ", error.message()));
-  }
-  for (; it != std::filesystem::recursive_directory_iterator();
-       it.increment(error)) {
-    if (error) break;
-    const std::string name = it->path().filename().string();
-    const bool is_dir = it->is_directory(error);
-    if (absl::StartsWith(name, ".")) {
-      if (is_dir) it.disable_recursion_pending();
-      continue;
+  // Folders still to list, relative to `dir` ("" for itself), and their
+  // depth below it.
+  std::vector<std::pair<std::string, int>> pending = {{"", 0}};
+  while (!pending.empty()) {
+    const auto [relative, depth] = pending.back();
+    pending.pop_back();
+    const std::string folder =
+        relative.empty() ? dir : absl::StrCat(dir, "/", relative);
+    absl::StatusOr<std::vector<std::string>> names = env->GetChildren(folder);
+    if (!names.ok()) return cannot_list(names.status());
+    for (const std::string& name : *names) {
+      if (absl::StartsWith(name, ".")) continue;
+      absl::StatusOr<FileType> type =
+          env->GetFileType(absl::StrCat(folder, "/", name));
+      if (!type.ok()) return cannot_list(type.status());
+      const std::string path =
+          relative.empty() ? name : absl::StrCat(relative, "/", name);
+      if (*type == FileType::kDirectory) {
+        // Symbolic links are followed, so a loop of them nests forever.
+        if (depth + 1 > kMaxImageTreeDepth) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              dir, ": folders nest deeper than ", kMaxImageTreeDepth,
+              " levels at '", path, "' (a loop of symbolic links?)"));
+        }
+        files.push_back(path + "/");
+        pending.emplace_back(path, depth + 1);
+      } else if (*type == FileType::kRegular && HasImageExtension(name)) {
+        files.push_back(path);
+      }
     }
-    const std::string relative =
-        std::filesystem::relative(it->path(), dir, error).generic_string();
-    if (is_dir) {
-      files.push_back(relative + "/");
-    } else if (it->is_regular_file(error) && HasImageExtension(name)) {
-      files.push_back(relative);
-    }
-  }
-  if (error) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(dir, ": cannot list: ", error.message()));
   }
   std::sort(files.begin(), files.end(), PathLess);
   return files;
@@ -257,7 +265,7 @@ absl::StatusOr<std::vector<std::string>> ListImageTree(const std::string& dir) {
 
 absl::Status WriteImageTar(const std::string& dir, Env* env,
                            const std::string& tar_path) {
-  absl::StatusOr<std::vector<std::string>> tree = ListImageTree(dir);
+  absl::StatusOr<std::vector<std::string>> tree = ListImageTree(dir, env);
   if (!tree.ok()) return tree.status();
   const std::string tmp = absl::StrCat(tar_path, ".tmp");
   absl::StatusOr<std::unique_ptr<WritableFile>> out = env->NewWritableFile(tmp);

@@ -25,7 +25,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "core/data/random_file.h"
 #include "core/env/env.h"
 
 namespace esb::data {
@@ -40,20 +39,27 @@ struct TarMember {
 // True when `header` (the file's first 512 bytes) is a tar header.
 bool LooksLikeTar(absl::string_view header);
 
-// The members of the archive, in archive order. INVALID_ARGUMENT naming
-// the file when a header's checksum or size is wrong or a member runs past
-// the end of the file.
+// The members of the archive `file` (opened with Env::NewRandomAccessFile),
+// in archive order. INVALID_ARGUMENT naming the file when a header's
+// checksum or size is wrong or a member runs past the end of the file;
+// the file's read errors otherwise.
 absl::StatusOr<std::vector<TarMember>> ListTar(const RandomAccessFile& file);
 
-// The image files (.png, .jpg, .jpeg, any case) and the folders under
-// `dir` (empty ones too: a class without images keeps its index), hidden
-// names skipped, relative to `dir`, sorted by PathLess; folders
-// end with '/'. INVALID_ARGUMENT when `dir` is not a folder.
-absl::StatusOr<std::vector<std::string>> ListImageTree(const std::string& dir);
+// Folders nested deeper than this below an image tree's top are refused.
+inline constexpr int kMaxImageTreeDepth = 100;
 
-// Packs ListImageTree(dir) as a ustar archive (see above) into `tar_path`
-// through `env`, written to "<tar_path>.tmp" and renamed over it, so that
-// the path holds a complete archive or what it held before.
+// The image files (.png, .jpg, .jpeg, any case; regular files, symbolic
+// links followed) and the folders under `dir` (empty ones too: a class
+// without images keeps its index), hidden names skipped, relative to
+// `dir`, sorted by PathLess; folders end with '/'. Listed through `env`.
+// INVALID_ARGUMENT when `dir` is not a folder, cannot be listed or nests
+// deeper than kMaxImageTreeDepth.
+absl::StatusOr<std::vector<std::string>> ListImageTree(
+    const std::string& dir, Env* env = Env::Default());
+
+// Packs ListImageTree(dir, env) as a ustar archive (see above) into
+// `tar_path` through `env`, written to "<tar_path>.tmp" and renamed over it, so
+// that the path holds a complete archive or what it held before.
 // INVALID_ARGUMENT for a path too long for ustar (prefix 155 + name 100);
 // the Env's errors naming the step otherwise.
 absl::Status WriteImageTar(const std::string& dir, Env* env,

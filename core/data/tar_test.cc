@@ -66,7 +66,7 @@ TEST(TarTest, WritesDeterministicUstarThatReadsBack) {
   EXPECT_EQ(Slurp(tar), first);
   EXPECT_FALSE(std::filesystem::exists(tar + ".tmp"));
 
-  auto file = RandomAccessFile::Open(tar);
+  auto file = Env::Default()->NewRandomAccessFile(tar);
   ASSERT_TRUE(file.ok());
   auto members = ListTar(**file);
   ASSERT_TRUE(members.ok()) << members.status();
@@ -106,7 +106,7 @@ TEST(TarTest, ReadsGnuLongNames) {
   const std::string command =
       absl::StrCat("tar --format=gnu -C '", dir, "' -cf '", tar, "' cls");
   ASSERT_EQ(std::system(command.c_str()), 0);
-  auto file = RandomAccessFile::Open(tar);
+  auto file = Env::Default()->NewRandomAccessFile(tar);
   ASSERT_TRUE(file.ok());
   auto members = ListTar(**file);
   ASSERT_TRUE(members.ok()) << members.status();
@@ -124,7 +124,7 @@ TEST(TarTest, CorruptAndTruncatedArchivesAreNamed) {
   std::string corrupt = bytes;
   corrupt[512 + 10] ^= 1;  // The second header's name.
   Put(flipped, corrupt);
-  auto file = RandomAccessFile::Open(flipped);
+  auto file = Env::Default()->NewRandomAccessFile(flipped);
   ASSERT_TRUE(file.ok());
   auto members = ListTar(**file);
   EXPECT_EQ(members.status().code(), absl::StatusCode::kInvalidArgument);
@@ -134,7 +134,7 @@ TEST(TarTest, CorruptAndTruncatedArchivesAreNamed) {
 
   const std::string cut = absl::StrCat(::testing::TempDir(), "/cut.tar");
   Put(cut, bytes.substr(0, 2048 + 100));  // Inside a.JPG's data.
-  file = RandomAccessFile::Open(cut);
+  file = Env::Default()->NewRandomAccessFile(cut);
   ASSERT_TRUE(file.ok());
   members = ListTar(**file);
   EXPECT_EQ(members.status().code(), absl::StatusCode::kInvalidArgument);

@@ -15,6 +15,32 @@ std::string DirName(const std::string& path) {
   return path.substr(0, slash);
 }
 
+absl::Status RandomAccessFile::ReadAt(uint64_t offset, uint64_t n,
+                                      std::string* out) const {
+  if (offset > size_ || n > size_ - offset) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path_, ": needs bytes ", offset, "..", offset + n,
+                     " but the file holds ", size_, " (it is truncated)"));
+  }
+  out->resize(static_cast<size_t>(n));
+  uint64_t done = 0;
+  while (done < n) {
+    size_t got = 0;
+    if (absl::Status s = ReadSome(offset + done, static_cast<size_t>(n - done),
+                                  out->data() + done, &got);
+        !s.ok()) {
+      return s;
+    }
+    if (got == 0) {
+      return absl::DataLossError(absl::StrCat(path_, ": ends at byte ",
+                                              offset + done, " while reading ",
+                                              offset + n, " (it shrank)"));
+    }
+    done += got;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> ReadFileToString(Env* env, const std::string& path,
                                              int64_t max_bytes) {
   absl::StatusOr<uint64_t> size = env->GetFileSize(path);

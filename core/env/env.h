@@ -17,6 +17,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -47,6 +48,48 @@ class SequentialFile {
                             absl::string_view* result) = 0;
 };
 
+// A file read at offsets, for data read in pieces: members of a tar, rows
+// of a .npy array, the compressed bytes of an IDX file. Its size is fixed
+// when it is opened.
+//
+// Thread-safe: ReadAt may be called from several threads at once.
+class RandomAccessFile {
+ public:
+  virtual ~RandomAccessFile() = default;
+  RandomAccessFile(const RandomAccessFile&) = delete;
+  RandomAccessFile& operator=(const RandomAccessFile&) = delete;
+
+  // The path it was opened with, for messages.
+  const std::string& path() const { return path_; }
+  // The size when opened.
+  uint64_t size() const { return size_; }
+
+  // Exactly `n` bytes from `offset` into `out` (resized to n).
+  // INVALID_ARGUMENT naming the file when they lie past its end (it is
+  // truncated); DATA_LOSS naming it when reading fails or the file ends
+  // before them although its size said otherwise (it shrank since it was
+  // opened). `out` holds no meaningful bytes after an error.
+  absl::Status ReadAt(uint64_t offset, uint64_t n, std::string* out) const;
+
+ protected:
+  RandomAccessFile(std::string path, uint64_t size)
+      : path_(std::move(path)), size_(size) {}
+
+  // Reads up to `n` > 0 bytes from `offset` < size() into `dst` and sets
+  // `*got` to how many were read: fewer than `n` when the file system
+  // returns a short read (ReadAt asks again for the rest), 0 only when the
+  // file now ends at or before `offset`. DATA_LOSS naming the file when the
+  // read fails.
+  virtual absl::Status ReadSome(uint64_t offset, size_t n, char* dst,
+                                size_t* got) const = 0;
+
+ private:
+  const std::string path_;
+  const uint64_t size_;
+};
+
+enum class FileType { kRegular, kDirectory, kOther };
+
 class Env {
  public:
   virtual ~Env() = default;
@@ -59,9 +102,17 @@ class Env {
       const std::string& path) = 0;
   virtual absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
       const std::string& path) = 0;
+  // Opens `path` for reads at offsets; the status of the failing step
+  // naming the path otherwise (NOT_FOUND when it does not exist,
+  // INVALID_ARGUMENT or FAILED_PRECONDITION for a directory).
+  virtual absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& path) = 0;
 
   virtual bool FileExists(const std::string& path) = 0;
   virtual absl::StatusOr<uint64_t> GetFileSize(const std::string& path) = 0;
+  // What `path` is, following symbolic links; NOT_FOUND naming it when
+  // nothing is there. kOther is a device, socket or pipe.
+  virtual absl::StatusOr<FileType> GetFileType(const std::string& path) = 0;
   // Names (not paths) of the entries of a directory, sorted.
   virtual absl::StatusOr<std::vector<std::string>> GetChildren(
       const std::string& dir) = 0;

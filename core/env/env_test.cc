@@ -94,6 +94,62 @@ TEST_P(EnvContractTest, ConcurrentWritersOfOnePathNeverCollide) {
   EXPECT_THAT(*env_->GetChildren(root_), ElementsAre("shared", "sub"));
 }
 
+TEST_P(EnvContractTest, RandomAccessFilesReadExactRanges) {
+  const std::string path = root_ + "/sub/r.bin";
+  ASSERT_TRUE(WriteFileAtomically(env_, path, "0123456789").ok());
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> file =
+      env_->NewRandomAccessFile(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ((*file)->path(), path);
+  EXPECT_EQ((*file)->size(), 10u);
+  std::string out = "stale";
+  ASSERT_TRUE((*file)->ReadAt(3, 4, &out).ok());
+  EXPECT_EQ(out, "3456");
+  ASSERT_TRUE((*file)->ReadAt(10, 0, &out).ok());
+  EXPECT_EQ(out, "");
+  ASSERT_TRUE((*file)->ReadAt(0, 10, &out).ok());
+  EXPECT_EQ(out, "0123456789");
+
+  absl::Status past = (*file)->ReadAt(8, 3, &out);
+  EXPECT_EQ(past.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(past.message(),
+              HasSubstr(path + ": needs bytes 8..11 but the file holds 10"));
+  // An offset and count whose sum wraps around is past the end too.
+  EXPECT_EQ((*file)->ReadAt(5, UINT64_MAX - 2, &out).code(),
+            absl::StatusCode::kInvalidArgument);
+
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> missing =
+      env_->NewRandomAccessFile(root_ + "/nope");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr(root_ + "/nope"));
+  EXPECT_FALSE(env_->NewRandomAccessFile(root_ + "/sub").ok());
+}
+
+TEST_P(EnvContractTest, FileTypes) {
+  ASSERT_TRUE(WriteFileAtomically(env_, root_ + "/f", "x").ok());
+  EXPECT_EQ(*env_->GetFileType(root_ + "/f"), FileType::kRegular);
+  EXPECT_EQ(*env_->GetFileType(root_ + "/sub"), FileType::kDirectory);
+  EXPECT_EQ(*env_->GetFileType(root_ + "/sub/"), FileType::kDirectory);
+  absl::StatusOr<FileType> missing = env_->GetFileType(root_ + "/nope");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr(root_ + "/nope"));
+}
+
+TEST(PosixEnvTest, AFileThatShrinksAfterOpenIsDataLoss) {
+  const std::string path =
+      absl::StrCat(::testing::TempDir(), "/env_test_shrink_", ::getpid());
+  ASSERT_TRUE(WriteFileAtomically(Env::Default(), path, "0123456789").ok());
+  auto file = Env::Default()->NewRandomAccessFile(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  std::filesystem::resize_file(path, 4);
+  std::string out;
+  absl::Status s = (*file)->ReadAt(2, 6, &out);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(s.message(),
+              HasSubstr(path + ": ends at byte 4 while reading 8 (it shrank)"));
+  std::filesystem::remove(path);
+}
+
 INSTANTIATE_TEST_SUITE_P(PosixAndMemory, EnvContractTest, ::testing::Bool(),
                          [](const auto& info) {
                            return info.param ? "Memory" : "Posix";
@@ -171,6 +227,53 @@ TEST_F(FaultTest, ShortReadsStillReadTheWholeFile) {
   ASSERT_TRUE(WriteFileAtomically(base_.get(), "/out/b", bytes).ok());
   env_.SetMaxReadBytes(7);
   EXPECT_EQ(*ReadFileToString(&env_, "/out/b"), bytes);
+}
+
+TEST_F(FaultTest, ShortRandomReadsStillReadTheWholeRange) {
+  std::string bytes;
+  for (int i = 0; i < 5000; ++i) bytes.push_back(static_cast<char>(i * 13));
+  ASSERT_TRUE(WriteFileAtomically(base_.get(), "/out/b", bytes).ok());
+  env_.SetMaxReadBytes(7);
+  auto file = env_.NewRandomAccessFile("/out/b");
+  ASSERT_TRUE(file.ok()) << file.status();
+  std::string out;
+  ASSERT_TRUE((*file)->ReadAt(100, 4000, &out).ok());
+  EXPECT_EQ(out, bytes.substr(100, 4000));
+  EXPECT_EQ(env_.bytes_read(), 4000);
+}
+
+TEST_F(FaultTest, FailedReadsAreDataLossNamingTheFile) {
+  ASSERT_TRUE(WriteFileAtomically(base_.get(), "/out/b", "abcdef").ok());
+  auto file = env_.NewRandomAccessFile("/out/b");
+  ASSERT_TRUE(file.ok()) << file.status();
+  env_.SetFailReads(true);
+  std::string out;
+  absl::Status s = (*file)->ReadAt(0, 3, &out);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(s.message(), HasSubstr("/out/b: read failed"));
+  absl::StatusOr<std::string> whole = ReadFileToString(&env_, "/out/b");
+  EXPECT_EQ(whole.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(whole.status().message(), HasSubstr("/out/b: read failed"));
+  env_.SetFailReads(false);
+  ASSERT_TRUE((*file)->ReadAt(0, 3, &out).ok());
+  EXPECT_EQ(out, "abc");
+}
+
+TEST_F(FaultTest, FilesCutWhileReadEndEarly) {
+  ASSERT_TRUE(WriteFileAtomically(base_.get(), "/out/b", "abcdefghij").ok());
+  auto file = env_.NewRandomAccessFile("/out/b");
+  ASSERT_TRUE(file.ok()) << file.status();
+  env_.SetFilesEndAt(4);
+  EXPECT_EQ((*file)->size(), 10u);  // As opened.
+  std::string out;
+  ASSERT_TRUE((*file)->ReadAt(1, 3, &out).ok());
+  EXPECT_EQ(out, "bcd");
+  absl::Status s = (*file)->ReadAt(2, 5, &out);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(s.message(),
+              HasSubstr("/out/b: ends at byte 4 while reading 7 (it shrank)"));
+  // A sequential reader sees the file end at the cut.
+  EXPECT_EQ(*ReadFileToString(&env_, "/out/b"), "abcd");
 }
 
 TEST(DigestTest, KnownVectors) {

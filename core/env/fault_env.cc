@@ -61,23 +61,83 @@ class FaultInjectionEnv::File : public WritableFile {
 
 class FaultInjectionEnv::Reader : public SequentialFile {
  public:
-  Reader(FaultInjectionEnv* env, std::unique_ptr<SequentialFile> base)
-      : env_(env), base_(std::move(base)) {}
+  Reader(FaultInjectionEnv* env, std::string path,
+         std::unique_ptr<SequentialFile> base)
+      : env_(env), path_(std::move(path)), base_(std::move(base)) {}
   absl::Status Read(size_t n, std::string* scratch,
                     absl::string_view* result) override {
-    size_t limit = 0;
-    {
-      absl::MutexLock lock(&env_->mu_);
-      if (absl::Status s = env_->Alive(); !s.ok()) return s;
-      limit = env_->max_read_;
+    absl::StatusOr<size_t> allowed = env_->ReadAllowance(path_, pos_, n);
+    if (!allowed.ok()) return allowed.status();
+    if (*allowed == 0 && n > 0) {
+      scratch->clear();
+      *result = absl::string_view();
+      return absl::OkStatus();
     }
-    return base_->Read(limit > 0 ? std::min(n, limit) : n, scratch, result);
+    if (absl::Status s = base_->Read(*allowed, scratch, result); !s.ok()) {
+      return s;
+    }
+    pos_ += result->size();
+    env_->CountRead(result->size());
+    return absl::OkStatus();
   }
 
  private:
   FaultInjectionEnv* const env_;
+  const std::string path_;
   const std::unique_ptr<SequentialFile> base_;
+  uint64_t pos_ = 0;
 };
+
+class FaultInjectionEnv::RandomReader : public RandomAccessFile {
+ public:
+  RandomReader(FaultInjectionEnv* env, std::unique_ptr<RandomAccessFile> base)
+      : RandomAccessFile(base->path(), base->size()),
+        env_(env),
+        base_(std::move(base)) {}
+
+ protected:
+  absl::Status ReadSome(uint64_t offset, size_t n, char* dst,
+                        size_t* got) const override {
+    absl::StatusOr<size_t> allowed = env_->ReadAllowance(path(), offset, n);
+    if (!allowed.ok()) return allowed.status();
+    *got = 0;
+    if (*allowed == 0) return absl::OkStatus();
+    std::string piece;
+    if (absl::Status s = base_->ReadAt(offset, *allowed, &piece); !s.ok()) {
+      return s;
+    }
+    piece.copy(dst, piece.size());
+    *got = piece.size();
+    env_->CountRead(piece.size());
+    return absl::OkStatus();
+  }
+
+ private:
+  FaultInjectionEnv* const env_;
+  const std::unique_ptr<RandomAccessFile> base_;
+};
+
+absl::StatusOr<size_t> FaultInjectionEnv::ReadAllowance(const std::string& path,
+                                                        uint64_t offset,
+                                                        size_t n) const {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = Alive(); !s.ok()) return s;
+  if (fail_reads_) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": read failed: Input/output error"));
+  }
+  if (files_end_at_ >= 0) {
+    const auto end = static_cast<uint64_t>(files_end_at_);
+    n = offset >= end ? 0 : std::min<uint64_t>(n, end - offset);
+  }
+  if (max_read_ > 0) n = std::min(n, max_read_);
+  return n;
+}
+
+void FaultInjectionEnv::CountRead(size_t n) {
+  absl::MutexLock lock(&mu_);
+  bytes_read_ += static_cast<int64_t>(n);
+}
 
 void FaultInjectionEnv::SetDiskSpace(int64_t bytes) {
   absl::MutexLock lock(&mu_);
@@ -102,6 +162,18 @@ void FaultInjectionEnv::SetCrashAtRename(bool crash) {
 void FaultInjectionEnv::SetMaxReadBytes(size_t bytes) {
   absl::MutexLock lock(&mu_);
   max_read_ = bytes;
+}
+void FaultInjectionEnv::SetFailReads(bool fail) {
+  absl::MutexLock lock(&mu_);
+  fail_reads_ = fail;
+}
+void FaultInjectionEnv::SetFilesEndAt(int64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  files_end_at_ = bytes;
+}
+int64_t FaultInjectionEnv::bytes_read() const {
+  absl::MutexLock lock(&mu_);
+  return bytes_read_;
 }
 bool FaultInjectionEnv::crashed() const {
   absl::MutexLock lock(&mu_);
@@ -143,7 +215,15 @@ FaultInjectionEnv::NewSequentialFile(const std::string& path) {
   absl::StatusOr<std::unique_ptr<SequentialFile>> base =
       base_->NewSequentialFile(path);
   if (!base.ok()) return base.status();
-  return std::make_unique<Reader>(this, *std::move(base));
+  return std::make_unique<Reader>(this, path, *std::move(base));
+}
+absl::StatusOr<std::unique_ptr<RandomAccessFile>>
+FaultInjectionEnv::NewRandomAccessFile(const std::string& path) {
+  if (absl::Status s = AliveNow(); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> base =
+      base_->NewRandomAccessFile(path);
+  if (!base.ok()) return base.status();
+  return std::make_unique<RandomReader>(this, *std::move(base));
 }
 bool FaultInjectionEnv::FileExists(const std::string& path) {
   return AliveNow().ok() && base_->FileExists(path);
@@ -152,6 +232,11 @@ absl::StatusOr<uint64_t> FaultInjectionEnv::GetFileSize(
     const std::string& path) {
   if (absl::Status s = AliveNow(); !s.ok()) return s;
   return base_->GetFileSize(path);
+}
+absl::StatusOr<FileType> FaultInjectionEnv::GetFileType(
+    const std::string& path) {
+  if (absl::Status s = AliveNow(); !s.ok()) return s;
+  return base_->GetFileType(path);
 }
 absl::StatusOr<std::vector<std::string>> FaultInjectionEnv::GetChildren(
     const std::string& dir) {

@@ -1,5 +1,6 @@
 #include "core/env/mem_env.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <utility>
@@ -60,6 +61,28 @@ class MemSequentialFile : public SequentialFile {
   size_t pos_ = 0;
 };
 
+class MemRandomAccessFile : public RandomAccessFile {
+ public:
+  MemRandomAccessFile(std::string path, uint64_t size,
+                      std::shared_ptr<MemFile> file)
+      : RandomAccessFile(std::move(path), size), file_(std::move(file)) {}
+
+ protected:
+  absl::Status ReadSome(uint64_t offset, size_t n, char* dst,
+                        size_t* got) const override {
+    absl::MutexLock lock(&file_->mu);
+    const std::string& data = file_->data;
+    *got = offset >= data.size()
+               ? 0
+               : std::min<size_t>(n, data.size() - static_cast<size_t>(offset));
+    if (*got > 0) data.copy(dst, *got, static_cast<size_t>(offset));
+    return absl::OkStatus();
+  }
+
+ private:
+  const std::shared_ptr<MemFile> file_;
+};
+
 // "a//b/./c/" -> "a/b/c"; absolute paths keep their leading "/".
 std::string Normalize(const std::string& path) {
   std::string out;
@@ -102,6 +125,20 @@ class MemEnv : public Env {
     if (!file.ok()) return file.status();
     return std::make_unique<MemSequentialFile>(*std::move(file));
   }
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& path) override {
+    const std::string p = Normalize(path);
+    absl::MutexLock lock(&mu_);
+    if (dirs_.count(p)) return IsDir(p);
+    absl::StatusOr<std::shared_ptr<MemFile>> file = Find(p);
+    if (!file.ok()) return file.status();
+    uint64_t size = 0;
+    {
+      absl::MutexLock file_lock(&(*file)->mu);
+      size = (*file)->data.size();
+    }
+    return std::make_unique<MemRandomAccessFile>(path, size, *std::move(file));
+  }
   bool FileExists(const std::string& path) override {
     const std::string p = Normalize(path);
     absl::MutexLock lock(&mu_);
@@ -115,6 +152,13 @@ class MemEnv : public Env {
     if (!file.ok()) return file.status();
     absl::MutexLock file_lock(&(*file)->mu);
     return (*file)->data.size();
+  }
+  absl::StatusOr<FileType> GetFileType(const std::string& path) override {
+    const std::string p = Normalize(path);
+    absl::MutexLock lock(&mu_);
+    if (dirs_.count(p)) return FileType::kDirectory;
+    if (files_.count(p)) return FileType::kRegular;
+    return NotFound(p);
   }
   absl::StatusOr<std::vector<std::string>> GetChildren(
       const std::string& dir) override {

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/env/env.h"
@@ -84,6 +85,32 @@ class PosixSequentialFile : public SequentialFile {
   const int fd_;
 };
 
+class PosixRandomAccessFile : public RandomAccessFile {
+ public:
+  PosixRandomAccessFile(std::string path, int fd, uint64_t size)
+      : RandomAccessFile(std::move(path), size), fd_(fd) {}
+  ~PosixRandomAccessFile() override { ::close(fd_); }
+
+ protected:
+  absl::Status ReadSome(uint64_t offset, size_t n, char* dst,
+                        size_t* got) const override {
+    for (;;) {
+      const ssize_t r = ::pread(fd_, dst, n, static_cast<off_t>(offset));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) {
+        return absl::DataLossError(absl::StrCat(path(), ": read error at byte ",
+                                                offset, ": ",
+                                                std::strerror(errno)));
+      }
+      *got = static_cast<size_t>(r);
+      return absl::OkStatus();
+    }
+  }
+
+ private:
+  const int fd_;
+};
+
 class PosixEnv : public Env {
  public:
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
@@ -99,6 +126,24 @@ class PosixEnv : public Env {
     if (fd < 0) return PosixError(path, "open", errno);
     return std::make_unique<PosixSequentialFile>(path, fd);
   }
+  absl::StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& path) override {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return PosixError(path, "open", errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return PosixError(path, "stat", err);
+    }
+    if (S_ISDIR(st.st_mode)) {
+      ::close(fd);
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": is a directory, not a file"));
+    }
+    return std::make_unique<PosixRandomAccessFile>(
+        path, fd, static_cast<uint64_t>(st.st_size));
+  }
   bool FileExists(const std::string& path) override {
     return ::access(path.c_str(), F_OK) == 0;
   }
@@ -110,6 +155,13 @@ class PosixEnv : public Env {
           absl::StrCat(path, ": is a directory, not a file"));
     }
     return static_cast<uint64_t>(st.st_size);
+  }
+  absl::StatusOr<FileType> GetFileType(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return PosixError(path, "stat", errno);
+    if (S_ISREG(st.st_mode)) return FileType::kRegular;
+    if (S_ISDIR(st.st_mode)) return FileType::kDirectory;
+    return FileType::kOther;
   }
   absl::StatusOr<std::vector<std::string>> GetChildren(
       const std::string& dir) override {

@@ -1,6 +1,7 @@
 // The ONNX-to-IR converter (internal to core/graph): one Importer per
-// model; its methods are split between onnx_import.cc (the walk, layers,
-// outputs) and onnx_fold.cc (shape arithmetic and data-movement ops).
+// model; its methods are split between onnx_import.cc (the walk over the
+// graph, outputs), onnx_layers.cc (the dispatch by op type, Constant and
+// the layers) and onnx_fold.cc (shape arithmetic and data-movement ops).
 #ifndef ESB_CORE_ONNX_ONNX_IMPORTER_H_
 #define ESB_CORE_ONNX_ONNX_IMPORTER_H_
 
