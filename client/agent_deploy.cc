@@ -43,7 +43,7 @@ absl::Status CheckModelName(const std::string& name) {
 std::string DefaultDeployName(const std::string& model_name,
                               const std::string& path) {
   if (CheckModelName(model_name).ok()) return model_name;
-  const std::string stem = std::filesystem::path(path).stem().string();
+  std::string stem = std::filesystem::path(path).stem().string();
   if (!path.empty() && CheckModelName(stem).ok()) return stem;
   return "";
 }
