@@ -68,5 +68,11 @@ metrics=$(await "$tmp/agent.log" "metrics on" | awk '{print $NF}' |
 "$esbctl" deploy "$esbm" --agent "$address" --name bench >/dev/null
 echo "esb-agent (sim) at $address, --max-batch ${ESB_AGENT_MAX_BATCH:-32}," \
   "--max-queue-delay-us ${ESB_AGENT_DELAY_US:-500}"
+# Load from elsewhere slows both sides; the figures are only comparable
+# within a run, and with the load average it ran under.
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+status=0
 "$bench_bin" --esbm "$esbm" --agent "$address" --model bench \
-  --metrics "$metrics" --seconds "${ESB_BENCH_SECONDS:-3}"
+  --metrics "$metrics" --seconds "${ESB_BENCH_SECONDS:-3}" || status=$?
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+exit "$status"

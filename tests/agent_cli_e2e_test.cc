@@ -318,6 +318,39 @@ TEST_F(AgentCliTest, BadInputsAndUsage) {
   EXPECT_THAT(r.out, HasSubstr("--agent 'no-port' is not HOST:PORT"));
 }
 
+// An agent with an admin token: the admin commands send it from
+// --admin-token-file, and say how when it is missing or wrong.
+TEST_F(AgentCliTest, AdminTokenComesFromItsFile) {
+  const std::string token = *dir_ + "/token";
+  std::ofstream(token) << "s3cret\n";
+  const std::string wrong = *dir_ + "/wrong";
+  std::ofstream(wrong) << "guess\n";
+  absl::StatusOr<std::unique_ptr<Process>> p = Process::Start(
+      {ESB_AGENT_PATH, "--backend", "sim", "--listen", "127.0.0.1:0",
+       "--model-dir", *dir_ + "/models-token", "--admin-token-file", token},
+      *dir_ + "/agent-token.log");
+  ASSERT_TRUE(p.ok()) << p.status();
+  absl::StatusOr<std::string> line =
+      (*p)->WaitForLine("listening on", absl::Seconds(30));
+  ASSERT_TRUE(line.ok()) << line.status();
+  const std::string address{line->substr(line->rfind(' ') + 1)};
+  const std::string esbm = *dir_ + "/lenet.esbm";
+
+  RunResult r = Esbctl({"deploy", esbm, "--agent", address});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("--admin-token-file FILE"));
+  r = Esbctl({"board", "--agent", address, "--admin-token-file", wrong});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("the admin token does not match"));
+  r = Esbctl({"deploy", esbm, "--agent", address, "--admin-token-file", token});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  // Inference needs no token.
+  r = Esbctl({"infer", "--agent", address, "--model", "lenet", "--input",
+              TestImages(), "--limit", "3"});
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("image 2: class "));
+}
+
 // `esbctl deploy JOB`: the job's model.esbm comes from esb-server.
 TEST_F(AgentCliTest, DeployOfAJobFetchesItsPackageFromTheServer) {
   const std::string server = absl::StrCat("127.0.0.1:", FreePort());
