@@ -8,6 +8,7 @@
 #   bash bench/run.sh runtime    # CPU inference throughput only
 #   bash bench/run.sh service    # the job service (esb-server, esb-worker)
 #   bash bench/run.sh accel      # the accelerator model and the modelled array
+#   bash bench/run.sh agent      # esb-agent's serving overhead (sim backend)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
@@ -54,4 +55,11 @@ if [[ $what == all || $what == accel ]]; then
   echo "== accelerator model (build/bench/esb_accel_bench) =="
   build/bench/esb_accel_bench --images 1000 build/bench/lenet/model.esbm \
     build/bench/resnet/model.esbm
+fi
+
+if [[ $what == all || $what == agent ]]; then
+  # Each figure prints its target and PASS/FAIL; a FAIL does not stop the
+  # other figures.
+  echo "== esb-agent serving overhead (bench/agent_bench.sh) =="
+  bash bench/agent_bench.sh || echo "(an agent serving target failed)"
 fi

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "client/agent_commands.h"
 #include "client/command_line.h"
 #include "client/eval.h"
 #include "client/fit.h"
@@ -51,7 +52,7 @@ ABSL_FLAG(std::string, labels, "",
           "per line; not needed for a folder with one subfolder per class.");
 ABSL_FLAG(std::optional<int64_t>, limit, std::nullopt,
           "Use the first N images only.");
-ABSL_FLAG(int, batch, 64,
+ABSL_FLAG(std::optional<int>, batch, std::nullopt,
           "Images per inference call (a fixed-batch model uses its own).");
 ABSL_FLAG(std::optional<int>, threads, std::nullopt, "CPU threads.");
 ABSL_FLAG(std::string, mean, "",
@@ -121,7 +122,7 @@ std::vector<FlagUse> InferenceFlags() {
        "the activation scales "
        "(required with it)."},
       {"calib_count", "N", "--precision esb: calibration images used."},
-      {"batch", "N"},
+      {"batch", "N", nullptr, "64"},
       {"max_tensor_elements", "N"},
       {"threads", "N", nullptr, "every core"},
       {"mean", "M", nullptr, "the model's input_mean metadata, else none"},
@@ -225,6 +226,9 @@ const std::vector<CommandSpec>& Commands() {
     for (CommandSpec& spec : esb::client::RemoteCommands(QuantizeFlags())) {
       c->push_back(std::move(spec));
     }
+    for (CommandSpec& spec : esb::client::AgentCommands()) {
+      c->push_back(std::move(spec));
+    }
     return c;
   }();
   return *commands;
@@ -287,7 +291,7 @@ int Fit(const esb::client::CommandLine& line) {
 
 // run and eval: how the model runs, checked before anything is read.
 absl::Status InferenceFromFlags(esb::client::InferenceOptions* options) {
-  options->batch = absl::GetFlag(FLAGS_batch);
+  options->batch = absl::GetFlag(FLAGS_batch).value_or(64);
   if (absl::Status s = CheckRange("batch", options->batch, 1, 1 << 16);
       !s.ok()) {
     return s;
@@ -529,6 +533,9 @@ int main(int argc, char** argv) {
   const std::string command = line->command->name;
   if (esb::client::IsRemoteCommand(command)) {
     return esb::client::RunRemoteCommand(*line, QuantizeFromFlags);
+  }
+  if (esb::client::IsAgentCommand(command)) {
+    return esb::client::RunAgentCommand(*line);
   }
   if (command == "levels") return Levels(*line);
   if (command == "fit") return Fit(*line);

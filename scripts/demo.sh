@@ -4,9 +4,13 @@
 # on loopback, submits each bundled demo model with `esbctl submit --sb 2
 # --wait` (W4A4, calibration on 512 training images, FP32 vs exact ESB
 # top-1 on the 10k test images), fetches the artifacts and prints the
-# report, then stops what it started. The board agent is not built yet.
+# report; then serves both packages from esb-agent (sim backend) on
+# loopback, runs the 10k test images through remote inference (esbctl
+# infer, KServe v2 ModelInfer) and checks that their top-1 equals the job's
+# ESB top-1 (the script fails if not), then stops what it started.
 #
-#   ESB_DEMO_OUT=DIR   where the artifacts go (default build/demo)
+#   ESB_DEMO_OUT=DIR   where the artifacts go (default build/demo; the
+#                      agent's model directory is DIR/agent-models)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -61,3 +65,45 @@ done
 echo
 echo "== The jobs on the server =="
 "$esbctl" list --server "$address"
+
+echo
+echo "== esb-agent (sim backend) on loopback, models in $out/agent-models =="
+# A fresh model directory: the demo's deploys are version 1.
+rm -rf "$out/agent-models"
+build/fpga_agent/esb-agent --backend sim --listen 127.0.0.1:0 \
+  --model-dir "$out/agent-models" --metrics-port 0 --max-batch 32 \
+  >"$run/agent.log" 2>&1 &
+agent_pid=$!
+pids+=("$agent_pid")
+agent=$(await "$run/agent.log" "listening on" | awk '{print $NF}')
+await "$run/agent.log" "metrics on"
+for model in lenet resnet; do
+  "$esbctl" deploy "$out/$model/model.esbm" --agent "$agent" --name "$model"
+done
+"$esbctl" board --agent "$agent"
+
+for model in lenet resnet; do
+  echo
+  echo "== $model: the 10k test images through the agent (esbctl infer) =="
+  "$esbctl" infer --agent "$agent" --model "$model" \
+    --input "$data/t10k-images-idx3-ubyte.gz" \
+    --labels "$data/t10k-labels-idx1-ubyte.gz" | tee "$run/$model.infer"
+  # The job's ESB top-1 as images right, from its report.json.
+  expected=$(awk -F: '/"top1_esb"/ {t = $2} /"eval_images"/ {n = $2}
+    END {gsub(/[ ,]/, "", t); gsub(/[ ,]/, "", n); printf "%d of %d", t * n + 0.5, n}' \
+    "$out/$model/report.json")
+  got=$(sed -n 's/^top-1 [0-9.]*% (\([0-9]* of [0-9]*\) images)$/\1/p' \
+    "$run/$model.infer")
+  if [[ $got != "$expected" ]]; then
+    echo "demo: $model through the agent: top-1 $got images, but the job's" \
+      "ESB top-1 is $expected" >&2
+    exit 1
+  fi
+  echo "remote top-1 equals the job's ESB top-1 ($expected images)"
+done
+
+echo
+echo "== stopping esb-agent =="
+kill "$agent_pid"
+wait "$agent_pid" || true
+tail -n 1 "$run/agent.log"
