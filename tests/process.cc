@@ -147,9 +147,9 @@ std::string FreshDir(const std::string& name) {
   // name and the pid keep their directories apart.
   const ::testing::TestInfo* test =
       ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string dir = absl::StrCat(
-      ::testing::TempDir(), "/", name, "-",
-      test != nullptr ? test->name() : "none", "-", getpid());
+  const std::string dir =
+      absl::StrCat(::testing::TempDir(), "/", name, "-",
+                   test != nullptr ? test->name() : "none", "-", getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
