@@ -79,7 +79,11 @@ absl::StatusOr<BatchResult> Batcher::Run(graph::Tensor input) {
 
 void Batcher::Loop() {
   std::vector<Pending> batch;
-  while (NextBatch(&batch)) RunBatch(std::move(batch));
+  while (NextBatch(&batch)) {
+    RunBatch(std::move(batch));
+    absl::MutexLock lock(&mu_);
+    --in_flight_;
+  }
 }
 
 bool Batcher::NextBatch(std::vector<Pending>* batch) {
@@ -92,14 +96,16 @@ bool Batcher::NextBatch(std::vector<Pending>* batch) {
         },
         this));
     if (queue_.empty()) return false;  // Stopping, nothing left.
-    // Wait for the batch to fill, up to the oldest request's deadline.
+    // Wait for the batch to fill, up to the oldest request's deadline or
+    // until the device is idle.
     const absl::Time deadline =
         queue_.front().arrived + options_.max_queue_delay;
     mu_.AwaitWithDeadline(
         absl::Condition(
             +[](Batcher* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b->mu_) {
               return b->queued_images_ >= b->max_batch_ || b->stopping_ ||
-                     b->queue_.empty();
+                     b->queue_.empty() ||
+                     (b->options_.run_when_idle && b->in_flight_ == 0);
             },
             this),
         deadline);
@@ -115,6 +121,7 @@ bool Batcher::NextBatch(std::vector<Pending>* batch) {
     queue_.pop_front();
   }
   queued_images_ -= images;
+  ++in_flight_;
   return true;
 }
 

@@ -1,8 +1,11 @@
 // The dynamic batcher of one served model.
 //
 // Requests (each one or more images) wait in a bounded queue. A batch
-// starts when the images waiting reach max_batch, or when the oldest
-// request has waited max_queue_delay; it takes the queued requests in
+// starts at once when none of the model's batches is running (an idle
+// device gains nothing by waiting, so a lone request pays no delay);
+// otherwise when the images waiting reach max_batch, when the oldest
+// request has waited max_queue_delay, or when the running batches finish
+// (which makes the device idle again). It takes the queued requests in
 // arrival order while their images fit in max_batch (and their per-image
 // shapes equal the first's), concatenates them along dim 0, runs them on
 // the model in one call, and hands each request its own rows of every
@@ -45,6 +48,9 @@ struct BatcherOptions {
   int max_queue = 256;
   // Batches of the model running at once.
   int max_in_flight = 2;
+  // Start a batch at once when none is running. Off, every batch waits for
+  // max_batch images or max_queue_delay (tests use it to force merging).
+  bool run_when_idle = true;
 };
 
 // One request's share of a batch run.
@@ -102,6 +108,7 @@ class Batcher {
   absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   int64_t queued_images_ ABSL_GUARDED_BY(mu_) = 0;
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // Batches running.
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };

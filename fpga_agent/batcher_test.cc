@@ -91,6 +91,7 @@ TEST(BatcherTest, ConcurrentRequestsShareABatchAndGetTheirOwnRows) {
   options.max_batch = 8;
   options.max_queue_delay = absl::Milliseconds(200);
   options.max_in_flight = 1;
+  options.run_when_idle = false;
   Batcher batcher(&model, options, nullptr, "fake");
 
   constexpr int kCallers = 6;
@@ -134,6 +135,7 @@ TEST(BatcherTest, ABatchStartsWhenFullWithoutWaitingForTheDelay) {
   BatcherOptions options;
   options.max_batch = 4;
   options.max_queue_delay = absl::Seconds(30);
+  options.run_when_idle = false;
   Batcher batcher(&model, options, nullptr, "fake");
   const absl::Time start = absl::Now();
   std::vector<std::thread> callers;
@@ -143,6 +145,53 @@ TEST(BatcherTest, ABatchStartsWhenFullWithoutWaitingForTheDelay) {
   for (std::thread& t : callers) t.join();
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
   EXPECT_EQ(model.batches(), (std::vector<int64_t>{4}));
+}
+
+TEST(BatcherTest, ALoneRequestOnAnIdleModelDoesNotWaitForTheDelay) {
+  FakeModel model(8);
+  BatcherOptions options;
+  options.max_batch = 8;
+  options.max_queue_delay = absl::Seconds(30);
+  Batcher batcher(&model, options, nullptr, "fake");
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<BatchResult> result = batcher.Run(Rows(1, i));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_LT(result->queue_seconds, 5.0);
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(model.batches(), (std::vector<int64_t>{1, 1, 1}));
+}
+
+TEST(BatcherTest, RequestsQueuedBehindABusyDeviceRunTogetherWhenItFrees) {
+  FakeModel model(8);
+  model.Hold(true);
+  BatcherOptions options;
+  options.max_batch = 8;
+  options.max_queue_delay = absl::Seconds(30);
+  options.max_in_flight = 1;
+  Batcher batcher(&model, options, nullptr, "fake");
+  std::atomic<int> done{0};
+  auto count = [&](absl::StatusOr<BatchResult> r) {
+    EXPECT_TRUE(r.ok()) << r.status();
+    ++done;
+  };
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(batcher.Submit(Rows(1, 0), count).ok());
+  for (int i = 0; i < 1000 && model.runs_started() == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(model.runs_started(), 1);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(batcher.Submit(Rows(1, i), count).ok());
+  }
+  model.Hold(false);
+  for (int i = 0; i < 2000 && done.load() < 4; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(done.load(), 4);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(model.batches(), (std::vector<int64_t>{1, 3}));
 }
 
 TEST(BatcherTest, QueueAndComputeTimesAreMeasured) {
@@ -269,6 +318,7 @@ TEST(BatcherTest, BatchedSimRunsEqualSingleRunsBitForBit) {
   BatcherOptions options;
   options.max_batch = 8;
   options.max_queue_delay = absl::Milliseconds(200);
+  options.run_when_idle = false;
   Batcher batcher(model->get(), options, nullptr, "lenet");
 
   constexpr int kCallers = 5;

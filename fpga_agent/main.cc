@@ -36,11 +36,15 @@ ABSL_FLAG(std::optional<int>, metrics_port, std::nullopt,
           "(0 picks one, printed). Unset: no metrics.");
 ABSL_FLAG(int, max_batch, 8, "Images per backend run (dynamic batching).");
 ABSL_FLAG(int64_t, max_queue_delay_us, 500,
-          "How long a request waits for others to join its batch.");
+          "How long a request waits for others to join its batch while "
+          "a batch of its model runs (an idle model starts one at once).");
 ABSL_FLAG(int, max_queue, 256,
           "Images waiting per model; past it requests get "
           "RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int, batches_in_flight, 2, "Backend runs at once per model.");
+ABSL_FLAG(int, host_threads, 0,
+          "CPU threads of one backend run (sim: the whole model; zcu102: "
+          "the parts placed on the host); 0: every CPU.");
 ABSL_FLAG(std::string, bitstream_dir, "",
           "Directory of the bitstreams LoadBitstream names (and stores).");
 ABSL_FLAG(std::string, board, "",
@@ -142,6 +146,11 @@ int main(int argc, char** argv) {
     if (options.admin_token.empty()) {
       return Fail(absl::StrCat("--admin-token-file ", path, " is empty"));
     }
+  }
+  options.backend_options.host_threads = absl::GetFlag(FLAGS_host_threads);
+  if (options.backend_options.host_threads < 0 ||
+      options.backend_options.host_threads > 1024) {
+    return Fail("--host-threads must be in 0..1024");
   }
   options.backend_options.bitstream_dir = absl::GetFlag(FLAGS_bitstream_dir);
   options.backend_options.sysfs_root = absl::GetFlag(FLAGS_sysfs_root);

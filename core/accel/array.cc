@@ -36,8 +36,8 @@ Resources EstimateResources(const ArrayConfig& config) {
   // Control, DMA and the AXI interfaces: a fixed 9000 LUTs and 12000 FFs.
   Resources r;
   const int64_t pes = int64_t{config.rows} * config.cols;
-  r.luts = pes * (40 + 4 * config.max_sb) + config.cols * 160 + 9000;
-  r.flip_flops = pes * 72 + config.cols * 200 + 12000;
+  r.luts = pes * (40 + 4 * config.max_sb) + int64_t{config.cols} * 160 + 9000;
+  r.flip_flops = pes * 72 + int64_t{config.cols} * 200 + 12000;
   const int64_t buffer_bytes = config.weight_buffer_bytes +
                                config.input_buffer_bytes +
                                config.output_buffer_bytes;

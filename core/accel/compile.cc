@@ -191,8 +191,9 @@ std::optional<Grid> Compiler::FirstGrid(const std::string& v) const {
     const Node& reader = graph_.nodes[j];
     if (graph::IsQuantizedOp(reader.op)) {
       const QuantizedLayer* q = quantized_.Find(j);
-      if (q != nullptr)
+      if (q != nullptr) {
         return Grid{q->quant.input_format, q->quant.input_alpha};
+      }
     } else if (reader.op == Op::kMaxPool || IsAlias(reader.op)) {
       std::optional<Grid> g = FirstGrid(reader.outputs[0]);
       if (g) return g;
@@ -409,8 +410,9 @@ absl::Status Compiler::BuildHostSegment(
     if (q != model_.layers.end()) {
       layers.emplace(q->first, q->second);
       auto w = model_.weight_integers.find(node.name);
-      if (w != model_.weight_integers.end())
+      if (w != model_.weight_integers.end()) {
         integers.emplace(w->first, w->second);
+      }
     }
     out_->host_ops.emplace_back(graph::OpName(node.op));
   }

@@ -27,7 +27,8 @@ void LoadIntegers(const uint8_t* p, DType t, size_t n, int32_t* out) {
   switch (t) {
     case DType::kS8:
       for (size_t i = 0; i < n; ++i) {
-        out[i] = static_cast<int8_t>(p[i]);
+        // Two's complement byte, sign-extended.
+        out[i] = static_cast<int32_t>(p[i]) - (p[i] >= 128 ? 256 : 0);
       }
       break;
     case DType::kU8:
@@ -94,8 +95,9 @@ DeviceError RunConv(const Descriptor& d, uint32_t batch,
   if (!DecodeTerms(d, buffer, &terms)) return DeviceError::kBadCode;
   std::vector<float> scales(d.out_c);
   std::vector<float> bias(d.out_c);
-  std::memcpy(scales.data(), buffer.data() + d.scales_offset, d.out_c * 4);
-  std::memcpy(bias.data(), buffer.data() + d.bias_offset, d.out_c * 4);
+  std::memcpy(scales.data(), buffer.data() + d.scales_offset,
+              size_t{d.out_c} * 4);
+  std::memcpy(bias.data(), buffer.data() + d.bias_offset, size_t{d.out_c} * 4);
 
   const Format in_format = FormatOf(d.input_format);
   const size_t in_elems = size_t{d.in_c} * d.in_h * d.in_w;
