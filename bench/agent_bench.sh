@@ -60,7 +60,8 @@ await() {
 
 "$agent_bin" --backend sim --listen 127.0.0.1:0 --model-dir "$tmp/models" \
   --metrics-port 0 --max-batch "${ESB_AGENT_MAX_BATCH:-32}" \
-  --max-queue-delay-us "${ESB_AGENT_DELAY_US:-500}" >"$tmp/agent.log" 2>&1 &
+  --max-queue-delay-us "${ESB_AGENT_DELAY_US:-500}" --max-queue 2048 \
+  >"$tmp/agent.log" 2>&1 &
 agent_pid=$!
 address=$(await "$tmp/agent.log" "listening on" | awk '{print $NF}')
 metrics=$(await "$tmp/agent.log" "metrics on" | awk '{print $NF}' |

@@ -1,10 +1,12 @@
 #include "fpga_agent/agent.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/runtime/cpus.h"
 #include "fpga_agent/agent_service.h"
 #include "fpga_agent/inference_service.h"
 #include "fpga_agent/metrics.h"
@@ -52,9 +54,16 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options,
   auto agent = absl::WrapUnique(new Agent());
   agent->options_ = options;
   Env* env = Env::Default();
+  if (agent->options_.backend_options.host_threads == 0) {
+    // Concurrent batches share the CPUs; a run that asked for all of them
+    // would wake (and wait for) OpenMP threads the other batch is using.
+    agent->options_.backend_options.host_threads =
+        std::max(1, runtime::AvailableCpus() /
+                        std::max(1, options.batcher.max_in_flight));
+  }
   agent->metrics_ = std::make_unique<AgentMetrics>(options.board);
   absl::StatusOr<std::unique_ptr<Backend>> backend =
-      MakeBackend(options.backend, options.backend_options, env);
+      MakeBackend(options.backend, agent->options_.backend_options, env);
   if (!backend.ok()) return backend.status();
   agent->backend_ = *std::move(backend);
 

@@ -40,6 +40,7 @@ struct AgentOptions {
   std::optional<int> metrics_port;        // Unset: no metrics endpoint.
   std::string board = "board";            // The metrics' board label.
   std::string admin_token;                // "": admin RPCs are open.
+  // host_threads 0: the CPUs divided among batcher.max_in_flight batches.
   BackendOptions backend_options;
   BatcherOptions batcher;
   int64_t max_model_bytes = int64_t{1} << 30;

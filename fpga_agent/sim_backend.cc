@@ -1,5 +1,6 @@
 #include "fpga_agent/sim_backend.h"
 
+#include <algorithm>
 #include <map>
 #include <vector>
 
@@ -125,6 +126,10 @@ absl::StatusOr<std::unique_ptr<LoadedModel>> SimBackend::Prepare(
   }
   runtime::EsbExecutorOptions executor_options;
   executor_options.threads = options_.threads;
+  // A plan per batch size the batcher may form, so varying batches do not
+  // evict and rebuild each other's plans.
+  executor_options.max_cached_shapes =
+      std::max(executor_options.max_cached_shapes, max_batch);
   absl::StatusOr<std::unique_ptr<runtime::EsbExecutor>> executor =
       runtime::EsbExecutor::Create(model.graph, model.layers, executor_options,
                                    &model.weight_integers);

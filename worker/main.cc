@@ -29,6 +29,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "core/cli/flags.h"
 #include "core/runtime/cpus.h"
 #include "grpcpp/create_channel.h"
@@ -72,6 +73,9 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian's absl checks every Mutex acquisition for lock-order cycles;
+  // the tests keep that check, the binaries skip its cost on every call.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::FlagsUsageConfig usage;
   usage.contains_help_flags = [](absl::string_view file) {
     return absl::StrContains(file, "worker/main.cc");

@@ -1,5 +1,6 @@
 #include "core/accel/runner.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -19,6 +20,9 @@ namespace {
 runtime::EsbExecutorOptions HostOptions(const RunnerOptions& options) {
   runtime::EsbExecutorOptions o;
   o.threads = options.host_threads;
+  // A plan per batch size the batcher may form, so varying batches do not
+  // evict and rebuild each other's plans.
+  o.max_cached_shapes = std::max(o.max_cached_shapes, options.max_batch);
   return o;
 }
 
