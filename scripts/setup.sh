@@ -13,7 +13,8 @@ PACKAGES=(
   libabsl-dev libdnnl-dev ocl-icd-opencl-dev prometheus-cpp-dev libonnx-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
   zlib1g-dev libpng-dev libjpeg62-turbo-dev libssl-dev dataset-fashion-mnist
-  libonnx-testdata python3-grpcio python3-protobuf
+  libonnx-testdata python3-grpcio python3-protobuf python3-numpy python3-onnx
+  python3-torch
 )
 
 missing=()

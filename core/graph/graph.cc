@@ -22,6 +22,10 @@ absl::string_view OpName(Op op) {
       return "LeakyRelu";
     case Op::kSigmoid:
       return "Sigmoid";
+    case Op::kHardSigmoid:
+      return "HardSigmoid";
+    case Op::kHardSwish:
+      return "HardSwish";
     case Op::kMaxPool:
       return "MaxPool";
     case Op::kAveragePool:

@@ -51,6 +51,10 @@ enum class Op {
   // attrs: alpha.
   kLeakyRelu,
   kSigmoid,
+  // max(0, min(1, alpha * x + beta)). attrs: alpha, beta.
+  kHardSigmoid,
+  // x * max(0, min(1, x / 6 + 1 / 2)).
+  kHardSwish,
   // attrs: kernel, strides, pads, dilations, ceil_mode.
   kMaxPool,
   // attrs: kernel, strides, pads, ceil_mode, count_include_pad.
@@ -109,8 +113,8 @@ struct Attributes {
   int64_t group = 1;
   bool ceil_mode = false;
   bool count_include_pad = false;
-  float alpha = 1.0f;  // Gemm alpha; LeakyRelu slope.
-  float beta = 1.0f;
+  float alpha = 1.0f;  // Gemm alpha; LeakyRelu slope; HardSigmoid.
+  float beta = 1.0f;   // Gemm beta; HardSigmoid.
   bool trans_a = false;
   bool trans_b = false;
   float min = 0.0f;  // Clip.

@@ -360,6 +360,8 @@ absl::StatusOr<Shape> NodeShape(const Node& node,
     case Op::kClip:
     case Op::kLeakyRelu:
     case Op::kSigmoid:
+    case Op::kHardSigmoid:
+    case Op::kHardSwish:
     case Op::kIdentity:
       return x;
   }

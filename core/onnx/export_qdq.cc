@@ -332,6 +332,21 @@ absl::Status QdqWriter::WriteNode(const Node& node) {
     case Op::kLeakyRelu:
       AddFloat(AddNode(op, layer, inputs, outputs), "alpha", a.alpha);
       break;
+    case Op::kHardSigmoid:
+      n = AddNode(op, layer, inputs, outputs);
+      AddFloat(n, "alpha", a.alpha);
+      AddFloat(n, "beta", a.beta);
+      break;
+    case Op::kHardSwish: {
+      // HardSwish is opset 14; at this file's opset it is its definition,
+      // x * HardSigmoid(x) with alpha 1/6 and beta 1/2.
+      const std::string gate = layer + "/hard_sigmoid";
+      n = AddNode("HardSigmoid", gate, {inputs[0]}, {gate});
+      AddFloat(n, "alpha", 1.0f / 6.0f);
+      AddFloat(n, "beta", 0.5f);
+      AddNode("Mul", layer, {inputs[0], gate}, outputs);
+      break;
+    }
     case Op::kMaxPool:
       n = AddNode(op, layer, inputs, outputs);
       AddWindow(n, a);

@@ -13,6 +13,7 @@
 #include "core/esb/dda.h"
 #include "core/graph/passes.h"
 #include "core/onnx/onnx_import.h"
+#include "core/runtime/executor.h"
 #include "core/testing/demo.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -341,7 +342,10 @@ graph::Graph AllOps() {
   ap.attrs.ceil_mode = true;
   ap.attrs.count_include_pad = true;
   add("sigmoid", Op::kSigmoid, {"ap"}, "s");
-  add("mul", Op::kMul, {"s", "k"}, "mu");
+  Node& hard = add("hard_sigmoid", Op::kHardSigmoid, {"s"}, "hs");
+  hard.attrs.alpha = 0.3f;
+  hard.attrs.beta = 0.4f;
+  add("mul", Op::kMul, {"hs", "k"}, "mu");
   add("add", Op::kAdd, {"mu", "s"}, "ad");
   add("concat", Op::kConcat, {"ad", "ad"}, "cat").attrs.axis = 1;
   add("transpose", Op::kTranspose, {"cat"}, "t").attrs.perm = {0, 2, 3, 1};
@@ -410,6 +414,36 @@ TEST(ExportQdqTest, EveryOpSurvivesAnFp32RoundTrip) {
   EXPECT_EQ(back->constants.at("w").data, g.constants.at("w").data);
   ASSERT_EQ(back->outputs.size(), 1u);
   EXPECT_EQ(back->outputs[0].shape, (std::vector<int64_t>{graph::kBatch, 4}));
+}
+
+// HardSwish is opset 14, past the export's opset: it goes out as its
+// definition, x * HardSigmoid(x) (alpha 1/6, beta 1/2), which computes the
+// same values.
+TEST(ExportQdqTest, HardSwishExportsAsItsDefinition) {
+  graph::Graph g;
+  g.inputs = {{"x", {graph::kBatch, 9}}};
+  g.outputs = {{"y", {graph::kBatch, 9}}};
+  g.nodes.push_back({"hs", graph::Op::kHardSwish, {"x"}, {"y"}, {}});
+  auto bytes = ExportQdqOnnx(g, {}, QdqOptions{});
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  auto back = graph::ImportOnnxBytes(*bytes, "");
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_GE(back->nodes.size(), 2u);
+  EXPECT_EQ(back->nodes[0].op, graph::Op::kHardSigmoid);
+  EXPECT_FLOAT_EQ(back->nodes[0].attrs.alpha, 1.0f / 6.0f);
+  EXPECT_FLOAT_EQ(back->nodes[0].attrs.beta, 0.5f);
+  EXPECT_EQ(back->nodes[1].op, graph::Op::kMul);
+  const graph::Tensor x{{1, 9}, {-4, -3, -2, -1, 0, 1, 2, 3, 4}};
+  auto original = runtime::Executor::Create(g);
+  auto exported = runtime::Executor::Create(*back);
+  ASSERT_TRUE(original.ok() && exported.ok());
+  auto want = (*original)->Run({x});
+  auto got = (*exported)->Run({x});
+  ASSERT_TRUE(want.ok() && got.ok());
+  ASSERT_EQ(got->front().data.size(), want->front().data.size());
+  for (size_t i = 0; i < want->front().data.size(); ++i) {
+    EXPECT_NEAR(got->front().data[i], want->front().data[i], 1e-6) << i;
+  }
 }
 
 TEST(ExportQdqTest, QuantizesEveryOpGraphToo) {

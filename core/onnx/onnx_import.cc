@@ -42,6 +42,8 @@ const std::set<std::string>& SupportedOps() {
                                                      "Clip",
                                                      "LeakyRelu",
                                                      "Sigmoid",
+                                                     "HardSigmoid",
+                                                     "HardSwish",
                                                      "MaxPool",
                                                      "AveragePool",
                                                      "GlobalAveragePool",

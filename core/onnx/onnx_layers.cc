@@ -60,6 +60,12 @@ absl::Status Importer::Convert(const onnx::NodeProto& n) {
     Emit(n, Op::kRelu);
   } else if (op == "Sigmoid") {
     Emit(n, Op::kSigmoid);
+  } else if (op == "HardSigmoid") {
+    Node& node = Emit(n, Op::kHardSigmoid);
+    node.attrs.alpha = Float(n, "alpha", 0.2f);
+    node.attrs.beta = Float(n, "beta", 0.5f);
+  } else if (op == "HardSwish") {
+    Emit(n, Op::kHardSwish);
   } else if (op == "LeakyRelu") {
     Emit(n, Op::kLeakyRelu).attrs.alpha = Float(n, "alpha", 0.01f);
   } else if (op == "GlobalAveragePool") {

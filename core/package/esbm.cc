@@ -115,6 +115,10 @@ esb::v1::LayerOp ToProtoOp(Op op) {
       return esb::v1::LAYER_OP_LEAKY_RELU;
     case Op::kSigmoid:
       return esb::v1::LAYER_OP_SIGMOID;
+    case Op::kHardSigmoid:
+      return esb::v1::LAYER_OP_HARD_SIGMOID;
+    case Op::kHardSwish:
+      return esb::v1::LAYER_OP_HARD_SWISH;
     case Op::kMaxPool:
       return esb::v1::LAYER_OP_MAX_POOL;
     case Op::kAveragePool:

@@ -130,6 +130,28 @@ TEST(ReferenceTest, ConvAndCeilModeAveragePoolByHand) {
   EXPECT_EQ((*y)[0].data, (std::vector<float>{0.5f, 2.5f, 4.0f}));
 }
 
+TEST(ReferenceTest, HardSigmoidAndHardSwishByHand) {
+  const Tensor x = Values({1, 8}, {-4, -3, -1, 0, 1, 2, 3, 4});
+  Attributes a;
+  a.alpha = 0.2f;
+  a.beta = 0.5f;
+  auto y = ReferenceRun(OneNode(Op::kHardSigmoid, {1, 8}, {}, a), {x});
+  ASSERT_TRUE(y.ok()) << y.status();
+  ExpectClose((*y)[0], Values({1, 8}, {0, 0, 0.3f, 0.5f, 0.7f, 0.9f, 1, 1}),
+              "hard sigmoid");
+  // x * clip(x / 6 + 1/2, 0, 1).
+  y = ReferenceRun(OneNode(Op::kHardSwish, {1, 8}, {}), {x});
+  ASSERT_TRUE(y.ok()) << y.status();
+  ExpectClose((*y)[0],
+              Values({1, 8}, {0, 0, -1.0f / 3, 0, 2.0f / 3, 5.0f / 3, 3, 4}),
+              "hard swish");
+  // The executor agrees past both knees too.
+  for (Op op : {Op::kHardSigmoid, Op::kHardSwish}) {
+    CheckAgainstReference(OneNode(op, {1, 8}, {}, a), {x},
+                          std::string(graph::OpName(op)) + " by hand");
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Conv.
 
@@ -316,11 +338,18 @@ TEST(ExecutorTest, ElementwiseActivations) {
   a.min = -0.2f;
   a.max = inf;
   cases.push_back({"clip min only", a});
+  // Steep enough that inputs in [-1, 1] reach both clipped ends.
+  a.alpha = 2.0f;
+  a.beta = 0.4f;
+  cases.push_back({"hard sigmoid", a});
+  cases.push_back({"hard swish", a});
   for (const auto& [name, attrs] : cases) {
-    const Op op = name == "relu"      ? Op::kRelu
-                  : name == "sigmoid" ? Op::kSigmoid
-                  : name == "leaky"   ? Op::kLeakyRelu
-                                      : Op::kClip;
+    const Op op = name == "relu"           ? Op::kRelu
+                  : name == "sigmoid"      ? Op::kSigmoid
+                  : name == "leaky"        ? Op::kLeakyRelu
+                  : name == "hard sigmoid" ? Op::kHardSigmoid
+                  : name == "hard swish"   ? Op::kHardSwish
+                                           : Op::kClip;
     Graph g = OneNode(op, {kBatch, 5, 3, 3}, {}, attrs);
     CheckBatches(g, {5, 3, 3}, 20, name);
   }
@@ -328,10 +357,11 @@ TEST(ExecutorTest, ElementwiseActivations) {
 
 // Activations, pooling, BN and Add after a Conv see oneDNN's blocked layout.
 TEST(ExecutorTest, OpsOnBlockedConvOutput) {
-  for (Op op : {Op::kRelu, Op::kSigmoid, Op::kLeakyRelu, Op::kClip,
-                Op::kMaxPool, Op::kAveragePool, Op::kGlobalAveragePool,
-                Op::kBatchNorm, Op::kAdd, Op::kMul, Op::kConcat, Op::kTranspose,
-                Op::kSoftmax, Op::kFlatten, Op::kPad}) {
+  for (Op op :
+       {Op::kRelu, Op::kSigmoid, Op::kLeakyRelu, Op::kClip, Op::kHardSigmoid,
+        Op::kHardSwish, Op::kMaxPool, Op::kAveragePool, Op::kGlobalAveragePool,
+        Op::kBatchNorm, Op::kAdd, Op::kMul, Op::kConcat, Op::kTranspose,
+        Op::kSoftmax, Op::kFlatten, Op::kPad}) {
     Graph g;
     g.inputs.push_back({"x", {kBatch, 3, 9, 9}});
     g.constants["w"] = Random({20, 3, 3, 3}, 30);

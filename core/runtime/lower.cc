@@ -242,6 +242,8 @@ absl::Status PlanBuilder::Lower(int node_index) {
     case Op::kClip:
     case Op::kLeakyRelu:
     case Op::kSigmoid:
+    case Op::kHardSigmoid:
+    case Op::kHardSwish:
       LowerEltwise(node);
       break;
     case Op::kMaxPool:
@@ -510,6 +512,7 @@ void PlanBuilder::LowerEltwise(const Node& node) {
   algorithm alg = algorithm::eltwise_relu;
   float alpha = 0.0f;
   float beta = 0.0f;
+  dnnl::primitive_attr attr = ScratchpadAttr();
   switch (node.op) {
     case Op::kClip:
       alg = algorithm::eltwise_clip;  // min(max(x, alpha), beta)
@@ -522,6 +525,23 @@ void PlanBuilder::LowerEltwise(const Node& node) {
     case Op::kSigmoid:
       alg = algorithm::eltwise_logistic;
       break;
+    case Op::kHardSigmoid: {
+      // alpha * x + beta, clipped to [0, 1] in the same pass.
+      alg = algorithm::eltwise_linear;
+      alpha = node.attrs.alpha;
+      beta = node.attrs.beta;
+      dnnl::post_ops clip;
+      clip.append_eltwise(1.0f, algorithm::eltwise_clip, 0.0f, 1.0f);
+      attr.set_post_ops(clip);
+      break;
+    }
+    case Op::kHardSwish:
+      // oneDNN 2.x fixes the slope and offset at 1/6 and 1/2 and ignores
+      // these; later versions read them.
+      alg = algorithm::eltwise_hardswish;
+      alpha = 1.0f / 6.0f;
+      beta = 0.5f;
+      break;
     default:
       break;
   }
@@ -529,7 +549,7 @@ void PlanBuilder::LowerEltwise(const Node& node) {
   const dnnl::eltwise_forward::primitive_desc pd(
       dnnl::eltwise_forward::desc(prop_kind::forward_inference, alg, x.desc,
                                   alpha, beta),
-      ScratchpadAttr(), engine_);
+      attr, engine_);
   const Value dst = NewArena(pd.dst_desc());
   AddPrimitive(
       dnnl::eltwise_forward(pd),

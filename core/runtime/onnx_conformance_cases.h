@@ -74,6 +74,8 @@ inline constexpr const char* kCases[] = {
     "node/test_gemm_default_zero_bias",
     "node/test_gemm_transposeA",
     "node/test_gemm_transposeB",
+    "node/test_hardswish",
+    "node/test_hardswish_expanded",
     "node/test_identity",
     "node/test_leakyrelu",
     "node/test_leakyrelu_default",

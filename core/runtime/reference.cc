@@ -184,6 +184,13 @@ Tensor Unary(const Node& node, const Tensor& x) {
       case Op::kSigmoid:
         v = static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(v))));
         break;
+      case Op::kHardSigmoid:
+        v = std::min(1.0f,
+                     std::max(0.0f, node.attrs.alpha * v + node.attrs.beta));
+        break;
+      case Op::kHardSwish:
+        v = v * std::min(1.0f, std::max(0.0f, v / 6.0f + 0.5f));
+        break;
       default:
         break;
     }
@@ -332,6 +339,8 @@ absl::StatusOr<std::vector<Tensor>> ReferenceRun(
       case Op::kClip:
       case Op::kLeakyRelu:
       case Op::kSigmoid:
+      case Op::kHardSigmoid:
+      case Op::kHardSwish:
         y = Unary(node, x);
         break;
       case Op::kMaxPool:
