@@ -30,6 +30,13 @@ inline std::optional<int64_t> CheckedAdd(int64_t a, int64_t b) {
   return r;
 }
 
+// a - b, or nullopt when it does not fit an int64.
+inline std::optional<int64_t> CheckedSub(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_sub_overflow(a, b, &r)) return std::nullopt;
+  return r;
+}
+
 // The product of `dims` (1 for none), or nullopt when a dim is negative or
 // the product does not fit an int64.
 inline std::optional<int64_t> CheckedProduct(absl::Span<const int64_t> dims) {

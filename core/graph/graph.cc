@@ -36,6 +36,10 @@ absl::string_view OpName(Op op) {
       return "Add";
     case Op::kMul:
       return "Mul";
+    case Op::kSub:
+      return "Sub";
+    case Op::kDiv:
+      return "Div";
     case Op::kConcat:
       return "Concat";
     case Op::kFlatten:

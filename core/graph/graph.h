@@ -60,9 +60,11 @@ enum class Op {
   // attrs: kernel, strides, pads, ceil_mode, count_include_pad.
   kAveragePool,
   kGlobalAveragePool,
-  // Elementwise with numpy broadcasting; the second input may be constant.
+  // Elementwise with numpy broadcasting; either input may be constant.
   kAdd,
   kMul,
+  kSub,
+  kDiv,
   // attrs: axis (non-negative).
   kConcat,
   // attrs: axis (non-negative). Output [prod(dims < axis), prod(rest)].

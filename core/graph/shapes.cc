@@ -336,7 +336,9 @@ absl::StatusOr<Shape> NodeShape(const Node& node,
       return out;
     }
     case Op::kAdd:
-    case Op::kMul: {
+    case Op::kMul:
+    case Op::kSub:
+    case Op::kDiv: {
       auto out = BroadcastShapes(x, *in[1]);
       if (!out.ok()) return NodeError(node, out.status().message());
       return out;
@@ -376,6 +378,8 @@ absl::Status CheckNodeArity(const Node& node) {
     case Op::kMatMul:
     case Op::kAdd:
     case Op::kMul:
+    case Op::kSub:
+    case Op::kDiv:
       return CheckArity(node, 2, 2);
     case Op::kBatchNorm:
       return CheckArity(node, 5, 5);

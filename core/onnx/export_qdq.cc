@@ -386,6 +386,8 @@ absl::Status QdqWriter::WriteNode(const Node& node) {
     case Op::kGlobalAveragePool:
     case Op::kAdd:
     case Op::kMul:
+    case Op::kSub:
+    case Op::kDiv:
     case Op::kIdentity:
       AddNode(op, layer, inputs, outputs);
       break;

@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <limits>
 #include <optional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/graph/checked.h"
+#include "core/graph/shapes.h"
 #include "core/onnx/onnx_importer.h"
 
 namespace esb::graph::internal {
@@ -310,11 +313,22 @@ absl::Status Importer::ConvertBinary(const onnx::NodeProto& n, Op op) {
   if (a != nullptr && b != nullptr && a->is_int == b->is_int &&
       (a->size() == b->size() || a->size() == 1 || b->size() == 1)) {
     // Both constant (shape arithmetic or folded weights): evaluate.
-    const ConstValue& big = a->size() >= b->size() ? *a : *b;
+    // Of the broadcast shape: the larger rank, size 1 or the common size.
+    absl::StatusOr<std::vector<int64_t>> shape =
+        BroadcastShapes(a->shape, b->shape);
+    if (!shape.ok()) return Fail(n, shape.status().message());
     ConstValue out;
     out.is_int = a->is_int;
-    out.shape = big.shape;
-    const int64_t size = big.size();
+    out.shape = *std::move(shape);
+    const int64_t size = std::max(a->size(), b->size());
+    if (CheckedProduct(out.shape) != size) {
+      return Fail(
+          n, absl::StrCat("constant operands of shapes ", DimsText(a->shape),
+                          " and ", DimsText(b->shape),
+                          " broadcast to more values than either "
+                          "holds; only elementwise or scalar "
+                          "operands fold"));
+    }
     for (int64_t k = 0; k < size; ++k) {
       const int64_t ka = a->size() == 1 ? 0 : k;
       const int64_t kb = b->size() == 1 ? 0 : k;
@@ -324,17 +338,39 @@ absl::Status Importer::ConvertBinary(const onnx::NodeProto& n, Op op) {
           out.i.push_back(kUnknownDim);
           continue;
         }
-        std::optional<int64_t> r =
-            op == Op::kAdd ? CheckedAdd(x, y) : CheckedMul(x, y);
+        std::optional<int64_t> r;
+        const char* sign = " + ";
+        switch (op) {
+          case Op::kAdd:
+            r = CheckedAdd(x, y);
+            break;
+          case Op::kMul:
+            sign = " * ";
+            r = CheckedMul(x, y);
+            break;
+          case Op::kSub:
+            sign = " - ";
+            r = CheckedSub(x, y);
+            break;
+          default:  // kDiv: ONNX integer division truncates.
+            sign = " / ";
+            if (y == 0) return Fail(n, absl::StrCat("integer ", x, " / 0"));
+            if (x != std::numeric_limits<int64_t>::min() || y != -1) {
+              r = x / y;
+            }
+            break;
+        }
         if (!r) {
-          return Fail(
-              n, absl::StrCat("integer ", x, op == Op::kAdd ? " + " : " * ", y,
-                              " overflows int64"));
+          return Fail(n,
+                      absl::StrCat("integer ", x, sign, y, " overflows int64"));
         }
         out.i.push_back(*r);
       } else {
         const float x = a->f[ka], y = b->f[kb];
-        out.f.push_back(op == Op::kAdd ? x + y : x * y);
+        out.f.push_back(op == Op::kAdd   ? x + y
+                        : op == Op::kMul ? x * y
+                        : op == Op::kSub ? x - y
+                                         : x / y);
       }
     }
     return StoreOutput(n, std::move(out));

@@ -49,6 +49,8 @@ const std::set<std::string>& SupportedOps() {
                                                      "GlobalAveragePool",
                                                      "Add",
                                                      "Mul",
+                                                     "Sub",
+                                                     "Div",
                                                      "Concat",
                                                      "Flatten",
                                                      "Reshape",

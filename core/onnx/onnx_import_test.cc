@@ -187,6 +187,48 @@ TEST(OnnxImportTest, FoldsShapeArithmeticAroundReshape) {
   EXPECT_EQ(g->nodes[0].attrs.shape, (std::vector<int64_t>{0, -1}));
 }
 
+// Channel arithmetic as chunk() and channel shuffles export it: Div
+// truncates, Sub subtracts, both fold; an integer division by zero is
+// refused naming the node.
+TEST(OnnxImportTest, FoldsIntegerDivAndSub) {
+  for (const bool by_zero : {false, true}) {
+    ModelBuilder b;
+    b.Node("Shape", {"x"}, {"s"});
+    auto* t = b.graph->add_initializer();
+    t->set_name("idx");
+    t->set_data_type(onnx::TensorProto::INT64);
+    t->add_int64_data(1);  // Scalar index: the channels, 4.
+    b.Node("Gather", {"s", "idx"}, {"c"});
+    b.Ints("zero", {0});
+    b.Ints("one", {1});
+    b.Ints("divisor", {by_zero ? 0 : 2});
+    b.Ints("minus_one", {-1});
+    b.Node("Div", {"c", "divisor"}, {"half"}, "half");
+    b.Node("Sub", {"c", "one"}, {"less"}, "less");
+    // Scalar op [1] broadcasts to [1].
+    auto* concat =
+        b.Node("Concat", {"zero", "half", "less", "minus_one"}, {"target"});
+    auto* axis = concat->add_attribute();
+    axis->set_name("axis");
+    axis->set_type(onnx::AttributeProto::INT);
+    axis->set_i(0);
+    b.Node("Reshape", {"x", "target"}, {"y"}, "split");
+    b.Output("y", {-1, 2, 3, 24});
+    auto g = ImportOnnxBytes(b.Bytes(), "");
+    if (by_zero) {
+      ASSERT_FALSE(g.ok());
+      EXPECT_EQ(g.status().code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_THAT(std::string(g.status().message()), HasSubstr("half"));
+      EXPECT_THAT(std::string(g.status().message()), HasSubstr("4 / 0"));
+      continue;
+    }
+    ASSERT_TRUE(g.ok()) << g.status();
+    ASSERT_EQ(g->nodes.size(), 1u);
+    EXPECT_EQ(g->nodes[0].op, Op::kReshape);
+    EXPECT_EQ(g->nodes[0].attrs.shape, (std::vector<int64_t>{0, 2, 3, -1}));
+  }
+}
+
 TEST(OnnxImportTest, ResolvesAutoPadAndClipBounds) {
   ModelBuilder b;
   b.Floats("w", {8, 4, 3, 3}, 0.1f);

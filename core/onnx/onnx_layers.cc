@@ -48,6 +48,8 @@ absl::Status Importer::Convert(const onnx::NodeProto& n) {
   if (op == "Concat") return ConvertConcat(n);
   if (op == "Add") return ConvertBinary(n, Op::kAdd);
   if (op == "Mul") return ConvertBinary(n, Op::kMul);
+  if (op == "Sub") return ConvertBinary(n, Op::kSub);
+  if (op == "Div") return ConvertBinary(n, Op::kDiv);
   if (op == "Softmax") return ConvertSoftmax(n);
   if (op == "Pad") return ConvertPad(n);
 

@@ -129,6 +129,10 @@ esb::v1::LayerOp ToProtoOp(Op op) {
       return esb::v1::LAYER_OP_ADD;
     case Op::kMul:
       return esb::v1::LAYER_OP_MUL;
+    case Op::kSub:
+      return esb::v1::LAYER_OP_SUB;
+    case Op::kDiv:
+      return esb::v1::LAYER_OP_DIV;
     case Op::kConcat:
       return esb::v1::LAYER_OP_CONCAT;
     case Op::kFlatten:

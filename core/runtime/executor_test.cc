@@ -360,8 +360,8 @@ TEST(ExecutorTest, OpsOnBlockedConvOutput) {
   for (Op op :
        {Op::kRelu, Op::kSigmoid, Op::kLeakyRelu, Op::kClip, Op::kHardSigmoid,
         Op::kHardSwish, Op::kMaxPool, Op::kAveragePool, Op::kGlobalAveragePool,
-        Op::kBatchNorm, Op::kAdd, Op::kMul, Op::kConcat, Op::kTranspose,
-        Op::kSoftmax, Op::kFlatten, Op::kPad}) {
+        Op::kBatchNorm, Op::kAdd, Op::kMul, Op::kSub, Op::kDiv, Op::kConcat,
+        Op::kTranspose, Op::kSoftmax, Op::kFlatten, Op::kPad}) {
     Graph g;
     g.inputs.push_back({"x", {kBatch, 3, 9, 9}});
     g.constants["w"] = Random({20, 3, 3, 3}, 30);
@@ -383,8 +383,9 @@ TEST(ExecutorTest, OpsOnBlockedConvOutput) {
       node.inputs.push_back("v");
     }
     if (op == Op::kAdd || op == Op::kConcat) node.inputs.push_back("c");
-    if (op == Op::kMul) {
-      g.constants["m"] = Random({20, 1, 1}, 33);
+    if (op == Op::kMul || op == Op::kSub || op == Op::kDiv) {
+      g.constants["m"] = op == Op::kDiv ? Random({20, 1, 1}, 33, 0.5f, 2.0f)
+                                        : Random({20, 1, 1}, 33);
       node.inputs.push_back("m");
     }
     g.nodes.push_back(node);
@@ -471,7 +472,9 @@ TEST(ExecutorTest, GlobalAveragePool) {
 // ---------------------------------------------------------------------------
 // Add and Mul with broadcasting.
 
-TEST(ExecutorTest, BroadcastingAddAndMul) {
+// Sub and Div are not symmetric: with the constant first, the executor
+// swaps the operands for oneDNN and must undo the swap.
+TEST(ExecutorTest, BroadcastingBinaryOps) {
   struct Case {
     std::string name;
     Shape x;  // Without batch.
@@ -488,22 +491,28 @@ TEST(ExecutorTest, BroadcastingAddAndMul) {
       {"same shape", {2, 3}, {1, 2, 3}, false},
   };
   uint32_t seed = 70;
-  for (Op op : {Op::kAdd, Op::kMul}) {
+  for (Op op : {Op::kAdd, Op::kMul, Op::kSub, Op::kDiv}) {
     for (const Case& c : cases) {
-      Graph g = OneNode(op, {}, {{"c", Random(c.c, ++seed)}});
+      // Divisors away from 0, so the comparison is of well-scaled values.
+      Graph g = OneNode(op, {},
+                        {{"c", op == Op::kDiv ? Random(c.c, ++seed, 0.5f, 2.0f)
+                                              : Random(c.c, ++seed)}});
       if (c.constant_first)
         std::swap(g.nodes[0].inputs[0], g.nodes[0].inputs[1]);
       CheckBatches(g, c.x, ++seed,
                    std::string(graph::OpName(op)) + " " + c.name);
     }
   }
-  // Two graph inputs.
-  Graph g;
-  g.inputs = {{"a", {kBatch, 3, 4}}, {"b", {kBatch, 1, 4}}};
-  g.nodes.push_back({"add", Op::kAdd, {"b", "a"}, {"y"}, {}});
-  g.outputs.push_back({"y", {}});
-  CheckAgainstReference(g, {Random({2, 3, 4}, 1), Random({2, 1, 4}, 2)},
-                        "two inputs");
+  // Two graph inputs, the broadcast one first.
+  for (Op op : {Op::kAdd, Op::kSub, Op::kDiv}) {
+    Graph g;
+    g.inputs = {{"a", {kBatch, 3, 4}}, {"b", {kBatch, 1, 4}}};
+    g.nodes.push_back({"n", op, {"b", "a"}, {"y"}, {}});
+    g.outputs.push_back({"y", {}});
+    CheckAgainstReference(
+        g, {Random({2, 3, 4}, 1, 0.5f, 2.0f), Random({2, 1, 4}, 2)},
+        std::string(graph::OpName(op)) + " of two inputs");
+  }
 }
 
 // ---------------------------------------------------------------------------

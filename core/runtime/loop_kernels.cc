@@ -85,7 +85,21 @@ void BroadcastBinary(BinaryOp op, const float* a,
       ao += index[d] * as[d];
       bo += index[d] * bs[d];
     }
-    y[i++] = op == BinaryOp::kAdd ? a[ao] + b[bo] : a[ao] * b[bo];
+    switch (op) {
+      case BinaryOp::kAdd:
+        y[i] = a[ao] + b[bo];
+        break;
+      case BinaryOp::kMul:
+        y[i] = a[ao] * b[bo];
+        break;
+      case BinaryOp::kSub:
+        y[i] = a[ao] - b[bo];
+        break;
+      case BinaryOp::kDiv:
+        y[i] = a[ao] / b[bo];
+        break;
+    }
+    ++i;
   } while (Next(index, y_shape));
 }
 

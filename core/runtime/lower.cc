@@ -253,6 +253,8 @@ absl::Status PlanBuilder::Lower(int node_index) {
       break;
     case Op::kAdd:
     case Op::kMul:
+    case Op::kSub:
+    case Op::kDiv:
       LowerBinary(node);
       break;
     case Op::kConcat:
@@ -623,13 +625,17 @@ void PlanBuilder::LowerBinary(const Node& node) {
   // oneDNN broadcasts src1 only: the operand of full shape goes first.
   std::string src0 = node.inputs[0];
   std::string src1 = node.inputs[1];
-  if (padded(ShapeOf(src0)) != y_shape) std::swap(src0, src1);
+  const bool swapped = padded(ShapeOf(src0)) != y_shape;
+  if (swapped) std::swap(src0, src1);
   if (padded(ShapeOf(src0)) != y_shape) {
     // Both operands broadcast.
     const Value a = AsPlain(node.inputs[0]);
     const Value b = AsPlain(node.inputs[1]);
     const Value dst = NewArena(PlainDesc(y_shape));
-    const BinaryOp op = node.op == Op::kAdd ? BinaryOp::kAdd : BinaryOp::kMul;
+    const BinaryOp op = node.op == Op::kAdd   ? BinaryOp::kAdd
+                        : node.op == Op::kMul ? BinaryOp::kMul
+                        : node.op == Op::kSub ? BinaryOp::kSub
+                                              : BinaryOp::kDiv;
     AddLoop(
         [op, a_shape = ShapeOf(node.inputs[0]),
          b_shape = ShapeOf(node.inputs[1]),
@@ -649,11 +655,33 @@ void PlanBuilder::LowerBinary(const Node& node) {
   };
   const Value a = operand(src0);
   const Value b = operand(src1);
+  algorithm alg = algorithm::binary_add;
+  dnnl::primitive_attr attr = ScratchpadAttr();
+  dnnl::post_ops undo_swap;
+  switch (node.op) {
+    case Op::kMul:
+      alg = algorithm::binary_mul;
+      break;
+    case Op::kSub:
+      // Swapped, the primitive computes b - a: negate it.
+      alg = algorithm::binary_sub;
+      if (swapped) {
+        undo_swap.append_eltwise(1.0f, algorithm::eltwise_linear, -1.0f, 0.0f);
+      }
+      break;
+    case Op::kDiv:
+      // Swapped, it computes b / a: take the reciprocal.
+      alg = algorithm::binary_div;
+      if (swapped) {
+        undo_swap.append_eltwise(1.0f, algorithm::eltwise_pow, 1.0f, -1.0f);
+      }
+      break;
+    default:
+      break;
+  }
+  if (swapped) attr.set_post_ops(undo_swap);
   const dnnl::binary::primitive_desc pd(
-      dnnl::binary::desc(
-          node.op == Op::kAdd ? algorithm::binary_add : algorithm::binary_mul,
-          a.desc, b.desc, a.desc),
-      ScratchpadAttr(), engine_);
+      dnnl::binary::desc(alg, a.desc, b.desc, a.desc), attr, engine_);
   const Value dst = NewArena(pd.dst_desc());
   AddPrimitive(dnnl::binary(pd),
                {{DNNL_ARG_SRC_0, a}, {DNNL_ARG_SRC_1, b}, {DNNL_ARG_DST, dst}});

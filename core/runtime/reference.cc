@@ -226,7 +226,10 @@ Tensor Binary(const Node& node, const Tensor& a, const Tensor& b,
   for (int64_t i = 0; i < y.size(); ++i) {
     const Shape o = Unravel(i, y_shape);
     const float av = a.data[index(a, o)], bv = b.data[index(b, o)];
-    y.data[i] = node.op == Op::kAdd ? av + bv : av * bv;
+    y.data[i] = node.op == Op::kAdd   ? av + bv
+                : node.op == Op::kMul ? av * bv
+                : node.op == Op::kSub ? av - bv
+                                      : av / bv;
   }
   return y;
 }
@@ -351,6 +354,8 @@ absl::StatusOr<std::vector<Tensor>> ReferenceRun(
         break;
       case Op::kAdd:
       case Op::kMul:
+      case Op::kSub:
+      case Op::kDiv:
         y = Binary(node, x, *in[1], y_shape);
         break;
       case Op::kConcat:
