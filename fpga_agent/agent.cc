@@ -4,37 +4,21 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
 #include "core/runtime/cpus.h"
 #include "fpga_agent/agent_service.h"
 #include "fpga_agent/inference_service.h"
 #include "fpga_agent/metrics.h"
 #include "fpga_agent/model_repository.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "prometheus/exposer.h"
+#include "rpc/serve.h"
 
 namespace esb::agent {
 namespace {
 
 // Uploads arrive in chunks; raw input tensors in one message.
 constexpr int kMaxMessageBytes = 64 << 20;
-
-// HOST and PORT of "HOST:PORT" (IPv6 hosts in brackets).
-absl::Status SplitHostPort(const std::string& address, std::string* host,
-                           int* port) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos ||
-      !absl::SimpleAtoi(address.substr(colon + 1), port) || *port < 0 ||
-      *port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--listen '", address, "' is not HOST:PORT"));
-  }
-  *host = address.substr(0, colon);
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -46,11 +30,9 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options,
   if (options.batcher.max_batch < 1) {
     return absl::InvalidArgumentError("--max-batch must be at least 1");
   }
-  std::string host;
-  int port = 0;
-  if (absl::Status s = SplitHostPort(options.listen, &host, &port); !s.ok()) {
-    return s;
-  }
+  absl::StatusOr<rpc::HostPort> listen =
+      rpc::ParseHostPort(options.listen, "--listen");
+  if (!listen.ok()) return listen.status();
   auto agent = absl::WrapUnique(new Agent());
   agent->options_ = options;
   Env* env = Env::Default();
@@ -87,47 +69,42 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options,
       env, agent->repository_.get(), agent->backend_.get(),
       agent->metrics_.get(), admin);
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  int bound = 0;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
-                           &bound);
-  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  builder.SetMaxSendMessageSize(kMaxMessageBytes);
-  builder.RegisterService(agent->inference_.get());
-  builder.RegisterService(agent->admin_.get());
-  agent->grpc_ = builder.BuildAndStart();
-  if (agent->grpc_ == nullptr || bound == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.listen,
-                     " (in use, or not an address of this host)"));
-  }
-  agent->address_ = absl::StrCat(host, ":", bound);
+  rpc::GrpcServerOptions grpc_options;
+  grpc_options.listen = *listen;
+  grpc_options.services = {agent->inference_.get(), agent->admin_.get()};
+  grpc_options.max_receive_message_bytes = kMaxMessageBytes;
+  grpc_options.max_send_message_bytes = kMaxMessageBytes;
+  absl::StatusOr<rpc::GrpcServer> grpc = rpc::StartGrpcServer(grpc_options);
+  if (!grpc.ok()) return grpc.status();
+  agent->grpc_ = std::move(grpc->server);
+  agent->address_ = std::move(grpc->address);
+  // Health checking starts SERVING; from here it says whether the board is
+  // healthy, and the sampler keeps it current.
+  agent->Sample();
 
   if (options.metrics_port.has_value()) {
-    const std::string bind = absl::StrCat(host, ":", *options.metrics_port);
-    try {
-      // prometheus-cpp reports a failed bind only by throwing.
-      agent->exposer_ = std::make_unique<prometheus::Exposer>(bind);
-    } catch (const std::exception& e) {
+    absl::StatusOr<rpc::MetricsExposer> exposer = rpc::StartMetricsExposer(
+        {listen->host, *options.metrics_port}, agent->metrics_->registry());
+    if (!exposer.ok()) {
       agent->grpc_->Shutdown();
-      return absl::UnavailableError(
-          absl::StrCat("cannot serve metrics on ", bind, ": ", e.what()));
+      return exposer.status();
     }
-    agent->exposer_->RegisterCollectable(agent->metrics_->registry());
-    const std::vector<int> ports = agent->exposer_->GetListeningPorts();
-    agent->metrics_address_ = absl::StrCat(
-        host, ":", ports.empty() ? *options.metrics_port : ports.front());
+    agent->exposer_ = std::move(exposer->exposer);
+    agent->metrics_address_ = std::move(exposer->address);
   }
-  agent->metrics_->Power(agent->backend_->Status());
-  agent->sampler_ = std::thread([a = agent.get()] { a->SamplePower(); });
+  agent->sampler_ = std::thread([a = agent.get()] { a->SampleBoard(); });
   return agent;
 }
 
-void Agent::SamplePower() {
+void Agent::Sample() {
+  const BoardState state = backend_->Status();
+  metrics_->Power(state);
+  grpc_->GetHealthCheckService()->SetServingStatus(state.healthy);
+}
+
+void Agent::SampleBoard() {
   while (!stop_.WaitForNotificationWithTimeout(options_.power_interval)) {
-    metrics_->Power(backend_->Status());
+    Sample();
   }
 }
 

@@ -2,7 +2,8 @@
 // again from --model-dir), the gRPC server with
 // inference.GRPCInferenceService, esb.v1.AgentService, health checking and
 // reflection, the metrics endpoint, and a background loop that samples the
-// board's power into the metrics.
+// board: its power into the metrics, its health into the health checking
+// service (SERVING while BoardState::healthy).
 #ifndef ESB_FPGA_AGENT_AGENT_H_
 #define ESB_FPGA_AGENT_AGENT_H_
 
@@ -44,7 +45,8 @@ struct AgentOptions {
   BackendOptions backend_options;
   BatcherOptions batcher;
   int64_t max_model_bytes = int64_t{1} << 30;
-  // How often the board's power is read into the metrics.
+  // How often the board is sampled: its power into the metrics, its
+  // health into grpc.health.v1.Health.
   absl::Duration power_interval = absl::Seconds(1);
 };
 
@@ -67,7 +69,10 @@ class Agent {
 
  private:
   Agent() = default;
-  void SamplePower();
+  // Reads the backend's state into the metrics and the overall serving
+  // status.
+  void Sample();
+  void SampleBoard();  // The sampler thread: Sample every power_interval.
 
   AgentOptions options_;
   std::unique_ptr<AgentMetrics> metrics_;

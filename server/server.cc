@@ -9,14 +9,12 @@
 #include <iostream>
 #include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "prometheus/exposer.h"
+#include "rpc/serve.h"
 #include "server/grpc_services.h"
 #include "server/sqlite_job_store.h"
 
@@ -24,20 +22,6 @@ namespace esb::server {
 namespace {
 
 constexpr int kMaxMessageBytes = 8 << 20;
-
-// HOST and PORT of "HOST:PORT" (IPv6 hosts in brackets).
-absl::Status SplitHostPort(const std::string& address, std::string* host,
-                           int* port) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos ||
-      !absl::SimpleAtoi(address.substr(colon + 1), port) || *port < 0 ||
-      *port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--listen '", address, "' is not HOST:PORT"));
-  }
-  *host = address.substr(0, colon);
-  return absl::OkStatus();
-}
 
 // One line on stderr, stamped: what an operator's log collector reads.
 void LogLine(absl::string_view message) {
@@ -53,11 +37,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   if (options.data_dir.empty()) {
     return absl::InvalidArgumentError("--data-dir is required");
   }
-  std::string host;
-  int port = 0;
-  if (absl::Status s = SplitHostPort(options.listen, &host, &port); !s.ok()) {
-    return s;
-  }
+  absl::StatusOr<rpc::HostPort> listen =
+      rpc::ParseHostPort(options.listen, "--listen");
+  if (!listen.ok()) return listen.status();
   auto server = absl::WrapUnique(new Server());
   server->options_ = options;
   Env* env = Env::Default();
@@ -94,37 +76,24 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->worker_ = std::make_unique<WorkerServiceImpl>(server->jobs_.get(),
                                                         server->blobs_.get());
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  int bound = 0;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
-                           &bound);
-  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  builder.RegisterService(server->quantization_.get());
-  builder.RegisterService(server->worker_.get());
-  server->grpc_ = builder.BuildAndStart();
-  if (server->grpc_ == nullptr || bound == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.listen,
-                     " (in use, or not an address of this host)"));
-  }
-  server->address_ = absl::StrCat(host, ":", bound);
+  rpc::GrpcServerOptions grpc_options;
+  grpc_options.listen = *listen;
+  grpc_options.services = {server->quantization_.get(), server->worker_.get()};
+  grpc_options.max_receive_message_bytes = kMaxMessageBytes;
+  absl::StatusOr<rpc::GrpcServer> grpc = rpc::StartGrpcServer(grpc_options);
+  if (!grpc.ok()) return grpc.status();
+  server->grpc_ = std::move(grpc->server);
+  server->address_ = std::move(grpc->address);
 
   if (options.metrics_port.has_value()) {
-    const std::string bind = absl::StrCat(host, ":", *options.metrics_port);
-    try {
-      // prometheus-cpp reports a failed bind only by throwing.
-      server->exposer_ = std::make_unique<prometheus::Exposer>(bind);
-    } catch (const std::exception& e) {
+    absl::StatusOr<rpc::MetricsExposer> exposer = rpc::StartMetricsExposer(
+        {listen->host, *options.metrics_port}, server->metrics_->registry());
+    if (!exposer.ok()) {
       server->grpc_->Shutdown();
-      return absl::UnavailableError(
-          absl::StrCat("cannot serve metrics on ", bind, ": ", e.what()));
+      return exposer.status();
     }
-    server->exposer_->RegisterCollectable(server->metrics_->registry());
-    const std::vector<int> ports = server->exposer_->GetListeningPorts();
-    server->metrics_address_ = absl::StrCat(
-        host, ":", ports.empty() ? *options.metrics_port : ports.front());
+    server->exposer_ = std::move(exposer->exposer);
+    server->metrics_address_ = std::move(exposer->address);
   }
   server->background_ = std::thread([s = server.get()] { s->Background(); });
   return server;
