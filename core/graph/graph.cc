@@ -40,6 +40,12 @@ absl::string_view OpName(Op op) {
       return "Sub";
     case Op::kDiv:
       return "Div";
+    case Op::kPow:
+      return "Pow";
+    case Op::kSqrt:
+      return "Sqrt";
+    case Op::kErf:
+      return "Erf";
     case Op::kConcat:
       return "Concat";
     case Op::kFlatten:

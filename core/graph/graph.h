@@ -55,6 +55,8 @@ enum class Op {
   kHardSigmoid,
   // x * max(0, min(1, x / 6 + 1 / 2)).
   kHardSwish,
+  kSqrt,
+  kErf,
   // attrs: kernel, strides, pads, dilations, ceil_mode.
   kMaxPool,
   // attrs: kernel, strides, pads, ceil_mode, count_include_pad.
@@ -65,6 +67,7 @@ enum class Op {
   kMul,
   kSub,
   kDiv,
+  kPow,
   // attrs: axis (non-negative).
   kConcat,
   // attrs: axis (non-negative). Output [prod(dims < axis), prod(rest)].

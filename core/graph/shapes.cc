@@ -338,7 +338,8 @@ absl::StatusOr<Shape> NodeShape(const Node& node,
     case Op::kAdd:
     case Op::kMul:
     case Op::kSub:
-    case Op::kDiv: {
+    case Op::kDiv:
+    case Op::kPow: {
       auto out = BroadcastShapes(x, *in[1]);
       if (!out.ok()) return NodeError(node, out.status().message());
       return out;
@@ -364,6 +365,8 @@ absl::StatusOr<Shape> NodeShape(const Node& node,
     case Op::kSigmoid:
     case Op::kHardSigmoid:
     case Op::kHardSwish:
+    case Op::kSqrt:
+    case Op::kErf:
     case Op::kIdentity:
       return x;
   }
@@ -380,6 +383,7 @@ absl::Status CheckNodeArity(const Node& node) {
     case Op::kMul:
     case Op::kSub:
     case Op::kDiv:
+    case Op::kPow:
       return CheckArity(node, 2, 2);
     case Op::kBatchNorm:
       return CheckArity(node, 5, 5);

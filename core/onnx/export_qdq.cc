@@ -388,6 +388,9 @@ absl::Status QdqWriter::WriteNode(const Node& node) {
     case Op::kMul:
     case Op::kSub:
     case Op::kDiv:
+    case Op::kPow:
+    case Op::kSqrt:
+    case Op::kErf:
     case Op::kIdentity:
       AddNode(op, layer, inputs, outputs);
       break;

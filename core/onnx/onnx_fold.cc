@@ -3,6 +3,7 @@
 // for the data-movement ops whose attributes come from it (Reshape,
 // Squeeze/Unsqueeze, Concat, Softmax of old opsets, Pad).
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <optional>
 #include <utility>
@@ -352,6 +353,8 @@ absl::Status Importer::ConvertBinary(const onnx::NodeProto& n, Op op) {
             sign = " - ";
             r = CheckedSub(x, y);
             break;
+          case Op::kPow:
+            return Fail(n, "integer Pow is not supported");
           default:  // kDiv: ONNX integer division truncates.
             sign = " / ";
             if (y == 0) return Fail(n, absl::StrCat("integer ", x, " / 0"));
@@ -370,6 +373,8 @@ absl::Status Importer::ConvertBinary(const onnx::NodeProto& n, Op op) {
         out.f.push_back(op == Op::kAdd   ? x + y
                         : op == Op::kMul ? x * y
                         : op == Op::kSub ? x - y
+                        : op == Op::kPow ? static_cast<float>(std::pow(
+                                               static_cast<double>(x), y))
                                          : x / y);
       }
     }

@@ -50,6 +50,7 @@ absl::Status Importer::Convert(const onnx::NodeProto& n) {
   if (op == "Mul") return ConvertBinary(n, Op::kMul);
   if (op == "Sub") return ConvertBinary(n, Op::kSub);
   if (op == "Div") return ConvertBinary(n, Op::kDiv);
+  if (op == "Pow") return ConvertBinary(n, Op::kPow);
   if (op == "Softmax") return ConvertSoftmax(n);
   if (op == "Pad") return ConvertPad(n);
 
@@ -68,6 +69,10 @@ absl::Status Importer::Convert(const onnx::NodeProto& n) {
     node.attrs.beta = Float(n, "beta", 0.5f);
   } else if (op == "HardSwish") {
     Emit(n, Op::kHardSwish);
+  } else if (op == "Sqrt") {
+    Emit(n, Op::kSqrt);
+  } else if (op == "Erf") {
+    Emit(n, Op::kErf);
   } else if (op == "LeakyRelu") {
     Emit(n, Op::kLeakyRelu).attrs.alpha = Float(n, "alpha", 0.01f);
   } else if (op == "GlobalAveragePool") {

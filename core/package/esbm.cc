@@ -133,6 +133,12 @@ esb::v1::LayerOp ToProtoOp(Op op) {
       return esb::v1::LAYER_OP_SUB;
     case Op::kDiv:
       return esb::v1::LAYER_OP_DIV;
+    case Op::kPow:
+      return esb::v1::LAYER_OP_POW;
+    case Op::kSqrt:
+      return esb::v1::LAYER_OP_SQRT;
+    case Op::kErf:
+      return esb::v1::LAYER_OP_ERF;
     case Op::kConcat:
       return esb::v1::LAYER_OP_CONCAT;
     case Op::kFlatten:

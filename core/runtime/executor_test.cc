@@ -472,6 +472,41 @@ TEST(ExecutorTest, GlobalAveragePool) {
 // ---------------------------------------------------------------------------
 // Add and Mul with broadcasting.
 
+// The ops LayerNorm and GELU decompose into, on inputs in their domains.
+TEST(ExecutorTest, SqrtErfAndPow) {
+  for (int64_t batch : {1, 4}) {
+    const std::string b = " batch " + std::to_string(batch);
+    const Tensor positive = Random({batch, 3, 5}, 90, 0.05f, 4.0f);
+    CheckAgainstReference(OneNode(Op::kSqrt, {kBatch, 3, 5}, {}), {positive},
+                          "sqrt" + b);
+    CheckAgainstReference(OneNode(Op::kErf, {kBatch, 3, 5}, {}),
+                          {Random({batch, 3, 5}, 91, -3.0f, 3.0f)}, "erf" + b);
+    // A constant scalar exponent takes oneDNN's eltwise pow; any other the
+    // broadcasting loop.
+    for (float e : {2.0f, 0.5f, -1.5f, 3.0f}) {
+      CheckAgainstReference(
+          OneNode(Op::kPow, {kBatch, 3, 5}, {{"e", Values({}, {e})}}),
+          {positive}, "pow " + std::to_string(e) + b);
+    }
+    CheckAgainstReference(
+        OneNode(Op::kPow, {kBatch, 3, 5}, {{"e", Random({3, 1}, 92, -2, 2)}}),
+        {positive}, "pow, exponent per row" + b);
+    Graph g = OneNode(Op::kPow, {kBatch, 3, 5}, {{"e", Random({5}, 93)}});
+    std::swap(g.nodes[0].inputs[0], g.nodes[0].inputs[1]);
+    // Constant base, computed exponent.
+    g.constants["e"] = Random({5}, 94, 0.5f, 2.0f);
+    CheckAgainstReference(g, {Random({batch, 3, 5}, 95, -2, 2)},
+                          "pow of a constant base" + b);
+  }
+  // By hand, through the executor: erf(0) = 0, erf(1) = 0.8427007.
+  auto executor = Executor::Create(OneNode(Op::kErf, {1, 3}, {}));
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  auto y = (*executor)->Run({Values({1, 3}, {0.0f, 1.0f, -1.0f})});
+  ASSERT_TRUE(y.ok()) << y.status();
+  ExpectClose((*y)[0], Values({1, 3}, {0.0f, 0.8427007f, -0.8427007f}),
+              "erf by hand");
+}
+
 // Sub and Div are not symmetric: with the constant first, the executor
 // swaps the operands for oneDNN and must undo the swap.
 TEST(ExecutorTest, BroadcastingBinaryOps) {

@@ -1,6 +1,7 @@
 #include "core/runtime/loop_kernels.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -97,6 +98,10 @@ void BroadcastBinary(BinaryOp op, const float* a,
         break;
       case BinaryOp::kDiv:
         y[i] = a[ao] / b[bo];
+        break;
+      case BinaryOp::kPow:
+        y[i] = static_cast<float>(
+            std::pow(static_cast<double>(a[ao]), static_cast<double>(b[bo])));
         break;
     }
     ++i;

@@ -29,7 +29,7 @@ namespace esb::runtime {
 void PadConstant(const float* x, absl::Span<const int64_t> x_shape,
                  absl::Span<const int64_t> pads, float value, float* y);
 
-enum class BinaryOp { kAdd, kMul, kSub, kDiv };
+enum class BinaryOp { kAdd, kMul, kSub, kDiv, kPow };
 
 void BroadcastBinary(BinaryOp op, const float* a,
                      absl::Span<const int64_t> a_shape, const float* b,

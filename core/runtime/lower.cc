@@ -1,6 +1,7 @@
 #include "core/runtime/lower.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -244,7 +245,11 @@ absl::Status PlanBuilder::Lower(int node_index) {
     case Op::kSigmoid:
     case Op::kHardSigmoid:
     case Op::kHardSwish:
+    case Op::kSqrt:
       LowerEltwise(node);
+      break;
+    case Op::kErf:
+      LowerErf(node);
       break;
     case Op::kMaxPool:
     case Op::kAveragePool:
@@ -255,6 +260,7 @@ absl::Status PlanBuilder::Lower(int node_index) {
     case Op::kMul:
     case Op::kSub:
     case Op::kDiv:
+    case Op::kPow:
       LowerBinary(node);
       break;
     case Op::kConcat:
@@ -537,6 +543,9 @@ void PlanBuilder::LowerEltwise(const Node& node) {
       attr.set_post_ops(clip);
       break;
     }
+    case Op::kSqrt:
+      alg = algorithm::eltwise_sqrt;
+      break;
     case Op::kHardSwish:
       // oneDNN 2.x fixes the slope and offset at 1/6 and 1/2 and ignores
       // these; later versions read them.
@@ -622,20 +631,39 @@ void PlanBuilder::LowerBinary(const Node& node) {
     p.insert(p.end(), s.begin(), s.end());
     return p;
   };
+  if (node.op == Op::kPow) {
+    const graph::Tensor* exponent = graph_.FindConstant(node.inputs[1]);
+    if (exponent != nullptr && exponent->data.size() == 1 &&
+        ShapeOf(node.inputs[0]) == y_shape) {
+      // x ^ constant: oneDNN's eltwise pow (alpha * x ^ beta).
+      const Value x = Get(node.inputs[0]);
+      const dnnl::eltwise_forward::primitive_desc pd(
+          dnnl::eltwise_forward::desc(prop_kind::forward_inference,
+                                      algorithm::eltwise_pow, x.desc, 1.0f,
+                                      exponent->data[0]),
+          ScratchpadAttr(), engine_);
+      const Value dst = NewArena(pd.dst_desc());
+      AddPrimitive(dnnl::eltwise_forward(pd),
+                   {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, dst}});
+      Define(node.outputs[0], dst);
+      return;
+    }
+  }
   // oneDNN broadcasts src1 only: the operand of full shape goes first.
   std::string src0 = node.inputs[0];
   std::string src1 = node.inputs[1];
   const bool swapped = padded(ShapeOf(src0)) != y_shape;
   if (swapped) std::swap(src0, src1);
-  if (padded(ShapeOf(src0)) != y_shape) {
-    // Both operands broadcast.
+  if (padded(ShapeOf(src0)) != y_shape || node.op == Op::kPow) {
+    // Both operands broadcast, or an op oneDNN's binary lacks.
     const Value a = AsPlain(node.inputs[0]);
     const Value b = AsPlain(node.inputs[1]);
     const Value dst = NewArena(PlainDesc(y_shape));
     const BinaryOp op = node.op == Op::kAdd   ? BinaryOp::kAdd
                         : node.op == Op::kMul ? BinaryOp::kMul
                         : node.op == Op::kSub ? BinaryOp::kSub
-                                              : BinaryOp::kDiv;
+                        : node.op == Op::kDiv ? BinaryOp::kDiv
+                                              : BinaryOp::kPow;
     AddLoop(
         [op, a_shape = ShapeOf(node.inputs[0]),
          b_shape = ShapeOf(node.inputs[1]),
@@ -740,6 +768,19 @@ void PlanBuilder::LowerSoftmax(const Node& node) {
   const Value dst = NewArena(pd.dst_desc());
   AddPrimitive(dnnl::softmax_forward(pd),
                {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, dst}});
+  Define(node.outputs[0], dst);
+}
+
+void PlanBuilder::LowerErf(const Node& node) {
+  // oneDNN has no erf on its own (only inside gelu_erf): a loop.
+  const Value x = AsPlain(node.inputs[0]);
+  const Value dst = NewArena(PlainDesc(ShapeOf(node.outputs[0])));
+  AddLoop(
+      [n = graph::NumElements(ShapeOf(node.inputs[0]))](
+          absl::Span<float* const> p) {
+        for (int64_t i = 0; i < n; ++i) p[1][i] = std::erf(p[0][i]);
+      },
+      {x, dst});
   Define(node.outputs[0], dst);
 }
 

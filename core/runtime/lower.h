@@ -74,6 +74,7 @@ class PlanBuilder {
   void LowerConcat(const graph::Node& node);
   void LowerTranspose(const graph::Node& node);
   void LowerSoftmax(const graph::Node& node);
+  void LowerErf(const graph::Node& node);
   void LowerPad(const graph::Node& node);
 
   // ESB layers (esb_lower.cc).

@@ -191,6 +191,12 @@ Tensor Unary(const Node& node, const Tensor& x) {
       case Op::kHardSwish:
         v = v * std::min(1.0f, std::max(0.0f, v / 6.0f + 0.5f));
         break;
+      case Op::kSqrt:
+        v = std::sqrt(v);
+        break;
+      case Op::kErf:
+        v = std::erf(v);
+        break;
       default:
         break;
     }
@@ -229,7 +235,9 @@ Tensor Binary(const Node& node, const Tensor& a, const Tensor& b,
     y.data[i] = node.op == Op::kAdd   ? av + bv
                 : node.op == Op::kMul ? av * bv
                 : node.op == Op::kSub ? av - bv
-                                      : av / bv;
+                : node.op == Op::kPow
+                    ? static_cast<float>(std::pow(static_cast<double>(av), bv))
+                    : av / bv;
   }
   return y;
 }
@@ -344,6 +352,8 @@ absl::StatusOr<std::vector<Tensor>> ReferenceRun(
       case Op::kSigmoid:
       case Op::kHardSigmoid:
       case Op::kHardSwish:
+      case Op::kSqrt:
+      case Op::kErf:
         y = Unary(node, x);
         break;
       case Op::kMaxPool:
@@ -356,6 +366,7 @@ absl::StatusOr<std::vector<Tensor>> ReferenceRun(
       case Op::kMul:
       case Op::kSub:
       case Op::kDiv:
+      case Op::kPow:
         y = Binary(node, x, *in[1], y_shape);
         break;
       case Op::kConcat:
