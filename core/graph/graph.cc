@@ -46,6 +46,12 @@ absl::string_view OpName(Op op) {
       return "Sqrt";
     case Op::kErf:
       return "Erf";
+    case Op::kReduceMean:
+      return "ReduceMean";
+    case Op::kReduceSum:
+      return "ReduceSum";
+    case Op::kReduceMax:
+      return "ReduceMax";
     case Op::kConcat:
       return "Concat";
     case Op::kFlatten:

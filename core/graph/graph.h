@@ -79,6 +79,12 @@ enum class Op {
   // attrs: axis (non-negative). Opset >= 13 semantics: along one axis.
   kSoftmax,
   kIdentity,
+  // Mean, sum or largest value over `axes` (non-negative, increasing, not
+  // empty); those dims become 1 with keep_dims, else go. attrs: axes,
+  // keep_dims.
+  kReduceMean,
+  kReduceSum,
+  kReduceMax,
   // Constant padding. attrs: pads (begin..., end... over all dims), value.
   kPad,
 };
@@ -127,6 +133,8 @@ struct Attributes {
   float epsilon = 1e-5f;
   int64_t axis = 1;
   std::vector<int64_t> perm;
+  std::vector<int64_t> axes;   // Reduce*.
+  bool keep_dims = true;       // Reduce*.
   std::vector<int64_t> shape;  // Reshape target.
   float value = 0.0f;          // Pad constant.
   Activation activation;       // Fused into Conv/Gemm/MatMul by passes.

@@ -287,6 +287,30 @@ absl::StatusOr<Shape> TransposeShape(const Node& node, const Shape& x) {
   return out;
 }
 
+absl::StatusOr<Shape> ReduceShape(const Node& node, const Shape& x) {
+  const std::vector<int64_t>& axes = node.attrs.axes;
+  const auto rank = static_cast<int64_t>(x.size());
+  bool ok = !axes.empty();
+  for (size_t i = 0; i < axes.size(); ++i) {
+    ok = ok && axes[i] >= 0 && axes[i] < rank &&
+         (i == 0 || axes[i - 1] < axes[i]);
+  }
+  if (!ok) {
+    return NodeError(node, "axes ", ShapeToString(axes),
+                     " are not increasing dims of input ", ShapeToString(x));
+  }
+  Shape out;
+  for (int64_t d = 0; d < rank; ++d) {
+    const bool reduced = std::find(axes.begin(), axes.end(), d) != axes.end();
+    if (!reduced) {
+      out.push_back(x[d]);
+    } else if (node.attrs.keep_dims) {
+      out.push_back(1);
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<Shape> PadShape(const Node& node, const Shape& x) {
   const std::vector<int64_t>& pads = node.attrs.pads;
   if (pads.size() != 2 * x.size()) {
@@ -359,6 +383,10 @@ absl::StatusOr<Shape> NodeShape(const Node& node,
       return x;
     case Op::kPad:
       return PadShape(node, x);
+    case Op::kReduceMean:
+    case Op::kReduceSum:
+    case Op::kReduceMax:
+      return ReduceShape(node, x);
     case Op::kRelu:
     case Op::kClip:
     case Op::kLeakyRelu:

@@ -332,6 +332,19 @@ absl::Status QdqWriter::WriteNode(const Node& node) {
     case Op::kLeakyRelu:
       AddFloat(AddNode(op, layer, inputs, outputs), "alpha", a.alpha);
       break;
+    case Op::kReduceMean:
+    case Op::kReduceMax:
+      n = AddNode(op, layer, inputs, outputs);
+      AddInts(n, "axes", a.axes);
+      AddInt(n, "keepdims", a.keep_dims ? 1 : 0);
+      break;
+    case Op::kReduceSum:
+      // Opset 13 takes its axes as an input.
+      inputs.push_back(layer + "/axes");
+      AddInt64s(inputs.back(), a.axes);
+      AddInt(AddNode(op, layer, inputs, outputs), "keepdims",
+             a.keep_dims ? 1 : 0);
+      break;
     case Op::kHardSigmoid:
       n = AddNode(op, layer, inputs, outputs);
       AddFloat(n, "alpha", a.alpha);

@@ -176,6 +176,7 @@ class Importer {
   Status ConvertConvOrPool(const onnx::NodeProto& n);
   Status ConvertReshape(const onnx::NodeProto& n);
   Status ConvertSqueeze(const onnx::NodeProto& n, bool unsqueeze);
+  Status ConvertReduce(const onnx::NodeProto& n, Op op);
   Status ConvertConcat(const onnx::NodeProto& n);
   Status ConvertBinary(const onnx::NodeProto& n, Op op);
   Status ConvertSoftmax(const onnx::NodeProto& n);

@@ -8,6 +8,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -53,6 +54,9 @@ absl::Status Importer::Convert(const onnx::NodeProto& n) {
   if (op == "Pow") return ConvertBinary(n, Op::kPow);
   if (op == "Softmax") return ConvertSoftmax(n);
   if (op == "Pad") return ConvertPad(n);
+  if (op == "ReduceMean") return ConvertReduce(n, Op::kReduceMean);
+  if (op == "ReduceSum") return ConvertReduce(n, Op::kReduceSum);
+  if (op == "ReduceMax") return ConvertReduce(n, Op::kReduceMax);
 
   if (Const(n.input(0)) != nullptr && op != "Gemm" && op != "MatMul") {
     return Fail(n,
@@ -337,6 +341,47 @@ absl::Status Importer::ConvertConvOrPool(const onnx::NodeProto& n) {
     node.attrs.ceil_mode = Int(n, "ceil_mode", 0) != 0;
     node.attrs.count_include_pad = Int(n, "count_include_pad", 0) != 0;
   }
+  return absl::OkStatus();
+}
+
+absl::Status Importer::ConvertReduce(const onnx::NodeProto& n, Op op) {
+  if (Const(n.input(0)) != nullptr) {
+    return Fail(n,
+                "its input is a constant; only computed tensors are "
+                "supported here");
+  }
+  const std::vector<int64_t>* s = Shape(n.input(0));
+  if (s == nullptr) return Fail(n, "the input's rank is unknown");
+  const auto rank = static_cast<int64_t>(s->size());
+  // ReduceSum takes its axes as an input from opset 13; the others as an
+  // attribute up to opset 17.
+  std::vector<int64_t> axes = Ints(n, "axes", {});
+  if (op == Op::kReduceSum && opset_ >= 13 && HasInput(n, 1)) {
+    absl::StatusOr<std::vector<int64_t>> a = IntsInput(n, 1, "axes");
+    if (!a.ok()) return a.status();
+    axes = *std::move(a);
+  }
+  if (axes.empty()) {
+    if (op == Op::kReduceSum && Int(n, "noop_with_empty_axes", 0) != 0) {
+      alias_[n.output(0)] = Resolve(n.input(0));
+      return absl::OkStatus();
+    }
+    for (int64_t d = 0; d < rank; ++d) axes.push_back(d);
+  }
+  for (int64_t& a : axes) {
+    if (a < -rank || a >= rank) {
+      return Fail(n, absl::StrCat("axis ", a, " is outside the ", rank,
+                                  " dims of input ", DimsText(*s)));
+    }
+    if (a < 0) a += rank;
+  }
+  std::sort(axes.begin(), axes.end());
+  if (std::adjacent_find(axes.begin(), axes.end()) != axes.end()) {
+    return Fail(n, "an axis is named twice");
+  }
+  Node& node = Emit(n, op);
+  node.attrs.axes = std::move(axes);
+  node.attrs.keep_dims = Int(n, "keepdims", 1) != 0;
   return absl::OkStatus();
 }
 

@@ -139,6 +139,12 @@ esb::v1::LayerOp ToProtoOp(Op op) {
       return esb::v1::LAYER_OP_SQRT;
     case Op::kErf:
       return esb::v1::LAYER_OP_ERF;
+    case Op::kReduceMean:
+      return esb::v1::LAYER_OP_REDUCE_MEAN;
+    case Op::kReduceSum:
+      return esb::v1::LAYER_OP_REDUCE_SUM;
+    case Op::kReduceMax:
+      return esb::v1::LAYER_OP_REDUCE_MAX;
     case Op::kConcat:
       return esb::v1::LAYER_OP_CONCAT;
     case Op::kFlatten:
@@ -174,6 +180,8 @@ void CopyAttributes(const graph::Attributes& a, esb::v1::PackageLayer* l) {
   l->set_epsilon(a.epsilon);
   l->set_axis(a.axis);
   l->mutable_perm()->Add(a.perm.begin(), a.perm.end());
+  l->mutable_axes()->Add(a.axes.begin(), a.axes.end());
+  l->set_keep_dims(a.keep_dims);
   l->mutable_shape()->Add(a.shape.begin(), a.shape.end());
   l->set_value(a.value);
   switch (a.activation.kind) {
@@ -298,6 +306,8 @@ graph::Attributes ReadAttributes(const esb::v1::PackageLayer& l) {
   a.epsilon = l.epsilon();
   a.axis = l.axis();
   a.perm.assign(l.perm().begin(), l.perm().end());
+  a.axes.assign(l.axes().begin(), l.axes().end());
+  a.keep_dims = l.keep_dims();
   a.shape.assign(l.shape().begin(), l.shape().end());
   a.value = l.value();
   return a;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "core/graph/shapes.h"
 #include "core/runtime/reference.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -505,6 +506,42 @@ TEST(ExecutorTest, SqrtErfAndPow) {
   ASSERT_TRUE(y.ok()) << y.status();
   ExpectClose((*y)[0], Values({1, 3}, {0.0f, 0.8427007f, -0.8427007f}),
               "erf by hand");
+}
+
+TEST(ExecutorTest, ReduceMeanSumAndMax) {
+  struct Case {
+    std::vector<int64_t> axes;
+    bool keep_dims;
+  };
+  // LayerNorm's last axis, a global pool's spatial dims, the channels, and
+  // everything but the batch; with and without the reduced dims.
+  const std::vector<Case> cases = {
+      {{3}, true}, {{2, 3}, true}, {{1}, false}, {{1, 2, 3}, false}};
+  for (Op op : {Op::kReduceMean, Op::kReduceSum, Op::kReduceMax}) {
+    for (const Case& c : cases) {
+      Attributes a;
+      a.axes = c.axes;
+      a.keep_dims = c.keep_dims;
+      CheckBatches(OneNode(op, {kBatch, 4, 3, 5}, {}, a), {4, 3, 5}, 96,
+                   std::string(graph::OpName(op)) + " axes " +
+                       graph::ShapeToString(c.axes) +
+                       (c.keep_dims ? " kept" : " dropped"));
+    }
+  }
+  // By hand: the mean of each row of [[1, 2, 3], [4, 5, 9]].
+  Attributes a;
+  a.axes = {1};
+  a.keep_dims = false;
+  auto executor = Executor::Create(OneNode(Op::kReduceMean, {2, 3}, {}, a));
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  auto y = (*executor)->Run({Values({2, 3}, {1, 2, 3, 4, 5, 9})});
+  ASSERT_TRUE(y.ok()) << y.status();
+  ExpectClose((*y)[0], Values({2}, {2, 6}), "row means");
+  // Bad axes are refused at Create, naming the node.
+  a.axes = {1, 1};
+  auto bad = Executor::Create(OneNode(Op::kReduceSum, {2, 3}, {}, a));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("axes [1,1]"));
 }
 
 // Sub and Div are not symmetric: with the constant first, the executor

@@ -251,6 +251,11 @@ absl::Status PlanBuilder::Lower(int node_index) {
     case Op::kErf:
       LowerErf(node);
       break;
+    case Op::kReduceMean:
+    case Op::kReduceSum:
+    case Op::kReduceMax:
+      LowerReduce(node);
+      break;
     case Op::kMaxPool:
     case Op::kAveragePool:
     case Op::kGlobalAveragePool:
@@ -769,6 +774,25 @@ void PlanBuilder::LowerSoftmax(const Node& node) {
   AddPrimitive(dnnl::softmax_forward(pd),
                {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, dst}});
   Define(node.outputs[0], dst);
+}
+
+void PlanBuilder::LowerReduce(const Node& node) {
+  // oneDNN reduces to a destination of the input's rank with 1s on the
+  // reduced dims; without keep_dims the output is the same data viewed
+  // without them.
+  Dims kept = ShapeOf(node.inputs[0]);
+  for (int64_t a : node.attrs.axes) kept[a] = 1;
+  const algorithm alg = node.op == Op::kReduceMean  ? algorithm::reduction_mean
+                        : node.op == Op::kReduceSum ? algorithm::reduction_sum
+                                                    : algorithm::reduction_max;
+  const Value x = AsPlain(node.inputs[0]);
+  const dnnl::reduction::primitive_desc pd(
+      dnnl::reduction::desc(alg, x.desc, PlainDesc(kept), 0.0f, 0.0f),
+      ScratchpadAttr(), engine_);
+  const Value dst = NewArena(pd.dst_desc());
+  AddPrimitive(dnnl::reduction(pd), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, dst}});
+  Define(node.outputs[0],
+         Value{dst.buffer, PlainDesc(ShapeOf(node.outputs[0]))});
 }
 
 void PlanBuilder::LowerErf(const Node& node) {

@@ -75,6 +75,7 @@ class PlanBuilder {
   void LowerTranspose(const graph::Node& node);
   void LowerSoftmax(const graph::Node& node);
   void LowerErf(const graph::Node& node);
+  void LowerReduce(const graph::Node& node);
   void LowerPad(const graph::Node& node);
 
   // ESB layers (esb_lower.cc).

@@ -204,6 +204,32 @@ Tensor Unary(const Node& node, const Tensor& x) {
   return y;
 }
 
+Tensor Reduce(const Node& node, const Tensor& x, const Shape& y_shape) {
+  // Accumulate in double over every input index, into the keep-dims
+  // position of its output; the output's row-major order is the same with
+  // or without the reduced 1s.
+  Shape kept = x.shape;
+  for (int64_t a : node.attrs.axes) kept[a] = 1;
+  const bool max = node.op == Op::kReduceMax;
+  std::vector<double> acc(static_cast<size_t>(graph::NumElements(kept)),
+                          max ? -std::numeric_limits<double>::infinity() : 0);
+  for (int64_t i = 0; i < x.size(); ++i) {
+    Shape o = Unravel(i, x.shape);
+    for (int64_t a : node.attrs.axes) o[a] = 0;
+    double& slot = acc[Ravel(o, kept)];
+    slot =
+        max ? std::max(slot, static_cast<double>(x.data[i])) : slot + x.data[i];
+  }
+  const double count = static_cast<double>(x.size()) /
+                       static_cast<double>(std::max<size_t>(1, acc.size()));
+  Tensor y = Make(y_shape);
+  for (size_t i = 0; i < acc.size(); ++i) {
+    y.data[i] = static_cast<float>(node.op == Op::kReduceMean ? acc[i] / count
+                                                              : acc[i]);
+  }
+  return y;
+}
+
 Tensor BatchNorm(const Node& node, const std::vector<const Tensor*>& in) {
   Tensor y = *in[0];
   for (int64_t i = 0; i < y.size(); ++i) {
@@ -345,6 +371,11 @@ absl::StatusOr<std::vector<Tensor>> ReferenceRun(
         break;
       case Op::kBatchNorm:
         y = BatchNorm(node, in);
+        break;
+      case Op::kReduceMean:
+      case Op::kReduceSum:
+      case Op::kReduceMax:
+        y = Reduce(node, x, y_shape);
         break;
       case Op::kRelu:
       case Op::kClip:
