@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/env/env.h"
 #include "fpga_agent/sysfs.h"
 
 namespace esb::agent {
@@ -543,6 +544,21 @@ absl::StatusOr<std::string> FreshEmulatorRoot(const std::string& name) {
   }
   if (absl::Status s = MakeDirs(dir); !s.ok()) return s;
   return dir;
+}
+
+absl::StatusOr<std::string> FreshEmulatorRootWithBitstream(
+    const std::string& name, const std::string& bitstream,
+    const std::string& bytes) {
+  absl::StatusOr<std::string> root = FreshEmulatorRoot(name);
+  if (!root.ok()) return root.status();
+  const std::string dir = JoinPath(*root, "bitstreams");
+  if (absl::Status s = MakeDirs(dir); !s.ok()) return s;
+  if (absl::Status s =
+          WriteFileAtomically(Env::Default(), JoinPath(dir, bitstream), bytes);
+      !s.ok()) {
+    return s;
+  }
+  return root;
 }
 
 void RemoveEmulatorRoots() {

@@ -203,6 +203,11 @@ class Emulator {
 // with at most 40 bytes of `name` and '/' made '_', so that the interrupt
 // socket's path fits a Unix socket.
 absl::StatusOr<std::string> FreshEmulatorRoot(const std::string& name);
+// FreshEmulatorRoot, holding <root>/bitstreams/<bitstream> with `bytes`: the
+// bitstream directory of a backend under test.
+absl::StatusOr<std::string> FreshEmulatorRootWithBitstream(
+    const std::string& name, const std::string& bitstream,
+    const std::string& bytes);
 // Removes every directory FreshEmulatorRoot made in this process (their
 // emulators stopped first).
 void RemoveEmulatorRoots();

@@ -19,16 +19,12 @@ using ::testing::HasSubstr;
 class FpgaManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::string> root = FreshEmulatorRoot(
-        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    absl::StatusOr<std::string> root = FreshEmulatorRootWithBitstream(
+        ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+        "esb_16x16.bin", "bitstream bytes");
     ASSERT_TRUE(root.ok()) << root.status();
     root_ = *root;
     bitstreams_ = JoinPath(root_, "bitstreams");
-    ASSERT_TRUE(Env::Default()->CreateDirs(bitstreams_).ok());
-    ASSERT_TRUE(WriteFileAtomically(Env::Default(),
-                                    JoinPath(bitstreams_, "esb_16x16.bin"),
-                                    "bitstream bytes")
-                    .ok());
   }
 
   void StartEmulator(EmulatorOptions options = {}) {

@@ -47,15 +47,12 @@ pipeline::PackagedModel DemoPackage(const std::string& name) {
 class ServingTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::string> root = FreshEmulatorRoot(
-        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    absl::StatusOr<std::string> root = FreshEmulatorRootWithBitstream(
+        ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+        "esb.bin", "image");
     ASSERT_TRUE(root.ok()) << root.status();
     root_ = *root;
     bitstreams_ = JoinPath(root_, "bitstreams");
-    ASSERT_TRUE(Env::Default()->CreateDirs(bitstreams_).ok());
-    ASSERT_TRUE(WriteFileAtomically(Env::Default(),
-                                    JoinPath(bitstreams_, "esb.bin"), "image")
-                    .ok());
     images_ = demo::DemoImages("t10k-images-idx3-ubyte.gz", 48);
   }
 
