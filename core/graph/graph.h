@@ -85,7 +85,8 @@ enum class Op {
   kReduceMean,
   kReduceSum,
   kReduceMax,
-  // Constant padding. attrs: pads (begin..., end... over all dims), value.
+  // Constant padding; negative pads crop (Slice imports as one). attrs:
+  // pads (begin..., end... over all dims), value.
   kPad,
 };
 

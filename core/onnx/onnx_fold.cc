@@ -465,5 +465,127 @@ absl::Status Importer::ConvertPad(const onnx::NodeProto& n) {
   return absl::OkStatus();
 }
 
+absl::Status Importer::ConvertSlice(const onnx::NodeProto& n) {
+  if (opset_ < 10) return Fail(n, "Slice before opset 10 is not supported");
+  const std::vector<int64_t>* s = Shape(n.input(0));
+  if (s == nullptr) return Fail(n, "the input's rank is unknown");
+  const auto rank = static_cast<int64_t>(s->size());
+  absl::StatusOr<std::vector<int64_t>> starts = IntsInput(n, 1, "starts");
+  if (!starts.ok()) return starts.status();
+  absl::StatusOr<std::vector<int64_t>> ends = IntsInput(n, 2, "ends");
+  if (!ends.ok()) return ends.status();
+  std::vector<int64_t> axes;
+  if (HasInput(n, 3)) {
+    absl::StatusOr<std::vector<int64_t>> a = IntsInput(n, 3, "axes");
+    if (!a.ok()) return a.status();
+    axes = *std::move(a);
+  } else {
+    for (size_t d = 0; d < starts->size(); ++d) {
+      axes.push_back(static_cast<int64_t>(d));
+    }
+  }
+  std::vector<int64_t> steps(axes.size(), 1);
+  if (HasInput(n, 4)) {
+    absl::StatusOr<std::vector<int64_t>> st = IntsInput(n, 4, "steps");
+    if (!st.ok()) return st.status();
+    steps = *std::move(st);
+  }
+  if (starts->size() != axes.size() || ends->size() != axes.size() ||
+      steps.size() != axes.size()) {
+    return Fail(
+        n, absl::StrCat("starts, ends, axes and steps have ", starts->size(),
+                        ", ", ends->size(), ", ", axes.size(), " and ",
+                        steps.size(), " values; they must agree"));
+  }
+  // Per dim: the first index taken, the count taken, the step.
+  std::vector<int64_t> begin(rank, 0), count = *s, step(rank, 1);
+  std::vector<bool> seen(rank, false);
+  for (size_t k = 0; k < axes.size(); ++k) {
+    int64_t a = axes[k];
+    if (a < -rank || a >= rank) {
+      return Fail(n, absl::StrCat("axis ", a, " is outside the ", rank,
+                                  " dims of input ", DimsText(*s)));
+    }
+    if (a < 0) a += rank;
+    if (seen[a]) return Fail(n, absl::StrCat("axis ", a, " is named twice"));
+    seen[a] = true;
+    if (steps[k] < 1) {
+      return Fail(n, absl::StrCat("step ", steps[k], " on axis ", a,
+                                  "; only positive steps are supported"));
+    }
+    const int64_t dim = (*s)[a];
+    const int64_t big = std::numeric_limits<int64_t>::max();
+    if (dim == kUnknownDim) {
+      // The batch: only the whole of it.
+      if ((*starts)[k] != 0 || (*ends)[k] < big / 2 || steps[k] != 1) {
+        return Fail(n, absl::StrCat("slices axis ", a,
+                                    ", whose size is not known at import"));
+      }
+      continue;
+    }
+    auto clamp = [dim](int64_t v) {
+      if (v < 0) v = v < -dim ? 0 : v + dim;
+      return std::min(v, dim);
+    };
+    const int64_t lo = clamp((*starts)[k]);
+    const int64_t hi = std::max(lo, clamp((*ends)[k]));
+    begin[a] = lo;
+    step[a] = steps[k];
+    count[a] = (hi - lo + steps[k] - 1) / steps[k];
+  }
+  if (const ConstValue* c = Const(n.input(0))) {
+    ConstValue out;
+    out.is_int = c->is_int;
+    out.shape = count;
+    if (Status st = CheckOutput(n, out.shape); !st.ok()) return st;
+    const int64_t total = out.size();
+    std::vector<int64_t> index(rank, 0);
+    for (int64_t i = 0; i < total; ++i) {
+      int64_t from = 0;
+      for (int64_t d = 0; d < rank; ++d) {
+        from = from * (*s)[d] + begin[d] + index[d] * step[d];
+      }
+      if (out.is_int) {
+        out.i.push_back(c->i[from]);
+      } else {
+        out.f.push_back(c->f[from]);
+      }
+      for (int64_t d = rank - 1; d >= 0 && ++index[d] == count[d]; --d) {
+        index[d] = 0;
+      }
+    }
+    return StoreOutput(n, std::move(out));
+  }
+  for (int64_t d = 0; d < rank; ++d) {
+    if (count[d] == 0) {
+      return Fail(
+          n, absl::StrCat("takes nothing of axis ", d, " of input ",
+                          DimsText(*s), "; empty tensors are not supported"));
+    }
+  }
+  std::vector<int64_t> pads(2 * rank, 0);
+  bool whole = true;
+  for (int64_t d = 0; d < rank; ++d) {
+    if (step[d] != 1) {
+      return Fail(n, absl::StrCat("step ", step[d], " on axis ", d,
+                                  " of a computed tensor; only step 1 is "
+                                  "supported there"));
+    }
+    if ((*s)[d] == kUnknownDim) continue;
+    // A crop is a Pad with negative pads.
+    pads[d] = -begin[d];
+    pads[rank + d] = begin[d] + count[d] - (*s)[d];
+    whole = whole && pads[d] == 0 && pads[rank + d] == 0;
+  }
+  if (whole) {
+    alias_[n.output(0)] = Resolve(n.input(0));
+    return absl::OkStatus();
+  }
+  Node& node = Emit(n, Op::kPad);
+  node.attrs.pads = std::move(pads);
+  node.attrs.value = 0.0f;
+  return absl::OkStatus();
+}
+
 // INVALID_ARGUMENT naming every node whose op is not supported, or OK.
 }  // namespace esb::graph::internal

@@ -57,6 +57,7 @@ const std::set<std::string>& SupportedOps() {
                                                      "ReduceMean",
                                                      "ReduceSum",
                                                      "ReduceMax",
+                                                     "Slice",
                                                      "Concat",
                                                      "Flatten",
                                                      "Reshape",

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/runtime/executor.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "onnx/onnx_pb.h"
@@ -226,6 +227,96 @@ TEST(OnnxImportTest, FoldsIntegerDivAndSub) {
     ASSERT_EQ(g->nodes.size(), 1u);
     EXPECT_EQ(g->nodes[0].op, Op::kReshape);
     EXPECT_EQ(g->nodes[0].attrs.shape, (std::vector<int64_t>{0, 2, 3, -1}));
+  }
+}
+
+// ShuffleNet's channel split: Slice of a computed tensor becomes a crop
+// (Pad with negative pads) that the executor runs; Slice of a constant
+// (shape arithmetic) folds.
+TEST(OnnxImportTest, SlicesCropComputedTensorsAndFoldConstants) {
+  ModelBuilder b;
+  b.Ints("starts", {1, -4});
+  b.Ints("ends", {3, 1000});
+  b.Ints("axes", {1, -1});
+  b.Node("Slice", {"x", "starts", "ends", "axes"}, {"y"}, "split");
+  // A second output whose shape comes from a folded Slice of Shape(x):
+  // [0, x.shape[1:2], -1] = [0, 4, -1].
+  b.Node("Shape", {"x"}, {"s"});
+  b.Ints("one", {1});
+  b.Ints("two", {2});
+  b.Node("Slice", {"s", "one", "two"}, {"c"});
+  b.Ints("zero", {0});
+  b.Ints("minus_one", {-1});
+  auto* concat = b.Node("Concat", {"zero", "c", "minus_one"}, {"target"});
+  auto* axis = concat->add_attribute();
+  axis->set_name("axis");
+  axis->set_type(onnx::AttributeProto::INT);
+  axis->set_i(0);
+  b.Node("Reshape", {"x", "target"}, {"z"}, "flat");
+  b.Output("y", {-1, 2, 6, 4});
+  b.Output("z", {-1, 4, 36});
+  auto g = ImportOnnxBytes(b.Bytes(), "");
+  ASSERT_TRUE(g.ok()) << g.status();
+  ASSERT_EQ(g->nodes.size(), 2u);
+  EXPECT_EQ(g->nodes[0].op, Op::kPad);
+  EXPECT_EQ(g->nodes[0].attrs.pads,
+            (std::vector<int64_t>{0, -1, 0, -2, 0, -1, 0, 0}));
+  EXPECT_EQ(g->nodes[1].op, Op::kReshape);
+  EXPECT_EQ(g->nodes[1].attrs.shape, (std::vector<int64_t>{0, 4, -1}));
+
+  auto executor = runtime::Executor::Create(*g);
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  Tensor x{{2, 4, 6, 6}, {}};
+  for (int64_t i = 0; i < x.size(); ++i) x.data.push_back(i);
+  auto out = (*executor)->Run({x});
+  ASSERT_TRUE(out.ok()) << out.status();
+  const Tensor& y = (*out)[0];
+  ASSERT_EQ(y.shape, (std::vector<int64_t>{2, 2, 6, 4}));
+  for (int64_t n = 0; n < 2; ++n) {
+    for (int64_t c = 0; c < 2; ++c) {
+      for (int64_t h = 0; h < 6; ++h) {
+        for (int64_t w = 0; w < 4; ++w) {
+          const float want = x.data[((n * 4 + c + 1) * 6 + h) * 6 + w + 2];
+          ASSERT_EQ(y.data[((n * 2 + c) * 6 + h) * 4 + w], want)
+              << n << "," << c << "," << h << "," << w;
+        }
+      }
+    }
+  }
+}
+
+TEST(OnnxImportTest, RefusesSlicesItCannotRun) {
+  struct Case {
+    std::vector<int64_t> starts, ends, axes, steps;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{0}, {2}, {0}, {1}, "whose size is not known"},
+      {{0}, {4}, {1}, {2}, "only step 1"},
+      {{3}, {0}, {1}, {-1}, "only positive steps"},
+      // ONNX's shape inference refuses these first, naming the node too.
+      {{0}, {4}, {4}, {1}, "axes has invalid data"},
+      {{0, 0}, {1, 1}, {1, 1}, {1, 1}, "'axes' has duplicates"},
+      {{0}, {1, 2}, {1}, {1}, "starts and ends"},
+  };
+  for (const Case& c : cases) {
+    ModelBuilder b;
+    b.Ints("starts", c.starts);
+    b.Ints("ends", c.ends);
+    b.Ints("axes", c.axes);
+    b.Ints("steps", c.steps);
+    b.Node("Slice", {"x", "starts", "ends", "axes", "steps"}, {"y"}, "cut");
+    auto* y = b.graph->add_output();  // Rank 4, no dim declared.
+    y->set_name("y");
+    auto* type = y->mutable_type()->mutable_tensor_type();
+    type->set_elem_type(onnx::TensorProto::FLOAT);
+    for (int d = 0; d < 4; ++d) type->mutable_shape()->add_dim();
+    auto g = ImportOnnxBytes(b.Bytes(), "");
+    ASSERT_FALSE(g.ok()) << c.message;
+    EXPECT_EQ(g.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(g.status().message()), HasSubstr(c.message));
+    EXPECT_THAT(std::string(g.status().message()), HasSubstr("cut"))
+        << c.message;
   }
 }
 

@@ -177,6 +177,7 @@ class Importer {
   Status ConvertReshape(const onnx::NodeProto& n);
   Status ConvertSqueeze(const onnx::NodeProto& n, bool unsqueeze);
   Status ConvertReduce(const onnx::NodeProto& n, Op op);
+  Status ConvertSlice(const onnx::NodeProto& n);
   Status ConvertConcat(const onnx::NodeProto& n);
   Status ConvertBinary(const onnx::NodeProto& n, Op op);
   Status ConvertSoftmax(const onnx::NodeProto& n);

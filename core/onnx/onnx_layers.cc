@@ -54,6 +54,7 @@ absl::Status Importer::Convert(const onnx::NodeProto& n) {
   if (op == "Pow") return ConvertBinary(n, Op::kPow);
   if (op == "Softmax") return ConvertSoftmax(n);
   if (op == "Pad") return ConvertPad(n);
+  if (op == "Slice") return ConvertSlice(n);
   if (op == "ReduceMean") return ConvertReduce(n, Op::kReduceMean);
   if (op == "ReduceSum") return ConvertReduce(n, Op::kReduceSum);
   if (op == "ReduceMax") return ConvertReduce(n, Op::kReduceMax);

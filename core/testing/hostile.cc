@@ -255,12 +255,10 @@ void AddStructural(std::vector<HostileCase>& cases) {
   {
     Builder b;
     b.Input("x", kImage);
-    b.Ints("starts", {0});
-    b.Ints("ends", {1});
-    b.Node("Slice", "slice", {"x", "starts", "ends"}, {"h"});
+    b.Node("Cos", "cos", {"x"}, {"h"});
     b.Tail("h", 1);
     Add(cases, "unsupported_op", b.Bytes(), Code::kInvalidArgument,
-        {"'slice' (op Slice)"});
+        {"'cos' (op Cos)"});
   }
   Add(cases, "not_protobuf", std::string("\xff\xff\xff\xff garbage", 12),
       Code::kInvalidArgument, {"protobuf parsing failed"});
