@@ -175,9 +175,13 @@ int main(int argc, char** argv) {
   }
 
   grpc::ChannelArguments channel_args;
-  // Reconnect soon after the server comes back.
+  // Reconnect soon after the server comes back: while the channel backs off,
+  // heartbeats fail without trying, and a lease lasts only seconds, so the
+  // channel never waits more than a second between attempts (the worker's
+  // own retries still back off up to --max-backoff-ms).
   channel_args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
+  channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+                      std::min(max_backoff_ms, 1000));
   auto channel = grpc::CreateCustomChannel(
       server, grpc::InsecureChannelCredentials(), channel_args);
   absl::StatusOr<std::unique_ptr<esb::worker::Worker>> worker =
