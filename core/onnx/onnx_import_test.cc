@@ -111,6 +111,13 @@ struct ModelBuilder {
   std::string Bytes() const { return model.SerializeAsString(); }
 };
 
+void SetIntAttr(onnx::NodeProto* node, const std::string& name, int64_t v) {
+  auto* a = node->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(v);
+}
+
 TEST(OnnxImportTest, NamesEveryUnsupportedNode) {
   ModelBuilder b;
   b.Node("Relu", {"x"}, {"a"}, "relu0");
@@ -174,11 +181,7 @@ TEST(OnnxImportTest, FoldsShapeArithmeticAroundReshape) {
   t->add_int64_data(0);  // Scalar index.
   b.Node("Unsqueeze", {"n", "zero"}, {"n1"});
   b.Ints("minus_one", {-1});
-  auto* concat = b.Node("Concat", {"n1", "minus_one"}, {"target"});
-  auto* axis = concat->add_attribute();
-  axis->set_name("axis");
-  axis->set_type(onnx::AttributeProto::INT);
-  axis->set_i(0);
+  SetIntAttr(b.Node("Concat", {"n1", "minus_one"}, {"target"}), "axis", 0);
   b.Node("Reshape", {"x", "target"}, {"y"}, "flatten");
   b.Output("y", {-1, 144});
   auto g = ImportOnnxBytes(b.Bytes(), "");
@@ -207,12 +210,9 @@ TEST(OnnxImportTest, FoldsIntegerDivAndSub) {
     b.Node("Div", {"c", "divisor"}, {"half"}, "half");
     b.Node("Sub", {"c", "one"}, {"less"}, "less");
     // Scalar op [1] broadcasts to [1].
-    auto* concat =
-        b.Node("Concat", {"zero", "half", "less", "minus_one"}, {"target"});
-    auto* axis = concat->add_attribute();
-    axis->set_name("axis");
-    axis->set_type(onnx::AttributeProto::INT);
-    axis->set_i(0);
+    SetIntAttr(
+        b.Node("Concat", {"zero", "half", "less", "minus_one"}, {"target"}),
+        "axis", 0);
     b.Node("Reshape", {"x", "target"}, {"y"}, "split");
     b.Output("y", {-1, 2, 3, 24});
     auto g = ImportOnnxBytes(b.Bytes(), "");
@@ -247,11 +247,8 @@ TEST(OnnxImportTest, SlicesCropComputedTensorsAndFoldConstants) {
   b.Node("Slice", {"s", "one", "two"}, {"c"});
   b.Ints("zero", {0});
   b.Ints("minus_one", {-1});
-  auto* concat = b.Node("Concat", {"zero", "c", "minus_one"}, {"target"});
-  auto* axis = concat->add_attribute();
-  axis->set_name("axis");
-  axis->set_type(onnx::AttributeProto::INT);
-  axis->set_i(0);
+  SetIntAttr(b.Node("Concat", {"zero", "c", "minus_one"}, {"target"}), "axis",
+             0);
   b.Node("Reshape", {"x", "target"}, {"z"}, "flat");
   b.Output("y", {-1, 2, 6, 4});
   b.Output("z", {-1, 4, 36});
