@@ -561,6 +561,11 @@ void PlanBuilder::LowerEltwise(const Node& node) {
     default:
       break;
   }
+  AddEltwise(node, alg, alpha, beta, attr);
+}
+
+void PlanBuilder::AddEltwise(const Node& node, dnnl::algorithm alg, float alpha,
+                             float beta, const dnnl::primitive_attr& attr) {
   const Value x = Get(node.inputs[0]);
   const dnnl::eltwise_forward::primitive_desc pd(
       dnnl::eltwise_forward::desc(prop_kind::forward_inference, alg, x.desc,
@@ -641,16 +646,8 @@ void PlanBuilder::LowerBinary(const Node& node) {
     if (exponent != nullptr && exponent->data.size() == 1 &&
         ShapeOf(node.inputs[0]) == y_shape) {
       // x ^ constant: oneDNN's eltwise pow (alpha * x ^ beta).
-      const Value x = Get(node.inputs[0]);
-      const dnnl::eltwise_forward::primitive_desc pd(
-          dnnl::eltwise_forward::desc(prop_kind::forward_inference,
-                                      algorithm::eltwise_pow, x.desc, 1.0f,
-                                      exponent->data[0]),
-          ScratchpadAttr(), engine_);
-      const Value dst = NewArena(pd.dst_desc());
-      AddPrimitive(dnnl::eltwise_forward(pd),
-                   {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, dst}});
-      Define(node.outputs[0], dst);
+      AddEltwise(node, algorithm::eltwise_pow, 1.0f, exponent->data[0],
+                 ScratchpadAttr());
       return;
     }
   }

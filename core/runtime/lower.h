@@ -74,6 +74,9 @@ class PlanBuilder {
   void LowerConcat(const graph::Node& node);
   void LowerTranspose(const graph::Node& node);
   void LowerSoftmax(const graph::Node& node);
+  // One oneDNN eltwise of node's first input into its output.
+  void AddEltwise(const graph::Node& node, dnnl::algorithm alg, float alpha,
+                  float beta, const dnnl::primitive_attr& attr);
   void LowerErf(const graph::Node& node);
   void LowerReduce(const graph::Node& node);
   void LowerPad(const graph::Node& node);
