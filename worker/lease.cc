@@ -104,7 +104,11 @@ void LeaseKeeper::Loop() {
     req.set_lease_id(options_.lease_id);
     esb::v1::HeartbeatResponse resp;
     grpc::ClientContext ctx;
-    // A heartbeat stuck longer than this would let the lease lapse.
+    // While the server is away (a restart), a heartbeat waits for the channel
+    // to reconnect instead of failing at once with the last connect error, so
+    // the first heartbeat after the server is back is the one that lands.
+    // Bounded: a heartbeat stuck longer than this would let the lease lapse.
+    ctx.set_wait_for_ready(true);
     SetDeadline(ctx, std::max(absl::Seconds(2), options_.interval * 2));
     const absl::Status s = ToAbsl(stub_->Heartbeat(&ctx, req, &resp));
     absl::MutexLock lock(&mu_);
@@ -129,9 +133,12 @@ void LeaseKeeper::Loop() {
       }
       return;
     }
-    wait = std::min(
-        Backoff(++failures, options_.backoff_min, options_.backoff_max),
-        absl::Milliseconds(left));
+    // Retries stay close together while the lease is at stake: a gap as long
+    // as the worker's general backoff could straddle the lease's deadline.
+    const absl::Duration cap = std::min(
+        options_.backoff_max, std::max(options_.interval, absl::Seconds(1)));
+    wait = std::min(Backoff(++failures, options_.backoff_min, cap),
+                    absl::Milliseconds(left) / 2);
   }
 }
 
