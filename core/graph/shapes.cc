@@ -597,7 +597,8 @@ absl::StatusOr<std::map<std::string, std::vector<int64_t>>> InferShapes(
         !s.ok()) {
       return s;
     }
-    if (static_cast<int64_t>(tensor.data.size()) != tensor.size()) {
+    if (options.constant_data &&
+        static_cast<int64_t>(tensor.data.size()) != tensor.size()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "constant '", name, "' has shape ", ShapeToString(tensor.shape),
           " but ", tensor.data.size(), " values"));

@@ -54,6 +54,9 @@ struct ShapeOptions {
   // given input shapes. 2^31 float32 elements are 8 GiB: past that an
   // executor could not allocate the value anyway.
   int64_t max_tensor_elements = int64_t{1} << 31;
+  // False: constants are given by shape only and their data is not checked
+  // (an importer asking for the shapes of a graph it is still building).
+  bool constant_data = true;
 };
 
 // The shape of every value (graph inputs, constants, node outputs), by name,

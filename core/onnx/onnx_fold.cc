@@ -137,6 +137,48 @@ absl::Status Importer::ConvertShapeOp(const onnx::NodeProto& n) {
   return StoreOutput(n, std::move(out));
 }
 
+const std::vector<int64_t>* Importer::InferredShape(const std::string& name) {
+  const std::string value = Resolve(name);
+  if (defined_.count(name) == 0 || uninferred_.count(value) > 0) return nullptr;
+  // A value inference cannot shape stays so: its nodes are final.
+  uninferred_.insert(value);
+  Graph probe;
+  probe.inputs = graph_.inputs;
+  probe.nodes = graph_.nodes;
+  probe.outputs = {ValueInfo{value, {}}};
+  for (const Node& node : probe.nodes) {
+    for (const std::string& in : node.inputs) {
+      if (const ConstValue* c = Const(in)) probe.constants[in].shape = c->shape;
+    }
+  }
+  ShapeOptions shape_options;
+  shape_options.max_tensor_elements = options_.max_tensor_elements;
+  shape_options.constant_data = false;
+  std::vector<int64_t> dims;
+  for (int64_t batch : {1, 2}) {
+    std::map<std::string, std::vector<int64_t>> given;
+    for (const ValueInfo& in : graph_.inputs) {
+      std::vector<int64_t> d = in.shape;
+      std::replace(d.begin(), d.end(), kBatch, batch);
+      given[in.name] = d;
+    }
+    auto shapes = InferShapes(probe, given, shape_options);
+    if (!shapes.ok()) return nullptr;
+    auto it = shapes->find(value);
+    if (it == shapes->end()) return nullptr;
+    if (batch == 1) {
+      dims = it->second;
+      continue;
+    }
+    if (it->second.size() != dims.size()) return nullptr;
+    for (size_t d = 0; d < dims.size(); ++d) {
+      if (it->second[d] != dims[d]) dims[d] = kUnknownDim;
+    }
+  }
+  uninferred_.erase(value);
+  return &(shapes_[name] = std::move(dims));
+}
+
 absl::Status Importer::ConvertReshape(const onnx::NodeProto& n) {
   auto target = IntsInput(n, 1, "shape");
   if (!target.ok()) return target.status();

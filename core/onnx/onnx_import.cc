@@ -76,9 +76,14 @@ const std::set<std::string>& SupportedOps() {
   return *ops;
 }
 
-std::vector<int64_t> ShapeOf(const onnx::TypeProto& type) {
+// The dims of a value's declared type; nullopt when the type declares no
+// shape (unknown rank, which ONNX's own shape inference records for a
+// Reshape to a computed shape), as opposed to a declared rank-0 scalar.
+std::optional<std::vector<int64_t>> ShapeOf(const onnx::TypeProto& type) {
+  if (!type.has_tensor_type() || !type.tensor_type().has_shape()) {
+    return std::nullopt;
+  }
   std::vector<int64_t> dims;
-  if (!type.has_tensor_type() || !type.tensor_type().has_shape()) return dims;
   for (const auto& d : type.tensor_type().shape().dim()) {
     dims.push_back(d.has_dim_value() ? d.dim_value() : kUnknownDim);
   }
@@ -122,8 +127,11 @@ absl::StatusOr<Graph> Importer::Run() {
     read_.insert(n.input().begin(), n.input().end());
   }
   for (const auto& vi : g.output()) read_.insert(vi.name());
-  for (const auto& vi : g.value_info()) shapes_[vi.name()] = ShapeOf(vi.type());
-  for (const auto& vi : g.output()) shapes_[vi.name()] = ShapeOf(vi.type());
+  for (const auto* list : {&g.value_info(), &g.output()}) {
+    for (const auto& vi : *list) {
+      if (auto dims = ShapeOf(vi.type())) shapes_[vi.name()] = *std::move(dims);
+    }
+  }
   for (const auto& vi : g.input()) {
     if (consts_.count(vi.name())) continue;  // An initializer with a default.
     if (!defined_.insert(vi.name()).second) {
@@ -138,13 +146,14 @@ absl::StatusOr<Graph> Importer::Run() {
                        onnx::TensorProto::DataType_Name(tt.elem_type()),
                        "; only float32 inputs are supported"));
     }
-    std::vector<int64_t> dims = ShapeOf(vi.type());
-    if (!tt.has_shape()) {
+    std::optional<std::vector<int64_t>> declared = ShapeOf(vi.type());
+    if (!declared.has_value()) {
       return absl::InvalidArgumentError(
           absl::StrCat("input '", vi.name(),
                        "' has no shape; a static shape (batch "
                        "excepted) is required"));
     }
+    std::vector<int64_t> dims = *std::move(declared);
     if (dims.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "input '", vi.name(), "' has rank 0; a tensor input is required"));

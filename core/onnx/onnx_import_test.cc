@@ -282,6 +282,64 @@ TEST(OnnxImportTest, SlicesCropComputedTensorsAndFoldConstants) {
   }
 }
 
+// A channel shuffle as torch exports it: Reshape to a 5-D shape computed
+// from Shape(x), Transpose, Reshape back, then chunk()'s Slice. ONNX's shape
+// inference leaves the shuffled tensors without a shape (unknown rank, not
+// a scalar); the Slice still needs the channel count, which the importer
+// infers from the nodes before it.
+TEST(OnnxImportTest, InfersShapesOnnxLeavesOpen) {
+  ModelBuilder b;
+  b.Node("Shape", {"x"}, {"shape"});
+  auto* index = b.graph->add_initializer();
+  index->set_name("batch_index");
+  index->set_data_type(onnx::TensorProto::INT64);
+  index->add_int64_data(0);  // Scalar index: the batch.
+  b.Node("Gather", {"shape", "batch_index"}, {"n"});
+  b.Ints("zero", {0});
+  b.Node("Unsqueeze", {"n", "zero"}, {"n1"});
+  b.Ints("groups", {2, 2, 6, 6});
+  SetIntAttr(b.Node("Concat", {"n1", "groups"}, {"five_d"}), "axis", 0);
+  b.Node("Reshape", {"x", "five_d"}, {"g"}, "group");
+  auto* t = b.Node("Transpose", {"g"}, {"gt"}, "shuffle");
+  auto* perm = t->add_attribute();
+  perm->set_name("perm");
+  perm->set_type(onnx::AttributeProto::INTS);
+  for (int64_t p : {0, 2, 1, 3, 4}) perm->add_ints(p);
+  b.Ints("flat", {-1, 6, 6});
+  SetIntAttr(b.Node("Concat", {"n1", "flat"}, {"four_d"}), "axis", 0);
+  b.Node("Reshape", {"gt", "four_d"}, {"s"}, "ungroup");
+  b.Ints("start", {2});
+  b.Ints("end", {1000});
+  b.Ints("axis", {1});
+  b.Node("Slice", {"s", "start", "end", "axis"}, {"y"}, "chunk");
+  b.Output("y", {-1, 2, 6, 6});
+  auto g = ImportOnnxBytes(b.Bytes(), "");
+  ASSERT_TRUE(g.ok()) << g.status();
+  ASSERT_EQ(CountOps(*g, Op::kPad), 1);
+
+  auto executor = runtime::Executor::Create(*g);
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  for (const int64_t batch : {1, 3}) {
+    Tensor x{{batch, 4, 6, 6}, {}};
+    for (int64_t i = 0; i < x.size(); ++i) x.data.push_back(i);
+    auto out = (*executor)->Run({x});
+    ASSERT_TRUE(out.ok()) << out.status();
+    const Tensor& y = (*out)[0];
+    ASSERT_EQ(y.shape, (std::vector<int64_t>{batch, 2, 6, 6}));
+    // Shuffled channel order is 0, 2, 1, 3; the second half is 1, 3.
+    for (int64_t n = 0; n < batch; ++n) {
+      for (int64_t c = 0; c < 2; ++c) {
+        const int64_t source = c == 0 ? 1 : 3;
+        for (int64_t i = 0; i < 36; ++i) {
+          ASSERT_EQ(y.data[(n * 2 + c) * 36 + i],
+                    x.data[(n * 4 + source) * 36 + i])
+              << n << "," << c << "," << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(OnnxImportTest, RefusesSlicesItCannotRun) {
   struct Case {
     std::vector<int64_t> starts, ends, axes, steps;

@@ -127,9 +127,14 @@ class Importer {
     auto it = consts_.find(Resolve(name));
     return it == consts_.end() ? nullptr : &it->second;
   }
-  // Static shape of a value; kUnknownDim where shape inference left a dim
-  // open. Empty optional when the rank is unknown.
-  const std::vector<int64_t>* Shape(const std::string& name) const {
+  // The shape of a value (kUnknownDim where a dim is open): a constant's, the
+  // one its ONNX type declares, or else the one InferredShape finds; nullptr
+  // when none is known.
+  const std::vector<int64_t>* Shape(const std::string& name) {
+    if (const std::vector<int64_t>* s = DeclaredShape(name)) return s;
+    return InferredShape(name);
+  }
+  const std::vector<int64_t>* DeclaredShape(const std::string& name) const {
     if (const ConstValue* c = Const(name)) return &c->shape;
     auto it = shapes_.find(name);
     if (it != shapes_.end()) return &it->second;
@@ -193,6 +198,12 @@ class Importer {
   // InferShapes on graph_ with every batch dim 1, within
   // options_.max_tensor_elements: no intermediate may exceed the budget.
   Status CheckShapesAtBatch1() const;
+  // The shape of the computed value `name` from InferShapes on the nodes
+  // emitted so far (run at batch 1 and 2: a dim that differs is the batch,
+  // kUnknownDim), for values whose ONNX type declares none. Cached in
+  // shapes_; nullptr when the value is not computed or inference fails.
+  const std::vector<int64_t>* InferredShape(const std::string& name);
+  std::set<std::string> uninferred_;  // Values InferredShape failed on.
 
   const onnx::ModelProto& model_;
   int64_t opset_;
