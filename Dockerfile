@@ -30,11 +30,14 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DESB_WERROR=ON \
  && install -s build/server/esb-server build/worker/esb-worker \
       build/fpga_agent/esb-agent build/client/esbctl /out/
 
-# What every runtime target shares: the user and its home (the data, work
-# and model directories live under it; mount volumes there).
+# What every runtime target shares: the user and its home, with the data,
+# work and model directories under it owned by the user (a volume mounted on
+# one starts with that owner).
 FROM debian:12-slim AS runtime
 RUN useradd --system --uid 10001 --user-group --create-home \
-      --home-dir /var/lib/esb --shell /usr/sbin/nologin esb
+      --home-dir /var/lib/esb --shell /usr/sbin/nologin esb \
+ && install -d -o esb -g esb /var/lib/esb/data /var/lib/esb/work \
+      /var/lib/esb/models
 
 # The job service. gRPC on 50051, metrics on 9101, jobs and blobs in
 # /var/lib/esb/data.
@@ -72,6 +75,7 @@ RUN apt-get update -qq \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/esb-worker /usr/local/bin/esb-worker
 USER esb
+VOLUME /var/lib/esb/work
 EXPOSE 9102
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
   CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9102"]

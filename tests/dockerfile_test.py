@@ -13,6 +13,8 @@
   the target's apt-get install names, and every package named is a real
   Debian package (installed here).
 - The build stage builds every binary copied out of it.
+- Every VOLUME is a directory the image creates owned by the target's
+  user (a fresh volume takes that owner; root's would be unwritable).
 - The serving targets' HEALTHCHECK is `esbctl health` on the port their
   CMD listens on (the worker, which serves no gRPC, checks its metrics
   port), and every flag of each CMD is one the binary takes.
@@ -262,6 +264,24 @@ class DockerfileTest(unittest.TestCase):
                 kinds = [ins for ins, _ in body]
                 last_run = max(i for i, k in enumerate(kinds) if k == "RUN")
                 self.assertGreater(kinds.index("USER"), last_run)
+
+    def test_volumes_belong_to_the_user(self):
+        for target in TARGETS:
+            with self.subTest(target=target):
+                user = self.instructions(target, "USER")[0]
+                owned = set()
+                for run in self.instructions(target, "RUN"):
+                    for command in re.split(r"&&|;", run):
+                        words = shlex.split(command)
+                        if words[:2] == ["install", "-d"] and \
+                                "-o" in words and \
+                                words[words.index("-o") + 1] == user:
+                            owned.update(w for w in words if
+                                         w.startswith("/"))
+                for volume in self.instructions(target, "VOLUME"):
+                    self.assertIn(volume, owned)
+                    # Under the user's home (useradd --home-dir).
+                    self.assertTrue(volume.startswith("/var/lib/esb/"))
 
     def exec_form(self, text):
         import json
