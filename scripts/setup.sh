@@ -2,20 +2,24 @@
 # Installs the Debian packages ESB needs (when missing) and builds it into
 # build/. Run as root on Debian 12. Safe to run again: it only installs what
 # is missing and rebuilds what changed.
+#
+#   bash scripts/setup.sh                    # install what is missing, build
+#   bash scripts/setup.sh --print-packages   # only print the package list
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# ocl-icd-opencl-dev is only recommended by libdnnl-dev, but Debian's oneDNN
-# CMake config requires OpenCL (its GPU runtime is OpenCL).
-PACKAGES=(
-  build-essential cmake ccache pkg-config clang-format clang-tidy
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libdnnl-dev ocl-icd-opencl-dev prometheus-cpp-dev libonnx-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
-  zlib1g-dev libpng-dev libjpeg62-turbo-dev libssl-dev dataset-fashion-mnist
-  libonnx-testdata python3-grpcio python3-protobuf python3-numpy python3-onnx
-  python3-torch
-)
+# One package per line in scripts/packages.txt (the Dockerfile installs the
+# same file); `#` starts a comment.
+mapfile -t PACKAGES < <(sed -e 's/#.*//' scripts/packages.txt | tr -s ' \t' '\n' \
+  | sed '/^$/d')
+if ((${#PACKAGES[@]} == 0)); then
+  echo "setup: no packages in scripts/packages.txt" >&2
+  exit 1
+fi
+if [[ ${1:-} == --print-packages ]]; then
+  printf '%s\n' "${PACKAGES[@]}"
+  exit 0
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

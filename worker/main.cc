@@ -45,8 +45,11 @@ ABSL_FLAG(std::string, work_dir, "",
           "Folder for the blob cache (blobs/) and the jobs' files (jobs/).");
 ABSL_FLAG(int, concurrency, 1, "Jobs run at once.");
 ABSL_FLAG(std::optional<int>, metrics_port, std::nullopt,
-          "Serve Prometheus metrics on 127.0.0.1:PORT (0: a free port, "
+          "Serve Prometheus metrics on --metrics-host:PORT (0: a free port, "
           "printed).");
+ABSL_FLAG(std::string, metrics_host, "127.0.0.1",
+          "Address the metrics endpoint binds (0.0.0.0: every interface, "
+          "for a Prometheus on another host or container).");
 ABSL_FLAG(std::string, job_memory_limit, "8G",
           "Address-space limit of each job's process, in bytes (suffixes "
           "K, M, G).");
@@ -88,8 +91,9 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "runs ESB quantization jobs leased from esb-server.\n\n"
       "  esb-worker --server HOST:PORT --work-dir DIR [--concurrency N]\n"
-      "             [--metrics-port P] [--job-memory-limit BYTES]\n"
-      "             [--threads N] [--name NAME] [--heartbeat-ms MS]\n\n"
+      "             [--metrics-port P] [--metrics-host H]\n"
+      "             [--job-memory-limit BYTES] [--threads N] [--name NAME]\n"
+      "             [--heartbeat-ms MS]\n\n"
       "Each job runs in its own process under the memory limit. SIGTERM or\n"
       "SIGINT drains (running jobs finish); a second one stops at once.\n"
       "Flag names take dashes or underscores (--work-dir, --work_dir).");
@@ -162,15 +166,16 @@ int main(int argc, char** argv) {
   esb::worker::WorkerMetrics metrics(*registry);
   std::unique_ptr<prometheus::Exposer> exposer;
   if (std::optional<int> port = absl::GetFlag(FLAGS_metrics_port)) {
+    const std::string host = absl::GetFlag(FLAGS_metrics_host);
     try {  // prometheus-cpp (civetweb) reports a busy port by throwing.
-      exposer = std::make_unique<prometheus::Exposer>(
-          absl::StrCat("127.0.0.1:", *port));
+      exposer =
+          std::make_unique<prometheus::Exposer>(absl::StrCat(host, ":", *port));
     } catch (const std::exception& e) {
       return Fail(absl::StrCat("--metrics-port ", *port, ": ", e.what()));
     }
     exposer->RegisterCollectable(registry);
     const std::vector<int> ports = exposer->GetListeningPorts();
-    std::cout << "metrics listening on 127.0.0.1:"
+    std::cout << "metrics listening on " << host << ":"
               << (ports.empty() ? *port : ports[0]) << std::endl;
   }
 
