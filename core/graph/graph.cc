@@ -66,6 +66,12 @@ absl::string_view OpName(Op op) {
       return "Identity";
     case Op::kPad:
       return "Pad";
+    case Op::kExpand:
+      return "Expand";
+    case Op::kResize:
+      return "Resize";
+    case Op::kLayerNorm:
+      return "LayerNormalization";
   }
   return "Unknown";
 }

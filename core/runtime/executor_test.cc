@@ -358,11 +358,14 @@ TEST(ExecutorTest, ElementwiseActivations) {
 
 // Activations, pooling, BN and Add after a Conv see oneDNN's blocked layout.
 TEST(ExecutorTest, OpsOnBlockedConvOutput) {
-  for (Op op :
-       {Op::kRelu, Op::kSigmoid, Op::kLeakyRelu, Op::kClip, Op::kHardSigmoid,
-        Op::kHardSwish, Op::kMaxPool, Op::kAveragePool, Op::kGlobalAveragePool,
-        Op::kBatchNorm, Op::kAdd, Op::kMul, Op::kSub, Op::kDiv, Op::kConcat,
-        Op::kTranspose, Op::kSoftmax, Op::kFlatten, Op::kPad}) {
+  for (Op op : {Op::kRelu,      Op::kSigmoid,     Op::kLeakyRelu,
+                Op::kClip,      Op::kHardSigmoid, Op::kHardSwish,
+                Op::kMaxPool,   Op::kAveragePool, Op::kGlobalAveragePool,
+                Op::kBatchNorm, Op::kAdd,         Op::kMul,
+                Op::kSub,       Op::kDiv,         Op::kConcat,
+                Op::kTranspose, Op::kSoftmax,     Op::kFlatten,
+                Op::kPad,       Op::kExpand,      Op::kResize,
+                Op::kLayerNorm}) {
     Graph g;
     g.inputs.push_back({"x", {kBatch, 3, 9, 9}});
     g.constants["w"] = Random({20, 3, 3, 3}, 30);
@@ -375,6 +378,19 @@ TEST(ExecutorTest, OpsOnBlockedConvOutput) {
     node.attrs.ceil_mode = true;
     node.attrs.perm = {0, 2, 3, 1};
     if (op == Op::kPad) node.attrs.pads = {0, 1, 0, 0, 0, 0, 2, 1};
+    if (op == Op::kExpand) node.attrs.shape = {2, 1, 1, 1, 1};
+    if (op == Op::kResize) {
+      node.attrs.resize.mode = graph::ResizeMethod::Mode::kLinear;
+      node.attrs.shape = {11, 5};
+      node.attrs.scales = {1.0f, 1.0f, 11.0f / 7.0f, 5.0f / 7.0f};
+    }
+    if (op == Op::kLayerNorm) {
+      node.attrs.axis = 1;
+      g.constants["gamma"] = Random({20, 7, 7}, 35);
+      g.constants["beta"] = Random({20, 7, 7}, 36);
+      node.inputs.push_back("gamma");
+      node.inputs.push_back("beta");
+    }
     if (op == Op::kBatchNorm) {
       for (const char* p : {"s", "t", "u"}) {
         g.constants[p] = Random({20}, 31);

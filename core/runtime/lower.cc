@@ -287,6 +287,15 @@ absl::Status PlanBuilder::Lower(int node_index) {
     case Op::kSoftmax:
       LowerSoftmax(node);
       break;
+    case Op::kExpand:
+      LowerExpand(node);
+      break;
+    case Op::kResize:
+      LowerResize(node);
+      break;
+    case Op::kLayerNorm:
+      LowerLayerNorm(node);
+      break;
     case Op::kPad:
       LowerPad(node);
       break;
@@ -815,6 +824,61 @@ void PlanBuilder::LowerPad(const Node& node) {
       },
       {x, dst});
   Define(node.outputs[0], dst);
+}
+
+void PlanBuilder::LowerExpand(const Node& node) {
+  const Value x = AsPlain(node.inputs[0]);
+  const Value dst = NewArena(PlainDesc(ShapeOf(node.outputs[0])));
+  AddLoop(
+      [x_shape = ShapeOf(node.inputs[0]), y_shape = ShapeOf(node.outputs[0])](
+          absl::Span<float* const> p) { Expand(p[0], x_shape, p[1], y_shape); },
+      {x, dst});
+  Define(node.outputs[0], dst);
+}
+
+void PlanBuilder::LowerResize(const Node& node) {
+  const Value x = AsPlain(node.inputs[0]);
+  const std::vector<int64_t>& y_shape = ShapeOf(node.outputs[0]);
+  const Value dst = NewArena(PlainDesc(y_shape));
+  AddLoop(
+      [x_shape = ShapeOf(node.inputs[0]), method = node.attrs.resize,
+       scales = node.attrs.scales, out_h = y_shape[2],
+       out_w = y_shape[3]](absl::Span<float* const> p) {
+        Resize(p[0], x_shape, method, scales, out_h, out_w, p[1]);
+      },
+      {x, dst});
+  Define(node.outputs[0], dst);
+}
+
+void PlanBuilder::LowerLayerNorm(const Node& node) {
+  // oneDNN normalizes the last dim: the input viewed as [outer, inner].
+  const std::vector<int64_t>& x_shape = ShapeOf(node.inputs[0]);
+  const auto axis = static_cast<size_t>(node.attrs.axis);
+  const int64_t inner = graph::NumElements(
+      absl::MakeConstSpan(x_shape).subspan(axis, x_shape.size() - axis));
+  const int64_t outer =
+      graph::NumElements(absl::MakeConstSpan(x_shape).subspan(0, axis));
+  const Desc rows = PlainDesc({outer, inner});
+  const Value x{AsPlain(node.inputs[0]).buffer, rows};
+  const bool shift = node.inputs.size() > 2;
+  auto flags = dnnl::normalization_flags::use_scale;
+  if (shift) flags = flags | dnnl::normalization_flags::use_shift;
+  const dnnl::layer_normalization_forward::primitive_desc pd(
+      dnnl::layer_normalization_forward::desc(prop_kind::forward_inference,
+                                              rows, node.attrs.epsilon, flags),
+      ScratchpadAttr(), engine_);
+  const Value dst = NewArena(rows);
+  std::vector<std::pair<int, Value>> args = {
+      {DNNL_ARG_SRC, x},
+      {DNNL_ARG_SCALE,
+       Value{AsPlain(node.inputs[1]).buffer, PlainDesc({inner})}},
+      {DNNL_ARG_DST, dst}};
+  if (shift) {
+    args.push_back({DNNL_ARG_SHIFT,
+                    Value{AsPlain(node.inputs[2]).buffer, PlainDesc({inner})}});
+  }
+  AddPrimitive(dnnl::layer_normalization_forward(pd), args);
+  Define(node.outputs[0], Value{dst.buffer, PlainDesc(x_shape)});
 }
 
 }  // namespace esb::runtime::internal
