@@ -72,6 +72,8 @@ absl::string_view OpName(Op op) {
       return "Resize";
     case Op::kLayerNorm:
       return "LayerNormalization";
+    case Op::kGelu:
+      return "Gelu";
   }
   return "Unknown";
 }

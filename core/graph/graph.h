@@ -100,7 +100,13 @@ enum class Op {
   // epsilon) * scale + bias. inputs: X, scale, optional bias (constants of
   // X's normalized shape). attrs: axis (non-negative), epsilon.
   kLayerNorm,
+  // x * (1 + erf(x / sqrt(2))) / 2, the exact GELU (fused from its ONNX
+  // decomposition by passes.h).
+  kGelu,
 };
+
+// The IR's last op (readers of serialized ops check against it).
+inline constexpr Op kLastOp = Op::kGelu;
 
 absl::string_view OpName(Op op);
 

@@ -447,6 +447,7 @@ absl::StatusOr<Shape> NodeShape(const Node& node,
     case Op::kHardSwish:
     case Op::kSqrt:
     case Op::kErf:
+    case Op::kGelu:
     case Op::kIdentity:
       return x;
   }

@@ -478,6 +478,22 @@ absl::Status QdqWriter::WriteNode(const Node& node) {
         return s;
       }
       break;
+    case Op::kGelu: {
+      // No Gelu at this file's opset: its definition.
+      const std::string x = inputs[0];
+      const std::string root = layer + "/sqrt2";
+      AddFloats(root, {}, {std::sqrt(2.0f)});
+      AddNode("Div", layer + "/scaled", {x, root}, {layer + "/scaled"});
+      AddNode("Erf", layer + "/erf", {layer + "/scaled"}, {layer + "/erf"});
+      AddFloats(layer + "/one", {}, {1.0f});
+      AddNode("Add", layer + "/gate", {layer + "/erf", layer + "/one"},
+              {layer + "/gate"});
+      AddNode("Mul", layer + "/gated", {x, layer + "/gate"},
+              {layer + "/gated"});
+      AddFloats(layer + "/half", {}, {0.5f});
+      AddNode("Mul", layer, {layer + "/gated", layer + "/half"}, outputs);
+      break;
+    }
     case Op::kMatMul:
     case Op::kRelu:
     case Op::kSigmoid:

@@ -421,8 +421,9 @@ absl::Status Importer::ConvertLayerNorm(const onnx::NodeProto& n) {
   std::vector<int64_t> axes;
   for (int64_t d = axis; d < rank; ++d) axes.push_back(d);
   const std::string x = Resolve(n.input(0));
-  const std::string base = n.output(0);
-  auto add = [&](Op op, std::vector<std::string> inputs, std::string out) {
+  const std::string& base = n.output(0);
+  auto add = [&](Op op, std::vector<std::string> inputs,
+                 const std::string& out) {
     Node stat;
     stat.name = UniqueName(absl::StrCat(current_name_, "/", out));
     stat.op = op;

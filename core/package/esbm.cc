@@ -165,6 +165,8 @@ esb::v1::LayerOp ToProtoOp(Op op) {
       return esb::v1::LAYER_OP_RESIZE;
     case Op::kLayerNorm:
       return esb::v1::LAYER_OP_LAYER_NORMALIZATION;
+    case Op::kGelu:
+      return esb::v1::LAYER_OP_GELU;
   }
   return esb::v1::LAYER_OP_UNSPECIFIED;
 }
@@ -259,8 +261,7 @@ absl::StatusOr<Format> FromSpec(const esb::v1::FormatSpec& spec,
 
 absl::StatusOr<Op> FromProtoOp(esb::v1::LayerOp proto,
                                const std::string& layer) {
-  // Op::kLayerNorm is the IR's last op.
-  for (int i = 0; i <= static_cast<int>(Op::kLayerNorm); ++i) {
+  for (int i = 0; i <= static_cast<int>(graph::kLastOp); ++i) {
     const auto op = static_cast<Op>(i);
     if (proto != esb::v1::LAYER_OP_UNSPECIFIED && ToProtoOp(op) == proto) {
       return op;

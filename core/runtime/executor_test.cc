@@ -1,5 +1,6 @@
 #include "core/runtime/executor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "core/graph/passes.h"
 #include "core/graph/shapes.h"
 #include "core/runtime/reference.h"
 #include "gmock/gmock.h"
@@ -883,6 +885,75 @@ TEST(ExecutorTest, RuntimeGemmWeightsNeedUnitAlphaAndBeta) {
   auto e = Executor::Create(WithWeightsAsInput(g, "w"));
   ASSERT_EQ(e.status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_THAT(e.status().message(), HasSubstr("alpha 1"));
+}
+
+// GELU and layer normalization as torch exports them below opset 17
+// (ConvNeXt's blocks): Optimize fuses each into one node, and the fused
+// graph computes what the decomposition does.
+TEST(ExecutorTest, FusedGeluAndLayerNormMatchTheirDecomposition) {
+  Graph g;
+  g.inputs.push_back({"x", {kBatch, 5, 6, 8}});
+  g.outputs.push_back({"y", {}});
+  auto scalar = [&](const std::string& name, float v) {
+    g.constants[name] = Values({}, {v});
+  };
+  scalar("two", 2.0f);
+  scalar("eps", 1e-6f);
+  scalar("sqrt2", std::sqrt(2.0f));
+  scalar("one", 1.0f);
+  scalar("half", 0.5f);
+  g.constants["gamma"] = Random({8}, 41);
+  g.constants["beta"] = Random({8}, 42);
+  auto add = [&](const std::string& name, Op op,
+                 std::vector<std::string> inputs, Attributes attrs = {}) {
+    g.nodes.push_back({name, op, std::move(inputs), {name}, std::move(attrs)});
+  };
+  Attributes last_dim;
+  last_dim.axes = {3};
+  last_dim.keep_dims = true;
+  add("mean", Op::kReduceMean, {"x"}, last_dim);
+  add("d", Op::kSub, {"x", "mean"});
+  add("sq", Op::kPow, {"d", "two"});
+  add("var", Op::kReduceMean, {"sq"}, last_dim);
+  add("ve", Op::kAdd, {"var", "eps"});
+  add("std", Op::kSqrt, {"ve"});
+  add("n", Op::kDiv, {"d", "std"});
+  add("scaled", Op::kMul, {"n", "gamma"});
+  add("ln", Op::kAdd, {"beta", "scaled"});
+  add("t", Op::kDiv, {"ln", "sqrt2"});
+  add("e", Op::kErf, {"t"});
+  add("gate", Op::kAdd, {"e", "one"});
+  add("xg", Op::kMul, {"ln", "gate"});
+  add("y", Op::kMul, {"xg", "half"});
+  const Tensor x = Random({3, 5, 6, 8}, 43, -3.0f, 3.0f);
+  auto want = ReferenceRun(g, {x});
+  ASSERT_TRUE(want.ok()) << want.status();
+
+  Graph fused = g;
+  graph::Optimize(fused);
+  ASSERT_EQ(fused.nodes.size(), 2u);
+  EXPECT_EQ(fused.nodes[0].op, Op::kLayerNorm);
+  EXPECT_EQ(fused.nodes[0].attrs.axis, 3);
+  EXPECT_FLOAT_EQ(fused.nodes[0].attrs.epsilon, 1e-6f);
+  EXPECT_EQ(fused.nodes[1].op, Op::kGelu);
+  auto executor = Executor::Create(fused);
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  auto got = (*executor)->Run({x});
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectClose((*got)[0], (*want)[0], "fused");
+
+  // A mean over a dim that is not trailing is no layer normalization.
+  Graph other = g;
+  for (Node& node : other.nodes) {
+    if (node.op == Op::kReduceMean) node.attrs.axes = {2};
+  }
+  other.constants["gamma"] = Random({6, 1}, 41);
+  other.constants["beta"] = Random({6, 1}, 42);
+  graph::Optimize(other);
+  EXPECT_EQ(std::count_if(other.nodes.begin(), other.nodes.end(),
+                          [](const Node& n) { return n.op == Op::kLayerNorm; }),
+            0);
+  EXPECT_EQ(other.nodes.back().op, Op::kGelu);
 }
 
 }  // namespace

@@ -296,6 +296,10 @@ absl::Status PlanBuilder::Lower(int node_index) {
     case Op::kLayerNorm:
       LowerLayerNorm(node);
       break;
+    case Op::kGelu:
+      AddEltwise(node, algorithm::eltwise_gelu_erf, 0.0f, 0.0f,
+                 ScratchpadAttr());
+      break;
     case Op::kPad:
       LowerPad(node);
       break;

@@ -433,8 +433,9 @@ Tensor LayerNorm(const Node& node, const std::vector<const Tensor*>& in) {
     for (int64_t k = 0; k < inner; ++k) mean += row[k];
     mean /= static_cast<double>(inner);
     double var = 0.0;
-    for (int64_t k = 0; k < inner; ++k)
+    for (int64_t k = 0; k < inner; ++k) {
       var += (row[k] - mean) * (row[k] - mean);
+    }
     var /= static_cast<double>(inner);
     const double inv = 1.0 / std::sqrt(var + node.attrs.epsilon);
     for (int64_t k = 0; k < inner; ++k) {
@@ -535,6 +536,14 @@ absl::StatusOr<std::vector<Tensor>> ReferenceRun(
         break;
       case Op::kLayerNorm:
         y = LayerNorm(node, in);
+        break;
+      case Op::kGelu:
+        y = x;
+        for (float& v : y.data) {
+          const double d = v;
+          v = static_cast<float>(0.5 * d *
+                                 (1.0 + std::erf(d / std::sqrt(2.0))));
+        }
         break;
     }
     values[node.outputs[0]] = std::move(y);
