@@ -414,6 +414,26 @@ TEST(ExecutorTest, OpsOnBlockedConvOutput) {
   }
 }
 
+// RegNet's squeeze-excitation: a grouped conv of 8 channels per group
+// (oneDNN picks 8-channel blocks for it) times a per-channel gate computed
+// from it, and the same gate on an ungrouped conv's 16-channel blocks.
+TEST(ExecutorTest, ChannelGateOnBlockedConvOutputs) {
+  for (const int64_t group : {6, 1}) {
+    Graph g;
+    g.inputs.push_back({"x", {kBatch, 48, 10, 10}});
+    g.constants["w"] = Random({48, 48 / group, 3, 3}, 51);
+    Node conv{"conv", Op::kConv, {"x", "w"}, {"c"}, {}};
+    conv.attrs.group = group;
+    conv.attrs.pads = {1, 1, 1, 1};
+    g.nodes.push_back(conv);
+    g.nodes.push_back({"pool", Op::kGlobalAveragePool, {"c"}, {"p"}, {}});
+    g.nodes.push_back({"gate", Op::kSigmoid, {"p"}, {"s"}, {}});
+    g.nodes.push_back({"excite", Op::kMul, {"c", "s"}, {"y"}, {}});
+    g.outputs.push_back({"y", {}});
+    CheckBatches(g, {48, 10, 10}, 52, "group " + std::to_string(group));
+  }
+}
+
 // A blocked Conv output meets a plain graph input.
 TEST(ExecutorTest, MixedLayouts) {
   for (Op op : {Op::kAdd, Op::kMul, Op::kConcat}) {

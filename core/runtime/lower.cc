@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -690,14 +691,42 @@ void PlanBuilder::LowerBinary(const Node& node) {
     return;
   }
   // An operand of the output's shape keeps its layout; any other is viewed
-  // as plain with leading 1s up to the output's rank.
+  // as plain with leading 1s up to the output's rank, or, when the full
+  // operand is in a channel-blocked or channels-last layout, reordered into
+  // that layout too: oneDNN's optimized binary kernels broadcast only
+  // between operands of one layout (a plain [N, C, 1, 1] gate on a blocked
+  // tensor, as squeeze-excitation multiplies, runs on the reference kernel).
   auto operand = [&](const std::string& name) {
     if (ShapeOf(name) == y_shape) return Get(name);
     const Value v = AsPlain(name);
     return Value{v.buffer, PlainDesc(padded(ShapeOf(name)))};
   };
-  const Value a = operand(src0);
-  const Value b = operand(src1);
+  Value a = operand(src0);
+  Value b = operand(src1);
+  if (rank == 4 && b.desc != a.desc) {
+    // The full operand's layout, but oneDNN 2.6 has no optimized binary
+    // on 8-channel blocks (a grouped conv's output with 8 channels per
+    // group): channels-last there.
+    using tag = memory::format_tag;
+    auto layout = [&](tag t) {
+      return Desc(y_shape, memory::data_type::f32, t);
+    };
+    std::optional<tag> target;
+    if (a.desc == layout(tag::aBcd16b)) target = tag::aBcd16b;
+    if (a.desc == layout(tag::acdb)) target = tag::acdb;
+    if (a.desc == layout(tag::aBcd8b)) {
+      target = tag::acdb;
+      a = As(src0, layout(tag::acdb));
+    }
+    if (target.has_value()) {
+      const Desc like(padded(ShapeOf(src1)), memory::data_type::f32, *target);
+      const Value converted = NewArena(like);
+      AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(
+                       engine_, b.desc, engine_, like, ScratchpadAttr())),
+                   {{DNNL_ARG_FROM, b}, {DNNL_ARG_TO, converted}});
+      b = converted;
+    }
+  }
   algorithm alg = algorithm::binary_add;
   dnnl::primitive_attr attr = ScratchpadAttr();
   dnnl::post_ops undo_swap;
