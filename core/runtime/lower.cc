@@ -65,7 +65,110 @@ PlanBuilder::PlanBuilder(
       stream_(stream),
       weights_(weights),
       plan_(plan),
-      layers_(layers) {}
+      layers_(layers) {
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    for (const std::string& in : graph.nodes[i].inputs) {
+      readers_[in].push_back(static_cast<int>(i));
+    }
+  }
+  for (const graph::ValueInfo& out : graph.outputs) {
+    graph_outputs_.insert(out.name);
+  }
+}
+
+void PlanBuilder::FuseEpilogue(std::string& value, dnnl::post_ops& ops) {
+  auto free_to_fuse = [&](int i) {
+    return absorbed_.count(i) == 0 &&
+           (layers_ == nullptr || layers_->Find(i) == nullptr);
+  };
+  auto is_hard_swish_gate = [](const Node& n) {
+    return n.op == Op::kHardSigmoid &&
+           std::fabs(n.attrs.alpha - 1.0f / 6.0f) < 1e-6f &&
+           n.attrs.beta == 0.5f;
+  };
+  for (;;) {
+    if (graph_outputs_.count(value)) return;
+    auto it = readers_.find(value);
+    if (it == readers_.end()) return;
+    const std::vector<int>& r = it->second;
+    if (r.size() == 1 && free_to_fuse(r[0])) {
+      const Node& n = graph_.nodes[r[0]];
+      switch (n.op) {
+        case Op::kRelu:
+          ops.append_eltwise(1.0f, algorithm::eltwise_relu, 0.0f, 0.0f);
+          break;
+        case Op::kLeakyRelu:
+          ops.append_eltwise(1.0f, algorithm::eltwise_relu, n.attrs.alpha,
+                             0.0f);
+          break;
+        case Op::kClip:
+          ops.append_eltwise(1.0f, algorithm::eltwise_clip, n.attrs.min,
+                             n.attrs.max);
+          break;
+        case Op::kSigmoid:
+          ops.append_eltwise(1.0f, algorithm::eltwise_logistic, 0.0f, 0.0f);
+          break;
+        case Op::kHardSigmoid:
+          ops.append_eltwise(1.0f, algorithm::eltwise_linear, n.attrs.alpha,
+                             n.attrs.beta);
+          ops.append_eltwise(1.0f, algorithm::eltwise_clip, 0.0f, 1.0f);
+          break;
+        case Op::kHardSwish:
+          ops.append_eltwise(1.0f, algorithm::eltwise_hardswish, 1.0f / 6.0f,
+                             0.5f);
+          break;
+        case Op::kGelu:
+          ops.append_eltwise(1.0f, algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+          break;
+        default:
+          return;
+      }
+      absorbed_.insert(r[0]);
+      value = n.outputs[0];
+      continue;
+    }
+    // x * gate(x): the gate and the Mul are x's two readers, the Mul the
+    // gate's only one.
+    if (r.size() != 2 || r[0] == r[1]) return;
+    for (const int k : {0, 1}) {
+      const Node& gate = graph_.nodes[r[k]];
+      const Node& mul = graph_.nodes[r[1 - k]];
+      const bool swish = gate.op == Op::kSigmoid;
+      if (!(swish || is_hard_swish_gate(gate)) || mul.op != Op::kMul ||
+          !free_to_fuse(r[0]) || !free_to_fuse(r[1])) {
+        continue;
+      }
+      const std::string& g = gate.outputs[0];
+      auto gate_readers = readers_.find(g);
+      const bool pair = gate_readers != readers_.end() &&
+                        gate_readers->second == std::vector<int>{r[1 - k]} &&
+                        graph_outputs_.count(g) == 0 &&
+                        ((mul.inputs[0] == value && mul.inputs[1] == g) ||
+                         (mul.inputs[1] == value && mul.inputs[0] == g));
+      if (!pair) continue;
+      if (swish) {
+        ops.append_eltwise(1.0f, algorithm::eltwise_swish, 1.0f, 0.0f);
+      } else {
+        ops.append_eltwise(1.0f, algorithm::eltwise_hardswish, 1.0f / 6.0f,
+                           0.5f);
+      }
+      absorbed_.insert(r[0]);
+      absorbed_.insert(r[1]);
+      value = mul.outputs[0];
+      break;
+    }
+    if (absorbed_.count(r[0]) == 0) return;
+  }
+}
+
+dnnl::primitive_attr PlanBuilder::EpilogueAttr(
+    const graph::Activation& activation, std::string& value) {
+  dnnl::primitive_attr attr = ActivationAttr(activation);
+  dnnl::post_ops ops = attr.get_post_ops();
+  FuseEpilogue(value, ops);
+  attr.set_post_ops(ops);
+  return attr;
+}
 
 const std::vector<int64_t>& PlanBuilder::ShapeOf(
     const std::string& name) const {
@@ -226,6 +329,7 @@ absl::Status PlanBuilder::Lower(int node_index) {
   const Node& node = graph_.nodes[node_index];
   context_ =
       absl::StrCat("node '", node.name, "' (", graph::OpName(node.op), ")");
+  if (absorbed_.count(node_index)) return absl::OkStatus();  // Fused.
   if (const QuantizedLayer* layer =
           layers_ == nullptr ? nullptr : layers_->Find(node_index)) {
     return LowerQuantized(node_index, node, *layer);
@@ -309,6 +413,7 @@ absl::Status PlanBuilder::Lower(int node_index) {
 }
 
 absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
+  std::string out = node.outputs[0];  // Past any fused epilogue.
   const std::vector<int64_t>& x_shape = ShapeOf(node.inputs[0]);
   // A constant weight is packed once; a graph input is reordered into the
   // primitive's layout at each run (RuntimeWeights).
@@ -341,7 +446,7 @@ absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
                 src_any, w_any, dst_any, window->strides, dilations,
                 window->pads_begin, window->pads_end);
   const dnnl::convolution_forward::primitive_desc pd(
-      desc, ActivationAttr(node.attrs.activation), engine_);
+      desc, EpilogueAttr(node.attrs.activation, out), engine_);
 
   const Value src = As(node.inputs[0], pd.src_desc());
   const Desc plain_w(w_dims, memory::data_type::f32, PlainStrides(w_dims));
@@ -367,11 +472,12 @@ absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
   if (has_bias) args.push_back({DNNL_ARG_BIAS, AsPlain(node.inputs[2])});
   AddPrimitive(dnnl::convolution_forward(pd), args);
-  Define(node.outputs[0], dst);
+  Define(out, dst);
   return absl::OkStatus();
 }
 
 absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
+  std::string out = node.outputs[0];  // Past any fused epilogue.
   const graph::Attributes& attrs = node.attrs;
   const std::vector<int64_t>& a_shape = ShapeOf(node.inputs[0]);
   // A constant B (and C) is folded and packed once; a graph input B (C) is
@@ -435,8 +541,8 @@ absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
   const Desc w_any = AnyDesc({k, m});
   auto desc = has_bias ? dnnl::matmul::desc(a_desc, w_any, bias_desc, dst_desc)
                        : dnnl::matmul::desc(a_desc, w_any, dst_desc);
-  const dnnl::matmul::primitive_desc pd(desc, ActivationAttr(attrs.activation),
-                                        engine_);
+  const dnnl::matmul::primitive_desc pd(
+      desc, EpilogueAttr(attrs.activation, out), engine_);
 
   // alpha * op(B), packed once per layout.
   Value weights{-1, Desc()};
@@ -472,11 +578,12 @@ absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
                                              {DNNL_ARG_DST, dst}};
   if (has_bias) args.push_back({DNNL_ARG_BIAS, bias});
   AddPrimitive(dnnl::matmul(pd), args);
-  Define(node.outputs[0], dst);
+  Define(out, dst);
   return absl::OkStatus();
 }
 
 absl::Status PlanBuilder::LowerMatMul(int node_index, const Node& node) {
+  std::string out = node.outputs[0];  // Past any fused epilogue.
   const std::vector<int64_t>& a_shape = ShapeOf(node.inputs[0]);
   const graph::Tensor* b = graph_.FindConstant(node.inputs[1]);
   // Leading dims of A are rows of one 2-D product.
@@ -486,9 +593,36 @@ absl::Status PlanBuilder::LowerMatMul(int node_index, const Node& node) {
   const Value a = AsPlain(node.inputs[0]);
   const Desc a_desc = PlainDesc({rows, k});
   const Desc dst_desc = PlainDesc({rows, m});
+  // A following Add of a constant [m] (a Linear's bias, as exporters write
+  // it) becomes the product's bias, when the MatMul has no activation.
+  const graph::Tensor* bias = nullptr;
+  auto readers = readers_.find(out);
+  if (node.attrs.activation.kind == graph::Activation::Kind::kNone &&
+      readers != readers_.end() && readers->second.size() == 1 &&
+      graph_outputs_.count(out) == 0 &&
+      absorbed_.count(readers->second[0]) == 0 &&
+      (layers_ == nullptr || layers_->Find(readers->second[0]) == nullptr)) {
+    const Node& add = graph_.nodes[readers->second[0]];
+    if (add.op == Op::kAdd) {
+      const std::string& other =
+          add.inputs[0] == out ? add.inputs[1] : add.inputs[0];
+      const graph::Tensor* c = graph_.FindConstant(other);
+      const bool per_column = c != nullptr && c->size() == m &&
+                              !c->shape.empty() && c->shape.back() == m &&
+                              ShapeOf(add.outputs[0]) == ShapeOf(out);
+      if (per_column) {
+        bias = c;
+        absorbed_.insert(readers->second[0]);
+        out = add.outputs[0];
+      }
+    }
+  }
+  const Desc bias_desc = PlainDesc({1, m});
   const dnnl::matmul::primitive_desc pd(
-      dnnl::matmul::desc(a_desc, AnyDesc({k, m}), dst_desc),
-      ActivationAttr(node.attrs.activation), engine_);
+      bias != nullptr
+          ? dnnl::matmul::desc(a_desc, AnyDesc({k, m}), bias_desc, dst_desc)
+          : dnnl::matmul::desc(a_desc, AnyDesc({k, m}), dst_desc),
+      EpilogueAttr(node.attrs.activation, out), engine_);
   Value weights{-1, Desc()};
   if (b == nullptr) {
     absl::StatusOr<Value> runtime =
@@ -508,10 +642,16 @@ absl::Status PlanBuilder::LowerMatMul(int node_index, const Node& node) {
     weights = AddConstant((*packed)->storage->data(), (*packed)->desc);
   }
   const Value dst = NewArena(dst_desc);
-  AddPrimitive(dnnl::matmul(pd), {{DNNL_ARG_SRC, {a.buffer, a_desc}},
-                                  {DNNL_ARG_WEIGHTS, weights},
-                                  {DNNL_ARG_DST, dst}});
-  Define(node.outputs[0], {dst.buffer, PlainDesc(ShapeOf(node.outputs[0]))});
+  std::vector<std::pair<int, Value>> args = {{DNNL_ARG_SRC, {a.buffer, a_desc}},
+                                             {DNNL_ARG_WEIGHTS, weights},
+                                             {DNNL_ARG_DST, dst}};
+  if (bias != nullptr) {
+    args.push_back(
+        {DNNL_ARG_BIAS,
+         AddConstant(const_cast<float*>(bias->data.data()), bias_desc)});
+  }
+  AddPrimitive(dnnl::matmul(pd), args);
+  Define(out, {dst.buffer, PlainDesc(ShapeOf(out))});
   return absl::OkStatus();
 }
 
@@ -789,17 +929,18 @@ void PlanBuilder::LowerTranspose(const Node& node) {
   if (perm.empty()) {
     for (size_t i = x_shape.size(); i > 0; --i) perm.push_back(i - 1);
   }
-  // y[i...] = x[perm...]: x's buffer viewed with y's dims and permuted
-  // strides, reordered to plain.
-  const Value x = AsPlain(node.inputs[0]);
-  const Dims x_strides = PlainStrides(x_shape);
-  Dims strides;
-  for (int64_t p : perm) strides.push_back(x_strides[p]);
-  const Value view{x.buffer, Desc(y_shape, memory::data_type::f32, strides)};
+  // y[i...] = x[perm...]: one reorder from x, in whatever layout it is,
+  // into a buffer whose strides over x's dims make it plain y (dim perm[i]
+  // of x steps by y's stride i).
+  const Value x = Get(node.inputs[0]);
+  const Dims y_strides = PlainStrides(y_shape);
+  Dims strides(x_shape.size());
+  for (size_t i = 0; i < perm.size(); ++i) strides[perm[i]] = y_strides[i];
   const Value dst = NewArena(PlainDesc(y_shape));
+  const Value into{dst.buffer, Desc(x_shape, memory::data_type::f32, strides)};
   AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(
-                   engine_, view.desc, engine_, dst.desc, ScratchpadAttr())),
-               {{DNNL_ARG_FROM, view}, {DNNL_ARG_TO, dst}});
+                   engine_, x.desc, engine_, into.desc, ScratchpadAttr())),
+               {{DNNL_ARG_FROM, x}, {DNNL_ARG_TO, into}});
   Define(node.outputs[0], dst);
 }
 

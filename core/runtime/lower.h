@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,17 @@ class PlanBuilder {
                                        const dnnl::memory::desc& view,
                                        const dnnl::memory::desc& packed);
 
+  // Appends to `ops` the elementwise nodes that alone read `value` (its
+  // only readers, not graph outputs): Relu, Clip, LeakyRelu, Sigmoid,
+  // HardSigmoid, HardSwish, Gelu, and x * Sigmoid(x) (SiLU) or
+  // x * HardSigmoid(x) (HardSwish as opset 13 writes it). Those nodes are
+  // absorbed (Lower skips them) and `value` becomes the last one's output.
+  void FuseEpilogue(std::string& value, dnnl::post_ops& ops);
+  // ActivationAttr's post-ops then FuseEpilogue's for the output `value` of
+  // an FP32 producer.
+  dnnl::primitive_attr EpilogueAttr(const graph::Activation& activation,
+                                    std::string& value);
+
   absl::Status LowerConv(int node_index, const graph::Node& node);
   absl::Status LowerGemm(int node_index, const graph::Node& node);
   absl::Status LowerMatMul(int node_index, const graph::Node& node);
@@ -106,7 +118,10 @@ class PlanBuilder {
   std::string context_;  // Of the node being lowered.
   std::map<std::string, Value> values_;
   std::map<std::string, std::vector<Value>> layouts_;  // Reordered copies.
-  const QuantizedLayers* layers_;                      // May be null.
+  std::map<std::string, std::vector<int>> readers_;    // Node indices.
+  std::set<std::string> graph_outputs_;
+  std::set<int> absorbed_;         // Nodes fused into a producer's epilogue.
+  const QuantizedLayers* layers_;  // May be null.
   // Integer views by value, format, scale and layout (esb_lower.cc).
   std::map<std::string, Value> integer_values_;
   absl::Status status_;
