@@ -434,6 +434,39 @@ TEST(ExecutorTest, ChannelGateOnBlockedConvOutputs) {
   }
 }
 
+// Epilogues the executor fuses into the producing primitive (SiLU, the
+// opset-13 HardSwish, a Linear's bias Add then Gelu) compute what the
+// separate nodes do, also when an intermediate is a graph output and so
+// cannot be fused.
+TEST(ExecutorTest, FusedEpiloguesMatchTheReference) {
+  for (const bool expose : {false, true}) {
+    Graph g;
+    g.inputs.push_back({"x", {kBatch, 3, 9, 9}});
+    g.constants["w1"] = Random({16, 3, 3, 3}, 61);
+    g.constants["w2"] = Random({24, 16, 1, 1}, 62);
+    g.constants["m"] = Random({7, 12}, 63);
+    g.constants["b"] = Random({12}, 64);
+    g.nodes.push_back({"conv1", Op::kConv, {"x", "w1"}, {"c1"}, {}});
+    g.nodes.push_back({"sig", Op::kSigmoid, {"c1"}, {"s1"}, {}});
+    g.nodes.push_back({"silu", Op::kMul, {"s1", "c1"}, {"a1"}, {}});
+    g.nodes.push_back({"conv2", Op::kConv, {"a1", "w2"}, {"c2"}, {}});
+    Attributes hard;
+    hard.alpha = 1.0f / 6.0f;
+    hard.beta = 0.5f;
+    g.nodes.push_back({"hsig", Op::kHardSigmoid, {"c2"}, {"h2"}, hard});
+    g.nodes.push_back({"hswish", Op::kMul, {"c2", "h2"}, {"a2"}, {}});
+    g.nodes.push_back({"fc", Op::kMatMul, {"a2", "m"}, {"f"}, {}});
+    g.nodes.push_back({"bias", Op::kAdd, {"b", "f"}, {"fb"}, {}});
+    g.nodes.push_back({"gelu", Op::kGelu, {"fb"}, {"y"}, {}});
+    g.outputs.push_back({"y", {}});
+    if (expose) {
+      g.outputs.push_back({"s1", {}});
+      g.outputs.push_back({"f", {}});
+    }
+    CheckBatches(g, {3, 9, 9}, 65, expose ? "exposed" : "fused");
+  }
+}
+
 // A blocked Conv output meets a plain graph input.
 TEST(ExecutorTest, MixedLayouts) {
   for (Op op : {Op::kAdd, Op::kMul, Op::kConcat}) {
