@@ -501,6 +501,11 @@ absl::Status Importer::ConvertPad(const onnx::NodeProto& n) {
   for (int64_t p : pads) {
     if (p < 0) return Fail(n, "negative pads (cropping) are not supported");
   }
+  if (std::all_of(pads.begin(), pads.end(), [](int64_t p) { return p == 0; })) {
+    // Nothing to pad (torch writes one before each AveragePool).
+    alias_[n.output(0)] = Resolve(n.input(0));
+    return absl::OkStatus();
+  }
   Node& node = Emit(n, Op::kPad);
   node.attrs.pads = pads;
   node.attrs.value = value;

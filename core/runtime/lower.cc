@@ -657,9 +657,22 @@ absl::Status PlanBuilder::LowerMatMul(int node_index, const Node& node) {
 
 void PlanBuilder::LowerBatchNorm(const Node& node) {
   const Value x = Get(node.inputs[0]);
-  const auto flags = dnnl::normalization_flags::use_global_stats |
-                     dnnl::normalization_flags::use_scale |
-                     dnnl::normalization_flags::use_shift;
+  auto flags = dnnl::normalization_flags::use_global_stats |
+               dnnl::normalization_flags::use_scale |
+               dnnl::normalization_flags::use_shift;
+  // A BatchNorm no conv could take (DenseNet's, after a Concat) and the
+  // Relu that alone follows it run as one primitive.
+  std::string out = node.outputs[0];
+  auto readers = readers_.find(out);
+  if (readers != readers_.end() && readers->second.size() == 1 &&
+      graph_outputs_.count(out) == 0 &&
+      graph_.nodes[readers->second[0]].op == Op::kRelu &&
+      absorbed_.count(readers->second[0]) == 0 &&
+      (layers_ == nullptr || layers_->Find(readers->second[0]) == nullptr)) {
+    flags = flags | dnnl::normalization_flags::fuse_norm_relu;
+    absorbed_.insert(readers->second[0]);
+    out = graph_.nodes[readers->second[0]].outputs[0];
+  }
   const dnnl::batch_normalization_forward::primitive_desc pd(
       dnnl::batch_normalization_forward::desc(
           prop_kind::forward_inference, x.desc, node.attrs.epsilon, flags),
@@ -672,7 +685,7 @@ void PlanBuilder::LowerBatchNorm(const Node& node) {
                 {DNNL_ARG_MEAN, AsPlain(node.inputs[3])},
                 {DNNL_ARG_VARIANCE, AsPlain(node.inputs[4])},
                 {DNNL_ARG_DST, dst}});
-  Define(node.outputs[0], dst);
+  Define(out, dst);
 }
 
 void PlanBuilder::LowerEltwise(const Node& node) {
@@ -901,14 +914,44 @@ void PlanBuilder::LowerBinary(const Node& node) {
 }
 
 void PlanBuilder::LowerConcat(const Node& node) {
+  // One layout for every input and the output, the one holding most of the
+  // inputs' bytes already, so oneDNN copies blocks (a mix falls to its
+  // reference concat) and the layout carries on down a chain of concats
+  // (DenseNet) instead of returning to plain at each.
+  std::optional<memory::format_tag> common;
+  if (ShapeOf(node.outputs[0]).size() == 4) {
+    using tag = memory::format_tag;
+    size_t best = 0;
+    for (const tag t : {tag::abcd, tag::acdb, tag::aBcd16b, tag::aBcd8b}) {
+      size_t bytes = 0;
+      for (const std::string& name : node.inputs) {
+        const Desc in = Get(name).desc;
+        if (in == Desc(ShapeOf(name), memory::data_type::f32, t)) {
+          bytes += in.get_size();
+        }
+      }
+      if (bytes > best) {
+        best = bytes;
+        common = t;
+      }
+    }
+  }
   std::vector<Value> inputs;
   std::vector<Desc> descs;
   for (const std::string& name : node.inputs) {
-    inputs.push_back(Get(name));
+    inputs.push_back(
+        common ? As(name, Desc(ShapeOf(name), memory::data_type::f32, *common))
+               : Get(name));
     descs.push_back(inputs.back().desc);
   }
-  const dnnl::concat::primitive_desc pd(static_cast<int>(node.attrs.axis),
-                                        descs, engine_, ScratchpadAttr());
+  const dnnl::concat::primitive_desc pd =
+      common
+          ? dnnl::concat::primitive_desc(
+                Desc(ShapeOf(node.outputs[0]), memory::data_type::f32, *common),
+                static_cast<int>(node.attrs.axis), descs, engine_,
+                ScratchpadAttr())
+          : dnnl::concat::primitive_desc(static_cast<int>(node.attrs.axis),
+                                         descs, engine_, ScratchpadAttr());
   const Value dst = NewArena(pd.dst_desc());
   std::vector<std::pair<int, Value>> args = {{DNNL_ARG_DST, dst}};
   for (size_t i = 0; i < inputs.size(); ++i) {
