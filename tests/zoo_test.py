@@ -65,8 +65,13 @@ def check_fp32(esbctl, folder, name):
     return rel, problems
 
 
-def check_quantize(esbctl, folder, name, calib):
+def check_quantize(esbctl, folder, name):
     model = os.path.join(folder, name + ".onnx")
+    # Calibration images of the model's input size.
+    side = np.load(os.path.join(folder, name + ".npy")).shape[-1]
+    calib = os.path.join(folder, name + ".calib.npy")
+    rng = np.random.default_rng(7)
+    np.save(calib, rng.standard_normal((8, 3, side, side)).astype("float32"))
     out = os.path.join(folder, name + ".q")
     done = run([esbctl, "quantize", model, "--calib", calib, "--calib-count",
                 "8", "--sb", "2", "-o", out, "--quiet", "--json"])
@@ -103,14 +108,10 @@ def main():
              os.path.join(args.source_dir, "scripts", "export_zoo.py"),
              "--out", folder, "--models", ",".join(models), "--batch", "2"],
             timeout=1200)
-        calib = os.path.join(folder, "calib.npy")
-        rng = np.random.default_rng(7)
-        np.save(calib, rng.standard_normal((8, 3, 224, 224)).astype("float32"))
         for name in models:
             try:
                 rel, problems = check_fp32(args.esbctl, folder, name)
-                count, q_problems = check_quantize(args.esbctl, folder, name,
-                                                   calib)
+                count, q_problems = check_quantize(args.esbctl, folder, name)
                 problems += q_problems
             except (RuntimeError, subprocess.TimeoutExpired, KeyError,
                     ValueError) as e:
