@@ -1,0 +1,82 @@
+#include "core/runtime/cpu_paths.h"
+
+#include <sys/utsname.h>
+
+#include <iostream>
+#include <string>
+
+#include "core/esb/quantize.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "oneapi/dnnl/dnnl.hpp"
+
+namespace esb::runtime {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+uint32_t Bits(dnnl::cpu_isa isa) { return static_cast<uint32_t>(isa); }
+
+TEST(CpuPathsTest, VnniOnX86TakesTheInt8FastPath) {
+  for (dnnl::cpu_isa isa :
+       {dnnl::cpu_isa::avx512_core_vnni, dnnl::cpu_isa::avx512_core_bf16,
+        dnnl::cpu_isa::avx512_core_amx, dnnl::cpu_isa::avx2_vnni}) {
+    const CpuPaths p = CpuPathsFor("x86_64", Bits(isa), true);
+    EXPECT_THAT(p.no_int8_reason, IsEmpty()) << p.dnnl_isa;
+  }
+  const CpuPaths p =
+      CpuPathsFor("x86_64", Bits(dnnl::cpu_isa::avx512_core_vnni), true);
+  EXPECT_EQ(DescribeCpuPaths(p),
+            "cpu x86_64: oneDNN ISA avx512_core_vnni; ESB layers on the int8 "
+            "fast path (oneDNN native int8); quantizer AVX2");
+}
+
+TEST(CpuPathsTest, X86WithoutVnniTakesTheReferencePath) {
+  for (dnnl::cpu_isa isa : {dnnl::cpu_isa::avx2, dnnl::cpu_isa::avx512_core,
+                            dnnl::cpu_isa::sse41}) {
+    const CpuPaths p = CpuPathsFor("x86_64", Bits(isa), true);
+    EXPECT_THAT(p.no_int8_reason, HasSubstr("no VNNI")) << p.dnnl_isa;
+  }
+  EXPECT_EQ(CpuPathsFor("x86_64", Bits(dnnl::cpu_isa::avx2), true).dnnl_isa,
+            "avx2");
+}
+
+TEST(CpuPathsTest, Arm64TakesTheReferencePathAndScalarQuantizer) {
+  // oneDNN's query answers "all" on aarch64.
+  const CpuPaths p = CpuPathsFor("aarch64", Bits(dnnl::cpu_isa::all), false);
+  EXPECT_EQ(p.dnnl_isa, "default");
+  EXPECT_EQ(DescribeCpuPaths(p),
+            "cpu aarch64: oneDNN ISA default; ESB layers on the reference "
+            "path (oneDNN has no native int8 kernels for aarch64 CPUs like "
+            "this one; the int8 fast path needs x86-64 VNNI); quantizer "
+            "scalar");
+}
+
+TEST(CpuPathsTest, UnknownIsaIsPrintedInHex) {
+  EXPECT_EQ(CpuPathsFor("x86_64", 0x12345, false).dnnl_isa, "0x12345");
+}
+
+// The line of the machine the test runs on (under qemu-aarch64 for the
+// arm64 build): its architecture, oneDNN's own answer, the quantizer's.
+TEST(CpuPathsTest, ThisMachineIsDescribedAsItRuns) {
+  absl::StatusOr<CpuPaths> p = DetectCpuPaths();
+  ASSERT_TRUE(p.ok()) << p.status();
+  utsname name{};
+  ASSERT_EQ(uname(&name), 0);
+  EXPECT_EQ(p->arch, std::string{name.machine});
+  EXPECT_EQ(p->vector_quantize, HasVectorKernels());
+  const uint32_t isa = Bits(dnnl::get_effective_cpu_isa());
+  EXPECT_EQ(DescribeCpuPaths(*p),
+            DescribeCpuPaths(CpuPathsFor(p->arch, isa, HasVectorKernels())));
+  EXPECT_EQ(CpuPathsLine(), DescribeCpuPaths(*p));
+#if defined(__aarch64__)
+  EXPECT_EQ(p->dnnl_isa, "default");
+  EXPECT_THAT(p->no_int8_reason, HasSubstr("aarch64"));
+  EXPECT_FALSE(p->vector_quantize);
+#endif
+  std::cout << CpuPathsLine() << "\n";
+}
+
+}  // namespace
+}  // namespace esb::runtime
