@@ -143,9 +143,9 @@ TEST_F(AgentHealthTest, LogsAndReportsTheCpusCodePaths) {
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(status.cpu(), line);
 #if defined(__aarch64__)
-  // The board's build: no x86 ISA for oneDNN to name, the reference path
-  // for ESB layers and the scalar quantizer.
-  EXPECT_THAT(line, StartsWith("cpu aarch64: oneDNN ISA default; ESB layers "
+  // The board's build on its CPU: NEON only, the reference path for ESB
+  // layers and the scalar quantizer.
+  EXPECT_THAT(line, StartsWith("cpu aarch64: oneDNN ISA asimd; ESB layers "
                                "on the reference path"));
   EXPECT_THAT(line, HasSubstr("quantizer scalar"));
 #elif defined(__x86_64__)

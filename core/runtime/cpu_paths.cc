@@ -18,8 +18,26 @@ constexpr absl::string_view kArch = "aarch64";
 constexpr absl::string_view kArch = "unknown";
 #endif
 
-// oneDNN's name of an ISA its query returns.
-std::string IsaName(uint32_t isa) {
+// oneDNN's name of an ISA its query returns on `arch`. On aarch64 oneDNN
+// answers with its own values in the same enum (src/cpu/aarch64/
+// cpu_isa_traits.hpp): asimd 0x1, then SVE of 128 to 512 bits.
+std::string IsaName(absl::string_view arch, uint32_t isa) {
+  if (arch == "aarch64") {
+    switch (isa) {
+      case 0x1:
+        return "asimd";
+      case 0x3:
+        return "sve_128";
+      case 0x7:
+        return "sve_256";
+      case 0xf:
+        return "sve_384";
+      case 0x1f:
+        return "sve_512";
+      default:
+        return absl::StrCat("0x", absl::Hex(isa));
+    }
+  }
   struct Named {
     dnnl::cpu_isa isa;
     const char* name;
@@ -54,12 +72,14 @@ CpuPaths CpuPathsFor(absl::string_view arch, uint32_t dnnl_isa,
                      bool vector_quantize) {
   CpuPaths paths;
   paths.arch = std::string{arch};
-  paths.dnnl_isa = IsaName(dnnl_isa);
+  paths.dnnl_isa = IsaName(arch, dnnl_isa);
   paths.vector_quantize = vector_quantize;
-  if (arch != "x86_64") {
-    paths.no_int8_reason = absl::StrCat(
-        "oneDNN has no native int8 kernels for ", arch,
-        " CPUs like this one; the int8 fast path needs x86-64 VNNI");
+  if (arch == "aarch64" && dnnl_isa == 0x1) {
+    // Debian's arm64 oneDNN JITs int8 for SVE-512 only; asimd gets its
+    // reference loops.
+    paths.no_int8_reason = "oneDNN has no native int8 kernels for this CPU";
+  } else if (arch != "x86_64") {
+    paths.no_int8_reason = "the int8 fast path is exact on x86-64 VNNI only";
   } else if (!Has(dnnl_isa, dnnl::cpu_isa::avx512_core_vnni) &&
              !Has(dnnl_isa, dnnl::cpu_isa::avx2_vnni)) {
     paths.no_int8_reason =

@@ -3,17 +3,16 @@
 //
 //   arch      the architecture the binary was built for (x86_64, aarch64);
 //   isa       oneDNN's effective ISA (dnnl::get_effective_cpu_isa) by its
-//             oneDNN name ("avx512_core_vnni", "avx2", ...). oneDNN's query
-//             knows x86-64 ISAs only: elsewhere it answers "all", printed
-//             "default", whatever the CPU has;
+//             oneDNN name: "avx512_core_vnni", "avx2", ... on x86-64;
+//             "asimd" (NEON), "sve_512", ... on aarch64;
 //   int8      whether EsbExecutor's int8 fast path may run here. Its
 //             exactness needs oneDNN's native u8/s8 x s8 -> s32 kernels to
 //             sum in 32 bits: on x86-64 the VNNI ones (AVX512-VNNI,
 //             AVX-VNNI); without VNNI oneDNN adds pairs of products in
-//             saturating int16. Other CPUs (the board's arm64 Cortex-A53)
-//             get no native int8 kernels from Debian's oneDNN (its arm64
-//             build JITs int8 for SVE-512 only), so ESB layers run the
-//             reference path there;
+//             saturating int16. The board's Cortex-A53 (asimd) gets no
+//             native int8 kernels from Debian's oneDNN (its arm64 build
+//             JITs int8 for SVE-512 only), and other CPUs have no exactness
+//             check: ESB layers run the reference path there;
 //   quantize  the quantizer's kernels (core/esb/quantize.h): AVX2, or the
 //             scalar reference loops.
 //
@@ -46,8 +45,8 @@ CpuPaths CpuPathsFor(absl::string_view arch, uint32_t dnnl_isa,
 // This CPU's paths. An error only when oneDNN's query fails.
 absl::StatusOr<CpuPaths> DetectCpuPaths();
 
-// "cpu aarch64: oneDNN ISA default; ESB layers on the reference path (...);
-// quantizer scalar".
+// "cpu aarch64: oneDNN ISA asimd; ESB layers on the reference path (oneDNN
+// has no native int8 kernels for this CPU); quantizer scalar".
 std::string DescribeCpuPaths(const CpuPaths& paths);
 
 // DescribeCpuPaths(DetectCpuPaths()), or the query's error in that place.

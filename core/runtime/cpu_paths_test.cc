@@ -43,14 +43,16 @@ TEST(CpuPathsTest, X86WithoutVnniTakesTheReferencePath) {
 }
 
 TEST(CpuPathsTest, Arm64TakesTheReferencePathAndScalarQuantizer) {
-  // oneDNN's query answers "all" on aarch64.
-  const CpuPaths p = CpuPathsFor("aarch64", Bits(dnnl::cpu_isa::all), false);
-  EXPECT_EQ(p.dnnl_isa, "default");
+  // The Cortex-A53: oneDNN's aarch64 value for asimd.
+  const CpuPaths p = CpuPathsFor("aarch64", 0x1, false);
   EXPECT_EQ(DescribeCpuPaths(p),
-            "cpu aarch64: oneDNN ISA default; ESB layers on the reference "
-            "path (oneDNN has no native int8 kernels for aarch64 CPUs like "
-            "this one; the int8 fast path needs x86-64 VNNI); quantizer "
+            "cpu aarch64: oneDNN ISA asimd; ESB layers on the reference path "
+            "(oneDNN has no native int8 kernels for this CPU); quantizer "
             "scalar");
+  // SVE has oneDNN int8 kernels, but none checked exact.
+  const CpuPaths sve = CpuPathsFor("aarch64", 0x1f, false);
+  EXPECT_EQ(sve.dnnl_isa, "sve_512");
+  EXPECT_THAT(sve.no_int8_reason, HasSubstr("x86-64 VNNI only"));
 }
 
 TEST(CpuPathsTest, UnknownIsaIsPrintedInHex) {
@@ -71,8 +73,9 @@ TEST(CpuPathsTest, ThisMachineIsDescribedAsItRuns) {
             DescribeCpuPaths(CpuPathsFor(p->arch, isa, HasVectorKernels())));
   EXPECT_EQ(CpuPathsLine(), DescribeCpuPaths(*p));
 #if defined(__aarch64__)
-  EXPECT_EQ(p->dnnl_isa, "default");
-  EXPECT_THAT(p->no_int8_reason, HasSubstr("aarch64"));
+  // Under qemu-aarch64 -cpu cortex-a53 as on the board.
+  EXPECT_EQ(p->dnnl_isa, "asimd");
+  EXPECT_THAT(p->no_int8_reason, HasSubstr("no native int8"));
   EXPECT_FALSE(p->vector_quantize);
 #endif
   std::cout << CpuPathsLine() << "\n";
