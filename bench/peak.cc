@@ -1,7 +1,9 @@
 #include "bench/peak.h"
 
+#if defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
+#endif
 #include <pthread.h>
 #include <sched.h>
 
@@ -35,6 +37,9 @@ struct Kernel {
 constexpr float kX = 0.999999f;
 constexpr float kY = 1e-6f;
 
+// The vector kernels are x86-64's; other CPUs (arm64) measure the scalar
+// FP32 loop and no int8 peak.
+#if defined(__x86_64__)
 __attribute__((target("avx512f"))) double Fp32Avx512(int64_t iterations) {
   __m512 acc[kChains];
   for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.01f * i);
@@ -65,6 +70,8 @@ __attribute__((target("avx2,fma"))) double Fp32Avx2(int64_t iterations) {
   return lanes[0];
 }
 
+#endif  // defined(__x86_64__)
+
 // Separate multiply and add: the baseline x86-64 target has no FMA.
 double Fp32Scalar(int64_t iterations) {
   float acc[kChains];
@@ -78,6 +85,7 @@ double Fp32Scalar(int64_t iterations) {
   return sum;
 }
 
+#if defined(__x86_64__)
 // GCC 12 surrounds each vpdpbusd with register copies (the instruction
 // overwrites its accumulator); they cost nothing measurable on Zen 4, where
 // this runs as fast as the same loop written in assembly.
@@ -116,16 +124,21 @@ __attribute__((target("avx2,avxvnni"))) double Int8AvxVnni(int64_t iterations) {
   return lanes[0];
 }
 
+#endif  // defined(__x86_64__)
+
 Kernel Fp32Kernel() {
+#if defined(__x86_64__)
   if (__builtin_cpu_supports("avx512f")) {
     return {"AVX-512F vfmadd (zmm, 16 lanes)", kChains * 16 * 2.0, Fp32Avx512};
   }
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     return {"AVX2 vfmadd (ymm, 8 lanes)", kChains * 8 * 2.0, Fp32Avx2};
   }
+#endif
   return {"scalar multiply + add (no FMA)", kChains * 2.0, Fp32Scalar};
 }
 
+#if defined(__x86_64__)
 // CPUID leaf 7 sub-leaf 1, EAX bit 4. Read directly because Clang before 16
 // does not know "avxvnni" in __builtin_cpu_supports; the OS's support for ymm
 // state comes with the "avx2" check.
@@ -135,8 +148,11 @@ bool HasAvxVnni() {
   return (eax >> 4) & 1u;
 }
 
+#endif  // defined(__x86_64__)
+
 // {nullptr, ...} when the CPU has no VNNI.
 Kernel Int8Kernel() {
+#if defined(__x86_64__)
   if (__builtin_cpu_supports("avx512f") &&
       __builtin_cpu_supports("avx512vnni")) {
     return {"AVX-512 VNNI vpdpbusd (zmm, 64 MAC)", kChains * 64 * 2.0,
@@ -145,6 +161,7 @@ Kernel Int8Kernel() {
   if (__builtin_cpu_supports("avx2") && HasAvxVnni()) {
     return {"AVX-VNNI vpdpbusd (ymm, 32 MAC)", kChains * 32 * 2.0, Int8AvxVnni};
   }
+#endif
   return {};
 }
 

@@ -191,6 +191,9 @@ int Board(const CommandLine&) {
       absl::StrFormat("board        %s (esb-agent %s at %s)\n", b->board(),
                       b->agent_version(), (*agent)->address());
   absl::StrAppendFormat(&out, "backend      %s\n", b->backend());
+  if (!b->cpu().empty()) {
+    absl::StrAppendFormat(&out, "host         %s\n", b->cpu());
+  }
   absl::StrAppendFormat(
       &out, "bitstream    %s\n",
       b->bitstream().empty()

@@ -1,9 +1,12 @@
 #include "fpga_agent/agent.h"
 
 #include <algorithm>
+#include <ostream>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "core/runtime/cpu_paths.h"
 #include "core/runtime/cpus.h"
 #include "fpga_agent/agent_service.h"
 #include "fpga_agent/inference_service.h"
@@ -35,6 +38,9 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options,
   if (!listen.ok()) return listen.status();
   auto agent = absl::WrapUnique(new Agent());
   agent->options_ = options;
+  // Which kernels the host part of every model runs: the first line.
+  const std::string cpu = runtime::CpuPathsLine();
+  if (log != nullptr) *log << "esb-agent: " << cpu << std::endl;
   Env* env = Env::Default();
   if (agent->options_.backend_options.host_threads == 0) {
     // Concurrent batches share the CPUs; a run that asked for all of them
@@ -62,6 +68,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options,
       agent->repository_.get(), agent->backend_.get(), agent->metrics_.get());
   AgentServiceOptions admin;
   admin.board = options.board;
+  admin.cpu = cpu;
   admin.admin_token = options.admin_token;
   admin.bitstream_dir = options.backend_options.bitstream_dir;
   admin.max_model_bytes = options.max_model_bytes;

@@ -52,8 +52,9 @@ struct AgentOptions {
 
 class Agent {
  public:
-  // Starts the backend, loads the stored models (progress and skipped
-  // models on `log`) and serves. INVALID_ARGUMENT for bad options, the
+  // Starts the backend, loads the stored models (first the CPU's code
+  // paths, runtime::CpuPathsLine, then progress and skipped models on `log`,
+  // which may be null) and serves. INVALID_ARGUMENT for bad options, the
   // backend's error, UNAVAILABLE when an address cannot be bound.
   static absl::StatusOr<std::unique_ptr<Agent>> Start(
       const AgentOptions& options, std::ostream* log);

@@ -269,6 +269,7 @@ grpc::Status AgentServiceImpl::BoardStatus(
   response->set_healthy(state.healthy);
   response->set_health_detail(state.health_detail);
   response->set_agent_version(AgentVersion());
+  response->set_cpu(options_.cpu);
   return grpc::Status::OK;
 }
 

@@ -26,6 +26,7 @@ namespace esb::agent {
 
 struct AgentServiceOptions {
   std::string board;        // Reported by BoardStatus.
+  std::string cpu;          // Reported by BoardStatus (runtime::CpuPathsLine).
   std::string admin_token;  // "": no token needed.
   // Where LoadBitstream stores received bitstreams ("": it refuses bytes).
   std::string bitstream_dir;

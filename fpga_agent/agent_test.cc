@@ -5,6 +5,7 @@
 #include "fpga_agent/agent.h"
 
 #include <chrono>
+#include <iostream>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -12,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/env/env.h"
+#include "core/runtime/cpu_paths.h"
 #include "esb/v1/agent.grpc.pb.h"
 #include "fpga_agent/emulator.h"
 #include "fpga_agent/sysfs.h"
@@ -24,6 +26,7 @@ namespace esb::agent {
 namespace {
 
 using ::grpc::health::v1::HealthCheckResponse;
+using ::testing::StartsWith;
 
 class AgentHealthTest : public ::testing::Test {
  protected:
@@ -120,6 +123,35 @@ TEST_F(AgentHealthTest, StartsWithTheBoardsHealth) {
   board.uio_on_load = true;
   Start(board, absl::Hours(1));
   EXPECT_EQ(Health(), HealthCheckResponse::NOT_SERVING);
+}
+
+// The agent's first log line and BoardStatus say which code paths the
+// host's part of a model takes on this CPU.
+TEST_F(AgentHealthTest, LogsAndReportsTheCpusCodePaths) {
+  EmulatorOptions board;
+  Start(board, absl::Hours(1));
+  const std::string line = runtime::CpuPathsLine();
+  EXPECT_THAT(log_.str(), StartsWith("esb-agent: " + line + "\n"));
+
+  auto stub = esb::v1::AgentService::NewStub(channel_);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(30));
+  esb::v1::BoardStatusResponse status;
+  const grpc::Status s = stub->BoardStatus(&context, {}, &status);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(status.cpu(), line);
+#if defined(__aarch64__)
+  // The board's build: the reference path for ESB layers and the scalar
+  // quantizer (the ISA, asimd on the Cortex-A53, scripts/cross_arm64.sh
+  // checks).
+  EXPECT_THAT(line, StartsWith("cpu aarch64: oneDNN ISA "));
+  EXPECT_THAT(line, ::testing::HasSubstr("ESB layers on the reference path"));
+  EXPECT_THAT(line, ::testing::HasSubstr("quantizer scalar"));
+#elif defined(__x86_64__)
+  EXPECT_THAT(line, StartsWith("cpu x86_64: oneDNN ISA "));
+#endif
+  std::cout << "[ cpu paths ] " << line << std::endl;
 }
 
 TEST_F(AgentHealthTest, FollowsTheBoard) {

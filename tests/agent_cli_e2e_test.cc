@@ -17,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "core/data/normalize.h"
 #include "core/package/esbm.h"
+#include "core/runtime/cpu_paths.h"
 #include "core/runtime/esb_executor.h"
 #include "core/testing/demo.h"
 #include "esb/v1/agent.pb.h"
@@ -179,6 +180,9 @@ TEST_F(AgentCliTest, DeployListBoardInferBenchUndeploy) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_THAT(r.out, HasSubstr("board        test-board"));
   EXPECT_THAT(r.out, HasSubstr("backend      sim"));
+  // The agent's CPU and the paths it takes (the same machine here).
+  EXPECT_THAT(r.out,
+              HasSubstr("host         " + esb::runtime::CpuPathsLine() + "\n"));
   EXPECT_THAT(r.out, HasSubstr("(source: model)"));
   EXPECT_THAT(r.out, HasSubstr("model        lenet version 1 (serving)"));
   EXPECT_THAT(r.out, HasSubstr("health       ok"));

@@ -1,6 +1,8 @@
 #include "core/esb/quantize.h"
 
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 
 #include <bit>
 #include <cmath>
@@ -20,6 +22,10 @@ double ReduceLanes(const double (&acc)[kLanes]) {
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) +
          ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
+
+// The AVX2 kernels exist on x86-64 only; every other CPU (the board's
+// arm64 among them) runs the reference loops, which they match bit for bit.
+#if defined(__x86_64__)
 
 // Parameters of the AVX2 kernel, derived once per call.
 struct VectorParams {
@@ -141,9 +147,17 @@ bool CpuHasAvx2() {
   return has;
 }
 
+#endif  // defined(__x86_64__)
+
 }  // namespace
 
-bool HasVectorKernels() { return CpuHasAvx2(); }
+bool HasVectorKernels() {
+#if defined(__x86_64__)
+  return CpuHasAvx2();
+#else
+  return false;
+#endif
+}
 
 absl::Status ValidateScale(float alpha) {
   if (!std::isfinite(alpha) || alpha <= 0.0f) {
@@ -169,7 +183,9 @@ size_t QuantizeReference(const Format& format, float alpha, const float* in,
 
 size_t QuantizeKernel(const Format& format, float alpha, const float* in,
                       float* out, size_t n) {
+#if defined(__x86_64__)
   if (CpuHasAvx2()) return QuantizeAvx2(format, alpha, in, out, n, true);
+#endif
   return QuantizeReference(format, alpha, in, out, n);
 }
 
@@ -185,7 +201,9 @@ size_t RoundReference(const Format& format, float alpha, const float* in,
 
 size_t RoundKernel(const Format& format, float alpha, const float* in,
                    float* out, size_t n) {
+#if defined(__x86_64__)
   if (CpuHasAvx2()) return QuantizeAvx2(format, alpha, in, out, n, false);
+#endif
   return RoundReference(format, alpha, in, out, n);
 }
 
@@ -224,7 +242,9 @@ ErrorSums QuantizationErrorReference(const Format& format, float alpha,
 
 ErrorSums QuantizationError(const Format& format, float alpha, const float* in,
                             size_t n) {
+#if defined(__x86_64__)
   if (CpuHasAvx2()) return ErrorAvx2(format, alpha, in, n);
+#endif
   return QuantizationErrorReference(format, alpha, in, n);
 }
 

@@ -28,8 +28,9 @@ absl::Status ValidateScale(float alpha);
 size_t QuantizeReference(const Format& format, float alpha, const float* in,
                          float* out, size_t n);
 
-// Vectorised kernel (AVX2 when the CPU has it, else the reference).
-// Bit-identical to QuantizeReference. Returns the number of NaN inputs.
+// Vectorised kernel: AVX2 on an x86-64 CPU that has it, the reference
+// everywhere else (arm64 included). Bit-identical to QuantizeReference.
+// Returns the number of NaN inputs.
 size_t QuantizeKernel(const Format& format, float alpha, const float* in,
                       float* out, size_t n);
 
@@ -60,7 +61,8 @@ ErrorSums QuantizationError(const Format& format, float alpha, const float* in,
 ErrorSums QuantizationErrorReference(const Format& format, float alpha,
                                      const float* in, size_t n);
 
-// True when the vectorised kernels run on this CPU.
+// True when the vectorised kernels run on this CPU (an x86-64 CPU with
+// AVX2); false where the kernels are the reference loops.
 bool HasVectorKernels();
 
 }  // namespace esb

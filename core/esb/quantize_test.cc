@@ -79,6 +79,17 @@ TEST(QuantizeTest, KernelMatchesReferenceBitForBitOnEveryFormat) {
   EXPECT_GT(checked, 9'000'000u);
 }
 
+// The comparisons above check the AVX2 kernels wherever they exist: on an
+// x86-64 CPU with AVX2 the kernels are the vector ones; elsewhere (arm64)
+// they are the reference loops.
+TEST(QuantizeTest, VectorKernelsRunExactlyWhereTheCpuHasThem) {
+#if defined(__x86_64__)
+  EXPECT_EQ(HasVectorKernels(), __builtin_cpu_supports("avx2") != 0);
+#else
+  EXPECT_FALSE(HasVectorKernels());
+#endif
+}
+
 TEST(QuantizeTest, ErrorSumsMatchReferenceExactly) {
   for (const Format& f : Format::All()) {
     std::mt19937 rng(f.sb());

@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/runtime/dnnl_adapter.h"
+#include "core/runtime/cpu_paths.h"
 #include "core/runtime/esb_layers.h"
 
 namespace esb::runtime {
@@ -11,22 +11,9 @@ namespace {
 
 // Why no layer may take the fast path on this machine, or "".
 absl::StatusOr<std::string> MachineReason() {
-  dnnl::cpu_isa isa = dnnl::cpu_isa::all;
-  absl::Status status = CallDnnl("querying the CPU", [&] {
-    isa = dnnl::get_effective_cpu_isa();
-    return absl::OkStatus();
-  });
-  if (!status.ok()) return status;
-  auto has = [isa](dnnl::cpu_isa want) {
-    return (static_cast<unsigned>(isa) & static_cast<unsigned>(want)) ==
-           static_cast<unsigned>(want);
-  };
-  if (has(dnnl::cpu_isa::avx512_core_vnni) || has(dnnl::cpu_isa::avx2_vnni)) {
-    return std::string();
-  }
-  return std::string(
-      "the CPU has no VNNI, so oneDNN would sum u8 x s8 products in "
-      "saturating int16");
+  absl::StatusOr<CpuPaths> paths = DetectCpuPaths();
+  if (!paths.ok()) return paths.status();
+  return std::move(paths->no_int8_reason);
 }
 
 std::string Describe(const graph::Graph& graph,

@@ -7,13 +7,22 @@
 
 #include "core/esb/layer_quant.h"
 
+// x86-64: one clone per ISA, picked at load time. Elsewhere (the board's
+// arm64) one function, vectorised for the target's baseline (NEON).
+#if defined(__x86_64__)
+#define ESB_CLONED_PER_ISA \
+  __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define ESB_CLONED_PER_ISA
+#endif
+
 namespace esb::runtime::internal {
 namespace {
 
 // acc[i] += w * row[i]: the one inner loop of the reference, exact in
 // int64 (|w|, |row[i]| < 2^20). Cloned per ISA so it vectorises.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void AccumulateRow(
-    int64_t* acc, int32_t w, const int32_t* row, int64_t n) {
+ESB_CLONED_PER_ISA void AccumulateRow(int64_t* acc, int32_t w,
+                                      const int32_t* row, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     acc[i] += static_cast<int64_t>(w) * static_cast<int64_t>(row[i]);
@@ -124,9 +133,10 @@ void GemmAccumulators(const QuantizedLayer& layer, const LayerGeometry& g,
 }
 
 // One row of the epilogue: Dequantize's float operations per channel.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void DequantizeRow(
-    const int32_t* acc, int64_t channels, const float* scale, const float* bias,
-    int kind, float lo, float hi, float* out) {
+ESB_CLONED_PER_ISA void DequantizeRow(const int32_t* acc, int64_t channels,
+                                      const float* scale, const float* bias,
+                                      int kind, float lo, float hi,
+                                      float* out) {
   if (kind == 1) {
 #pragma omp simd
     for (int64_t c = 0; c < channels; ++c) {

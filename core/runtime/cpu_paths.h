@@ -1,0 +1,57 @@
+// The code paths this CPU takes, in one line for the agent's log and
+// `esbctl board`:
+//
+//   arch      the architecture the binary was built for (x86_64, aarch64);
+//   isa       oneDNN's effective ISA (dnnl::get_effective_cpu_isa) by its
+//             oneDNN name: "avx512_core_vnni", "avx2", ... on x86-64;
+//             "asimd" (NEON), "sve_512", ... on aarch64;
+//   int8      whether EsbExecutor's int8 fast path may run here. Its
+//             exactness needs oneDNN's native u8/s8 x s8 -> s32 kernels to
+//             sum in 32 bits: on x86-64 the VNNI ones (AVX512-VNNI,
+//             AVX-VNNI); without VNNI oneDNN adds pairs of products in
+//             saturating int16. The board's Cortex-A53 (asimd) gets no
+//             native int8 kernels from Debian's oneDNN (its arm64 build
+//             JITs int8 for SVE-512 only), and other CPUs have no exactness
+//             check: ESB layers run the reference path there;
+//   quantize  the quantizer's kernels (core/esb/quantize.h): AVX2, or the
+//             scalar reference loops.
+//
+// Thread-safe.
+#ifndef ESB_CORE_RUNTIME_CPU_PATHS_H_
+#define ESB_CORE_RUNTIME_CPU_PATHS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace esb::runtime {
+
+struct CpuPaths {
+  std::string arch;
+  std::string dnnl_isa;
+  // "" when EsbExecutor may take the int8 fast path; else why it may not.
+  std::string no_int8_reason;
+  bool vector_quantize = false;
+};
+
+// The paths for a CPU of architecture `arch` whose oneDNN effective ISA is
+// `dnnl_isa` (a dnnl_cpu_isa_t value) and whose quantizer kernels are
+// vectorised or not.
+CpuPaths CpuPathsFor(absl::string_view arch, uint32_t dnnl_isa,
+                     bool vector_quantize);
+
+// This CPU's paths. An error only when oneDNN's query fails.
+absl::StatusOr<CpuPaths> DetectCpuPaths();
+
+// "cpu aarch64: oneDNN ISA asimd; ESB layers on the reference path (oneDNN
+// has no native int8 kernels for this CPU); quantizer scalar".
+std::string DescribeCpuPaths(const CpuPaths& paths);
+
+// DescribeCpuPaths(DetectCpuPaths()), or the query's error in that place.
+std::string CpuPathsLine();
+
+}  // namespace esb::runtime
+
+#endif  // ESB_CORE_RUNTIME_CPU_PATHS_H_
