@@ -9,6 +9,9 @@
 #   bash bench/run.sh service    # the job service (esb-server, esb-worker)
 #   bash bench/run.sh accel      # the accelerator model and the modelled array
 #   bash bench/run.sh agent      # esb-agent's serving overhead (sim backend)
+#   bash bench/run.sh zoo        # the torchvision zoo against ONNX Runtime
+#                                # (bench/zoo.sh; about ZOO_MINUTES min, so not
+#                                # part of `all`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
@@ -62,4 +65,9 @@ if [[ $what == all || $what == agent ]]; then
   # other figures.
   echo "== esb-agent serving overhead (bench/agent_bench.sh) =="
   bash bench/agent_bench.sh || echo "(an agent serving target failed)"
+fi
+
+if [[ $what == zoo ]]; then
+  echo "== torchvision zoo against ONNX Runtime (bench/zoo.sh) =="
+  bash bench/zoo.sh --no-build
 fi

@@ -66,6 +66,14 @@ absl::string_view OpName(Op op) {
       return "Identity";
     case Op::kPad:
       return "Pad";
+    case Op::kExpand:
+      return "Expand";
+    case Op::kResize:
+      return "Resize";
+    case Op::kLayerNorm:
+      return "LayerNormalization";
+    case Op::kGelu:
+      return "Gelu";
   }
   return "Unknown";
 }

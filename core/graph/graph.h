@@ -85,10 +85,28 @@ enum class Op {
   kReduceMean,
   kReduceSum,
   kReduceMax,
-  // Constant padding; negative pads crop (Slice imports as one). attrs:
-  // pads (begin..., end... over all dims), value.
+  // Constant padding; negative pads crop (Slice and Split import as one).
+  // attrs: pads (begin..., end... over all dims), value.
   kPad,
+  // Numpy broadcast of the input to attrs.shape (the output's shape, with 1
+  // where the input's dim is kept, as on the batch).
+  kExpand,
+  // Resampling of the last two dims of an [N, C, H, W] input (ONNX Resize).
+  // attrs: resize (mode, coordinate transform, nearest rounding),
+  // scales [4] (used by the coordinate transform, 1 on N and C), shape
+  // (the output's H and W).
+  kResize,
+  // Normalization of the dims from `axis` on: (x - mean) / sqrt(var +
+  // epsilon) * scale + bias. inputs: X, scale, optional bias (constants of
+  // X's normalized shape). attrs: axis (non-negative), epsilon.
+  kLayerNorm,
+  // x * (1 + erf(x / sqrt(2))) / 2, the exact GELU (fused from its ONNX
+  // decomposition by passes.h).
+  kGelu,
 };
+
+// The IR's last op (readers of serialized ops check against it).
+inline constexpr Op kLastOp = Op::kGelu;
 
 absl::string_view OpName(Op op);
 
@@ -116,6 +134,22 @@ struct Activation {
 // The activation of v, rounded to float once.
 float Apply(const Activation& a, double v);
 
+// How Resize maps output coordinates to the input's and samples there
+// (ONNX's mode, coordinate_transformation_mode and nearest_mode).
+struct ResizeMethod {
+  enum class Mode { kNearest, kLinear };
+  enum class Coordinates {
+    kHalfPixel,         // (o + 0.5) / scale - 0.5.
+    kPytorchHalfPixel,  // The same, but 0 when the output dim is 1.
+    kAlignCorners,      // o * (in - 1) / (out - 1), 0 when out is 1.
+    kAsymmetric,        // o / scale.
+  };
+  enum class Rounding { kRoundPreferFloor, kRoundPreferCeil, kFloor, kCeil };
+  Mode mode = Mode::kNearest;
+  Coordinates coordinates = Coordinates::kHalfPixel;
+  Rounding rounding = Rounding::kRoundPreferFloor;  // kNearest only.
+};
+
 // Attributes of all ops; each op reads only the fields its comment names.
 struct Attributes {
   std::vector<int64_t> kernel;     // Spatial kernel [kH, kW].
@@ -136,9 +170,11 @@ struct Attributes {
   std::vector<int64_t> perm;
   std::vector<int64_t> axes;   // Reduce*.
   bool keep_dims = true;       // Reduce*.
-  std::vector<int64_t> shape;  // Reshape target.
-  float value = 0.0f;          // Pad constant.
-  Activation activation;       // Fused into Conv/Gemm/MatMul by passes.
+  std::vector<int64_t> shape;  // Reshape target; Expand, Resize output.
+  std::vector<float> scales;   // Resize.
+  ResizeMethod resize;
+  float value = 0.0f;     // Pad constant.
+  Activation activation;  // Fused into Conv/Gemm/MatMul by passes.
 };
 
 struct Node {

@@ -3,9 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/graph/shapes.h"
 
 namespace esb::graph {
 namespace {
@@ -210,10 +214,238 @@ int RemoveDeadNodes(Graph& g) {
   return static_cast<int>(before - g.nodes.size());
 }
 
+namespace {
+
+// Producers and readers of values, for matching patterns.
+struct Dataflow {
+  std::map<std::string, int> producer;
+  Uses uses;
+
+  explicit Dataflow(const Graph& g) : uses(g) {
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      for (const std::string& out : g.nodes[i].outputs) {
+        producer[out] = static_cast<int>(i);
+      }
+    }
+  }
+  // The node computing `value` when it is `op` and `value` has exactly
+  // `readers` readers (and is not a graph output); else null.
+  const Node* Made(const Graph& g, const std::string& value, Op op,
+                   int readers = 1) const {
+    auto it = producer.find(value);
+    if (it == producer.end() || g.nodes[it->second].op != op) return nullptr;
+    auto r = uses.readers.find(value);
+    if (r == uses.readers.end() || r->second != readers ||
+        uses.outputs.count(value)) {
+      return nullptr;
+    }
+    return &g.nodes[it->second];
+  }
+};
+
+// The scalar value of constant `name`, if it is one.
+std::optional<float> Scalar(const Graph& g, const std::string& name) {
+  const Tensor* t = g.FindConstant(name);
+  if (t == nullptr || t->data.size() != 1) return std::nullopt;
+  return t->data[0];
+}
+
+bool Near(std::optional<float> v, double want) {
+  return v.has_value() && std::fabs(*v - want) <= 1e-6 * std::fabs(want);
+}
+
+// For a binary node with one scalar constant operand: the other operand.
+std::optional<std::string> OtherOf(const Graph& g, const Node& n,
+                                   double scalar) {
+  if (n.inputs.size() != 2) return std::nullopt;
+  for (int k : {0, 1}) {
+    if (Near(Scalar(g, n.inputs[k]), scalar)) return n.inputs[1 - k];
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int FuseGelu(Graph& g) {
+  int fused = 0;
+  // From the end, so a pattern is matched whole before any part of it.
+  for (size_t i = g.nodes.size(); i-- > 0;) {
+    const Dataflow flow(g);
+    Node& last = g.nodes[i];
+    if (last.op != Op::kMul) continue;
+    // Either (x * gate) * 0.5 or (x * 0.5) * gate, gate = 1 + erf(x / sqrt 2).
+    std::string x;
+    std::string gate;
+    if (auto product = OtherOf(g, last, 0.5)) {
+      const Node* mul = flow.Made(g, *product, Op::kMul);
+      if (mul == nullptr) continue;
+      for (int k : {0, 1}) {
+        if (flow.Made(g, mul->inputs[k], Op::kAdd) != nullptr) {
+          gate = mul->inputs[k];
+          x = mul->inputs[1 - k];
+        }
+      }
+    } else {
+      for (int k : {0, 1}) {
+        const Node* half = flow.Made(g, last.inputs[k], Op::kMul);
+        if (half == nullptr) continue;
+        if (auto v = OtherOf(g, *half, 0.5)) {
+          x = *v;
+          gate = last.inputs[1 - k];
+        }
+      }
+    }
+    if (x.empty() || gate.empty()) continue;
+    const Node* add = flow.Made(g, gate, Op::kAdd);
+    if (add == nullptr) continue;
+    auto erf_out = OtherOf(g, *add, 1.0);
+    const Node* erf = erf_out ? flow.Made(g, *erf_out, Op::kErf) : nullptr;
+    if (erf == nullptr) continue;
+    const Node* div = flow.Made(g, erf->inputs[0], Op::kDiv);
+    const Node* mul = flow.Made(g, erf->inputs[0], Op::kMul);
+    const bool scaled =
+        (div != nullptr && div->inputs[0] == x &&
+         Near(Scalar(g, div->inputs[1]), std::sqrt(2.0))) ||
+        (mul != nullptr && OtherOf(g, *mul, 1.0 / std::sqrt(2.0)) == x);
+    if (!scaled) continue;
+    // The chain's other nodes are now unread: RemoveDeadNodes drops them.
+    last.op = Op::kGelu;
+    last.inputs = {x};
+    last.attrs = Attributes{};
+    ++fused;
+  }
+  if (fused > 0) RemoveDeadNodes(g);
+  return fused;
+}
+
+int FuseLayerNorm(Graph& g) {
+  std::map<std::string, std::vector<int64_t>> given;
+  for (const ValueInfo& in : g.inputs) {
+    std::vector<int64_t> dims = in.shape;
+    std::replace(dims.begin(), dims.end(), kBatch, int64_t{1});
+    given[in.name] = dims;
+  }
+  auto shapes = InferShapes(g, given);
+  if (!shapes.ok()) return 0;
+  int fused = 0;
+  // From the end, so a pattern is matched whole before any part of it.
+  for (size_t i = g.nodes.size(); i-- > 0;) {
+    const Dataflow flow(g);
+    Node& last = g.nodes[i];
+    // Peel the optional bias and scale off the end.
+    std::string value = last.outputs[0];
+    std::string bias;
+    std::string scale;
+    const Node* n = &last;
+    auto constant_operand = [&](const Node& b, std::string& constant) {
+      for (int k : {0, 1}) {
+        if (g.FindConstant(b.inputs[k]) != nullptr &&
+            g.FindConstant(b.inputs[1 - k]) == nullptr) {
+          constant = b.inputs[k];
+          return b.inputs[1 - k];
+        }
+      }
+      return std::string();
+    };
+    if (n->op == Op::kAdd) {
+      value = constant_operand(*n, bias);
+      n = value.empty() ? nullptr : flow.Made(g, value, Op::kMul);
+      if (n == nullptr && !value.empty()) n = flow.Made(g, value, Op::kDiv);
+    }
+    if (n != nullptr && n->op == Op::kMul) {
+      value = constant_operand(*n, scale);
+      n = value.empty() ? nullptr : flow.Made(g, value, Op::kDiv);
+    }
+    if (n == nullptr || n->op != Op::kDiv) continue;
+    const Node& div = *n;
+    const Node* sqrt = flow.Made(g, div.inputs[1], Op::kSqrt);
+    if (sqrt == nullptr) continue;
+    const Node* add = flow.Made(g, sqrt->inputs[0], Op::kAdd);
+    if (add == nullptr || !Scalar(g, add->inputs[1]).has_value()) continue;
+    const float epsilon = *Scalar(g, add->inputs[1]);
+    const Node* var = flow.Made(g, add->inputs[0], Op::kReduceMean);
+    if (var == nullptr) continue;
+    // d = x - m is read by the square and by the Div.
+    const std::string& d = div.inputs[0];
+    const Node* square = flow.Made(g, var->inputs[0], Op::kPow);
+    int d_readers = 2;
+    if (square != nullptr) {
+      if (square->inputs[0] != d || !Near(Scalar(g, square->inputs[1]), 2.0)) {
+        continue;
+      }
+    } else {
+      square = flow.Made(g, var->inputs[0], Op::kMul);
+      if (square == nullptr || square->inputs[0] != d ||
+          square->inputs[1] != d) {
+        continue;
+      }
+      d_readers = 3;
+    }
+    const Node* sub = flow.Made(g, d, Op::kSub, d_readers);
+    if (sub == nullptr) continue;
+    const std::string& x = sub->inputs[0];
+    const Node* mean = flow.Made(g, sub->inputs[1], Op::kReduceMean);
+    if (mean == nullptr || mean->inputs[0] != x) continue;
+    // Both means over the same trailing dims, kept.
+    const std::vector<int64_t>& x_shape = shapes->at(x);
+    const auto rank = static_cast<int64_t>(x_shape.size());
+    const std::vector<int64_t>& axes = mean->attrs.axes;
+    bool trailing = !axes.empty() && mean->attrs.keep_dims &&
+                    var->attrs.keep_dims && var->attrs.axes == axes;
+    for (size_t k = 0; trailing && k < axes.size(); ++k) {
+      trailing = axes[k] == rank - static_cast<int64_t>(axes.size() - k);
+    }
+    if (!trailing) continue;
+    const int64_t axis = axes[0];
+    const std::vector<int64_t> normalized(x_shape.begin() + axis,
+                                          x_shape.end());
+    // Scale and bias: constants of the normalized shape, leading 1s aside.
+    auto fits = [&](const std::string& name) {
+      if (name.empty()) return true;
+      std::vector<int64_t> dims = g.constants.at(name).shape;
+      while (dims.size() > normalized.size() && dims.front() == 1) {
+        dims.erase(dims.begin());
+      }
+      return dims == normalized;
+    };
+    if (!fits(scale) || !fits(bias)) continue;
+    // The constant as kLayerNorm reads it: reshaped, or made (scale 1).
+    auto normalize = [&](const std::string& name, const std::string& made) {
+      if (name.empty()) {
+        std::string ones = FreshName(g, made);
+        g.constants[ones] = Tensor{
+            normalized, std::vector<float>(NumElements(normalized), 1.0f)};
+        return ones;
+      }
+      const Tensor& t = g.constants.at(name);
+      if (t.shape == normalized) return name;
+      std::string copy = FreshName(g, name + "/normalized");
+      g.constants[copy] = Tensor{normalized, t.data};
+      return copy;
+    };
+    const std::string x_name = x;
+    const std::string out = last.outputs[0];
+    std::vector<std::string> inputs = {x_name,
+                                       normalize(scale, last.name + "/scale")};
+    if (!bias.empty()) inputs.push_back(normalize(bias, ""));
+    last.op = Op::kLayerNorm;
+    last.inputs = std::move(inputs);
+    last.outputs = {out};
+    last.attrs = Attributes{};
+    last.attrs.axis = axis;
+    last.attrs.epsilon = epsilon;
+    ++fused;
+  }
+  if (fused > 0) RemoveDeadNodes(g);
+  return fused;
+}
+
 void Optimize(Graph& graph) {
   RemoveDeadNodes(graph);
   FoldBatchNorm(graph);
   FuseActivations(graph);
+  FuseGelu(graph);
+  FuseLayerNorm(graph);
   RemoveDeadNodes(graph);
 }
 

@@ -26,6 +26,19 @@ int FoldBatchNorm(Graph& graph);
 // activation is the producer's only reader. Returns the number fused.
 int FuseActivations(Graph& graph);
 
+// Fuses the exact GELU as exporters decompose it, x * (1 + erf(x / sqrt 2))
+// * 0.5 (Div by sqrt 2 or Mul by its reciprocal; the 0.5 on either side),
+// into one Gelu node. Returns the number fused.
+int FuseGelu(Graph& graph);
+
+// Fuses layer normalization as exporters decompose it below opset 17:
+//   m = ReduceMean(x), d = x - m, v = ReduceMean(d^2) (Pow 2 or d * d),
+//   y = d / Sqrt(v + epsilon) [* scale] [+ bias]
+// with both means over the same trailing dims (kept) and scale and bias
+// constants of those dims' shape, into one LayerNormalization node.
+// Returns the number fused.
+int FuseLayerNorm(Graph& graph);
+
 // Removes Identity nodes whose output is not a graph output (readers read
 // the Identity's input instead), nodes whose outputs nobody reads, and
 // constants nobody reads. Returns the number of nodes removed.

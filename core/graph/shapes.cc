@@ -1,6 +1,7 @@
 #include "core/graph/shapes.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -337,6 +338,51 @@ absl::StatusOr<Shape> PadShape(const Node& node, const Shape& x) {
   return out;
 }
 
+absl::StatusOr<Shape> ExpandShape(const Node& node, const Shape& x) {
+  auto out = BroadcastShapes(x, node.attrs.shape);
+  if (!out.ok()) return NodeError(node, out.status().message());
+  return out;
+}
+
+absl::StatusOr<Shape> ResizeShape(const Node& node, const Shape& x) {
+  if (x.size() != 4) {
+    return NodeError(node, "input has shape ", ShapeToString(x),
+                     " but needs rank 4 (N, C, H, W)");
+  }
+  if (node.attrs.shape.size() != 2 || node.attrs.scales.size() != 4) {
+    return NodeError(node, "needs 2 output sizes and 4 scales, has ",
+                     node.attrs.shape.size(), " and ",
+                     node.attrs.scales.size());
+  }
+  Shape out = {x[0], x[1], node.attrs.shape[0], node.attrs.shape[1]};
+  for (size_t d = 2; d < 4; ++d) {
+    const float scale = node.attrs.scales[d];
+    if (out[d] < 1 || !(scale > 0.0f) || !std::isfinite(scale)) {
+      return NodeError(node, "output size ", out[d], " with scale ", scale,
+                       " in dim ", d, "; both must be positive");
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<Shape> LayerNormShape(const Node& node,
+                                     const std::vector<const Shape*>& in) {
+  const Shape& x = *in[0];
+  if (auto s = CheckAxis(node, node.attrs.axis, x.size(), x); !s.ok()) {
+    return s;
+  }
+  const Shape normalized(x.begin() + node.attrs.axis, x.end());
+  static constexpr const char* kNames[] = {"scale", "bias"};
+  for (size_t i = 1; i < in.size(); ++i) {
+    if (*in[i] != normalized) {
+      return NodeError(node, kNames[i - 1], " has shape ",
+                       ShapeToString(*in[i]), " but the normalized dims of ",
+                       ShapeToString(x), " are ", ShapeToString(normalized));
+    }
+  }
+  return x;
+}
+
 absl::StatusOr<Shape> NodeShape(const Node& node,
                                 const std::vector<const Shape*>& in) {
   const Shape& x = *in[0];
@@ -383,6 +429,12 @@ absl::StatusOr<Shape> NodeShape(const Node& node,
       return x;
     case Op::kPad:
       return PadShape(node, x);
+    case Op::kExpand:
+      return ExpandShape(node, x);
+    case Op::kResize:
+      return ResizeShape(node, x);
+    case Op::kLayerNorm:
+      return LayerNormShape(node, in);
     case Op::kReduceMean:
     case Op::kReduceSum:
     case Op::kReduceMax:
@@ -395,6 +447,7 @@ absl::StatusOr<Shape> NodeShape(const Node& node,
     case Op::kHardSwish:
     case Op::kSqrt:
     case Op::kErf:
+    case Op::kGelu:
     case Op::kIdentity:
       return x;
   }
@@ -415,6 +468,8 @@ absl::Status CheckNodeArity(const Node& node) {
       return CheckArity(node, 2, 2);
     case Op::kBatchNorm:
       return CheckArity(node, 5, 5);
+    case Op::kLayerNorm:
+      return CheckArity(node, 2, 3);
     case Op::kConcat:
       return CheckArity(node, 1, node.inputs.size() + 1);
     case Op::kReshape:

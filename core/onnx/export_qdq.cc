@@ -1,10 +1,13 @@
 #include "core/onnx/export_qdq.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <map>
+#include <optional>
 #include <set>
 #include <utility>
 #include <vector>
@@ -12,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/esb/quantize.h"
+#include "core/graph/shapes.h"
 #include "core/package/layer_weights.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -91,6 +95,27 @@ class QdqWriter {
   }
 
   absl::Status WriteNode(const Node& node);
+  // The shapes of every value with the batch at 1, computed once.
+  absl::StatusOr<const std::map<std::string, std::vector<int64_t>>*>
+  InputShapesAtBatch1() {
+    if (!shapes_.has_value()) {
+      std::map<std::string, std::vector<int64_t>> given;
+      for (const graph::ValueInfo& v : graph_.inputs) {
+        std::vector<int64_t> dims = v.shape;
+        std::replace(dims.begin(), dims.end(), graph::kBatch, int64_t{1});
+        given[v.name] = dims;
+      }
+      auto shapes = graph::InferShapes(graph_, given);
+      if (!shapes.ok()) return shapes.status();
+      shapes_ = *std::move(shapes);
+    }
+    return &*shapes_;
+  }
+  absl::Status WriteResize(const Node& node, const std::string& x,
+                           const std::vector<std::string>& outputs);
+  absl::Status WriteLayerNorm(const Node& node,
+                              const std::vector<std::string>& inputs,
+                              const std::vector<std::string>& outputs);
   absl::Status WriteQuantizedInputs(const Node& node, const LayerQuant& q,
                                     std::vector<std::string>& inputs);
   void WriteValueInfo(const graph::ValueInfo& info, onnx::ValueInfoProto* out);
@@ -101,6 +126,7 @@ class QdqWriter {
   onnx::ModelProto model_;
   std::set<std::string> used_constants_;
   std::map<std::string, std::string> metadata_;
+  std::optional<std::map<std::string, std::vector<int64_t>>> shapes_;
 };
 
 onnx::NodeProto* QdqWriter::AddNode(absl::string_view op,
@@ -148,6 +174,50 @@ void AddInts(onnx::NodeProto* n, const std::string& name,
   a->set_name(name);
   a->set_type(onnx::AttributeProto::INTS);
   for (int64_t v : values) a->add_ints(v);
+}
+
+void AddString(onnx::NodeProto* n, const std::string& name,
+               const std::string& value) {
+  onnx::AttributeProto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::STRING);
+  a->set_s(value);
+}
+
+// Resize's attributes, as ONNX spells them.
+void AddResizeMethod(onnx::NodeProto* n, const graph::ResizeMethod& m) {
+  using Method = graph::ResizeMethod;
+  AddString(n, "mode", m.mode == Method::Mode::kLinear ? "linear" : "nearest");
+  const char* coordinates = "asymmetric";
+  switch (m.coordinates) {
+    case Method::Coordinates::kHalfPixel:
+      coordinates = "half_pixel";
+      break;
+    case Method::Coordinates::kPytorchHalfPixel:
+      coordinates = "pytorch_half_pixel";
+      break;
+    case Method::Coordinates::kAlignCorners:
+      coordinates = "align_corners";
+      break;
+    case Method::Coordinates::kAsymmetric:
+      break;
+  }
+  AddString(n, "coordinate_transformation_mode", coordinates);
+  const char* rounding = "ceil";
+  switch (m.rounding) {
+    case Method::Rounding::kRoundPreferFloor:
+      rounding = "round_prefer_floor";
+      break;
+    case Method::Rounding::kRoundPreferCeil:
+      rounding = "round_prefer_ceil";
+      break;
+    case Method::Rounding::kFloor:
+      rounding = "floor";
+      break;
+    case Method::Rounding::kCeil:
+      break;
+  }
+  AddString(n, "nearest_mode", rounding);
 }
 
 // The sliding-window attributes Conv and MaxPool share.
@@ -393,6 +463,37 @@ absl::Status QdqWriter::WriteNode(const Node& node) {
       AddFloats(inputs.back(), {}, {a.value});
       AddNode(op, layer, inputs, outputs);
       break;
+    case Op::kExpand:
+      inputs.push_back(layer + "/shape");
+      AddInt64s(inputs.back(), a.shape);
+      AddNode(op, layer, inputs, outputs);
+      break;
+    case Op::kResize:
+      if (absl::Status s = WriteResize(node, inputs[0], outputs); !s.ok()) {
+        return s;
+      }
+      break;
+    case Op::kLayerNorm:
+      if (absl::Status s = WriteLayerNorm(node, inputs, outputs); !s.ok()) {
+        return s;
+      }
+      break;
+    case Op::kGelu: {
+      // No Gelu at this file's opset: its definition.
+      const std::string x = inputs[0];
+      const std::string root = layer + "/sqrt2";
+      AddFloats(root, {}, {std::sqrt(2.0f)});
+      AddNode("Div", layer + "/scaled", {x, root}, {layer + "/scaled"});
+      AddNode("Erf", layer + "/erf", {layer + "/scaled"}, {layer + "/erf"});
+      AddFloats(layer + "/one", {}, {1.0f});
+      AddNode("Add", layer + "/gate", {layer + "/erf", layer + "/one"},
+              {layer + "/gate"});
+      AddNode("Mul", layer + "/gated", {x, layer + "/gate"},
+              {layer + "/gated"});
+      AddFloats(layer + "/half", {}, {0.5f});
+      AddNode("Mul", layer, {layer + "/gated", layer + "/half"}, outputs);
+      break;
+    }
     case Op::kMatMul:
     case Op::kRelu:
     case Op::kSigmoid:
@@ -416,6 +517,104 @@ absl::Status QdqWriter::WriteNode(const Node& node) {
             TrimOptional({outputs[0], Bound(layer + "/clip_min", act.min),
                           Bound(layer + "/clip_max", act.max)}),
             {node.outputs[0]});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status QdqWriter::WriteResize(const Node& node, const std::string& x,
+                                    const std::vector<std::string>& outputs) {
+  const graph::Attributes& a = node.attrs;
+  if (a.scales.size() != 4 || a.shape.size() != 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Context(node), " has ", a.scales.size(), " scales and ",
+                     a.shape.size(), " output sizes; 4 and 2 expected"));
+  }
+  const std::string& layer = node.name;
+  // Opset 13 Resize takes sizes or scales. Sizes give the output shape
+  // exactly, but ONNX then derives the scales as out / in: they are written
+  // when the layer's scales are those, else the scales themselves (whose
+  // output, floor(in * scale), is the layer's).
+  auto shapes = InputShapesAtBatch1();
+  if (!shapes.ok()) return shapes.status();
+  const auto* all = *shapes;
+  auto in = all->find(x);
+  if (in == all->end() || in->second.size() != 4) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Context(node), ": input '", x, "' is not 4-D"));
+  }
+  bool from_sizes = true;
+  for (size_t d = 2; d < 4; ++d) {
+    from_sizes =
+        from_sizes && a.scales[d] == static_cast<float>(a.shape[d - 2]) /
+                                         static_cast<float>(in->second[d]);
+  }
+  std::vector<std::string> inputs = {x, layer + "/roi", layer + "/scales"};
+  AddFloats(inputs[1], {0}, {});
+  if (!from_sizes) {
+    AddFloats(inputs[2], {4}, a.scales);
+    AddResizeMethod(AddNode("Resize", layer, inputs, outputs), a.resize);
+    return absl::OkStatus();
+  }
+  AddFloats(inputs[2], {0}, {});
+  // Opset 13 Resize takes either; sizes need the batch at run time:
+  // Concat(Shape(x)[0:2], [H, W]).
+  const std::string shape = layer + "/input_shape";
+  AddNode("Shape", shape, {x}, {shape});
+  const std::string nc = layer + "/nc";
+  AddInt64s(nc + "/starts", {0});
+  AddInt64s(nc + "/ends", {2});
+  AddNode("Slice", nc, {shape, nc + "/starts", nc + "/ends"}, {nc});
+  const std::string hw = layer + "/hw";
+  AddInt64s(hw, a.shape);
+  const std::string sizes = layer + "/sizes";
+  AddInt(AddNode("Concat", sizes, {nc, hw}, {sizes}), "axis", 0);
+  inputs.push_back(sizes);
+  AddResizeMethod(AddNode("Resize", layer, inputs, outputs), a.resize);
+  return absl::OkStatus();
+}
+
+absl::Status QdqWriter::WriteLayerNorm(
+    const Node& node, const std::vector<std::string>& inputs,
+    const std::vector<std::string>& outputs) {
+  // LayerNormalization is opset 17; at this file's opset it is its
+  // definition over the scale's dims (the last ones).
+  const graph::Tensor* scale = graph_.FindConstant(node.inputs[1]);
+  if (scale == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Context(node), ": scale '", node.inputs[1], "' is not a constant"));
+  }
+  const auto k = static_cast<int64_t>(scale->shape.size());
+  std::vector<int64_t> axes;
+  for (int64_t d = -k; d < 0; ++d) axes.push_back(d);
+  const std::string& layer = node.name;
+  const std::string& x = inputs[0];
+  auto reduce_mean = [&](const std::string& in, const std::string& out) {
+    onnx::NodeProto* n = AddNode("ReduceMean", out, {in}, {out});
+    AddInts(n, "axes", axes);
+    AddInt(n, "keepdims", 1);
+  };
+  const std::string mean = layer + "/mean";
+  reduce_mean(x, mean);
+  const std::string centered = layer + "/centered";
+  AddNode("Sub", centered, {x, mean}, {centered});
+  const std::string square = layer + "/square";
+  AddNode("Mul", square, {centered, centered}, {square});
+  const std::string var = layer + "/variance";
+  reduce_mean(square, var);
+  const std::string eps = layer + "/epsilon";
+  AddFloats(eps, {}, {node.attrs.epsilon});
+  const std::string shifted = layer + "/variance_epsilon";
+  AddNode("Add", shifted, {var, eps}, {shifted});
+  const std::string std_dev = layer + "/std";
+  AddNode("Sqrt", std_dev, {shifted}, {std_dev});
+  const std::string normalized = layer + "/normalized";
+  AddNode("Div", normalized, {centered, std_dev}, {normalized});
+  if (inputs.size() > 2) {
+    const std::string scaled = layer + "/scaled";
+    AddNode("Mul", scaled, {normalized, inputs[1]}, {scaled});
+    AddNode("Add", layer, {scaled, inputs[2]}, outputs);
+  } else {
+    AddNode("Mul", layer, {normalized, inputs[1]}, outputs);
   }
   return absl::OkStatus();
 }

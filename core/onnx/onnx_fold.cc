@@ -599,34 +599,14 @@ absl::Status Importer::ConvertSlice(const onnx::NodeProto& n) {
     return StoreOutput(n, std::move(out));
   }
   for (int64_t d = 0; d < rank; ++d) {
-    if (count[d] == 0) {
-      return Fail(
-          n, absl::StrCat("takes nothing of axis ", d, " of input ",
-                          DimsText(*s), "; empty tensors are not supported"));
-    }
-  }
-  std::vector<int64_t> pads(2 * rank, 0);
-  bool whole = true;
-  for (int64_t d = 0; d < rank; ++d) {
     if (step[d] != 1) {
       return Fail(n, absl::StrCat("step ", step[d], " on axis ", d,
                                   " of a computed tensor; only step 1 is "
                                   "supported there"));
     }
-    if ((*s)[d] == kUnknownDim) continue;
-    // A crop is a Pad with negative pads.
-    pads[d] = -begin[d];
-    pads[rank + d] = begin[d] + count[d] - (*s)[d];
-    whole = whole && pads[d] == 0 && pads[rank + d] == 0;
   }
-  if (whole) {
-    alias_[n.output(0)] = Resolve(n.input(0));
-    return absl::OkStatus();
-  }
-  Node& node = Emit(n, Op::kPad);
-  node.attrs.pads = std::move(pads);
-  node.attrs.value = 0.0f;
-  return absl::OkStatus();
+  const std::vector<int64_t> x_shape = *s;
+  return Crop(n, current_name_, n.output(0), x_shape, begin, count);
 }
 
 // INVALID_ARGUMENT naming every node whose op is not supported, or OK.

@@ -58,6 +58,11 @@ const std::set<std::string>& SupportedOps() {
                                                      "ReduceSum",
                                                      "ReduceMax",
                                                      "Slice",
+                                                     "Split",
+                                                     "Expand",
+                                                     "Sum",
+                                                     "Resize",
+                                                     "LayerNormalization",
                                                      "Concat",
                                                      "Flatten",
                                                      "Reshape",
@@ -184,12 +189,10 @@ absl::StatusOr<Graph> Importer::Run() {
     graph_.inputs.push_back(ValueInfo{vi.name(), dims});
   }
 
-  std::set<std::string> names;
   for (int i = 0; i < g.node_size(); ++i) {
     const auto& n = g.node(i);
-    current_name_ =
-        n.name().empty() ? absl::StrCat(n.op_type(), "_", i) : n.name();
-    while (!names.insert(current_name_).second) current_name_ += "_";
+    current_name_ = UniqueName(
+        n.name().empty() ? absl::StrCat(n.op_type(), "_", i) : n.name());
     if (n.input_size() == 0 && n.op_type() != "Constant") {
       return Fail(n, "has no inputs");
     }

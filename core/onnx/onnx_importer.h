@@ -5,6 +5,7 @@
 #ifndef ESB_CORE_ONNX_ONNX_IMPORTER_H_
 #define ESB_CORE_ONNX_ONNX_IMPORTER_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -130,9 +131,18 @@ class Importer {
   // The shape of a value (kUnknownDim where a dim is open): a constant's, the
   // one its ONNX type declares, or else the one InferredShape finds; nullptr
   // when none is known.
+  // A declared shape open past the batch dim (ONNX's inference knew the
+  // rank only) is refined the same way, once.
   const std::vector<int64_t>* Shape(const std::string& name) {
-    if (const std::vector<int64_t>* s = DeclaredShape(name)) return s;
-    return InferredShape(name);
+    const std::vector<int64_t>* s = DeclaredShape(name);
+    if (s != nullptr && (inferred_.count(name) > 0 ||
+                         std::find(s->begin() + std::min<size_t>(s->size(), 1),
+                                   s->end(), kUnknownDim) == s->end())) {
+      return s;
+    }
+    inferred_.insert(name);
+    if (const std::vector<int64_t>* found = InferredShape(name)) return found;
+    return DeclaredShape(name);
   }
   const std::vector<int64_t>* DeclaredShape(const std::string& name) const {
     if (const ConstValue* c = Const(name)) return &c->shape;
@@ -165,6 +175,13 @@ class Importer {
     return c->is_int ? static_cast<float>(c->i[0]) : c->f[0];
   }
 
+  // `base`, or `base` with underscores appended until no earlier node of
+  // the graph has the name.
+  std::string UniqueName(std::string base) {
+    while (!node_names_.insert(base).second) base += "_";
+    return base;
+  }
+
   Node& Emit(const onnx::NodeProto& n, Op op) {
     Node node;
     node.name = current_name_;
@@ -187,6 +204,18 @@ class Importer {
   Status ConvertBinary(const onnx::NodeProto& n, Op op);
   Status ConvertSoftmax(const onnx::NodeProto& n);
   Status ConvertPad(const onnx::NodeProto& n);
+  Status ConvertSplit(const onnx::NodeProto& n);
+  Status ConvertExpand(const onnx::NodeProto& n);
+  Status ConvertSum(const onnx::NodeProto& n);
+  Status ConvertResize(const onnx::NodeProto& n);
+  Status ConvertLayerNorm(const onnx::NodeProto& n);
+  // Output `out` of `n` as x[begin : begin + count] per dim of x (shape
+  // `x_shape`): an alias when that is all of x, a constant when x is one,
+  // else a Pad with negative pads named `name`.
+  Status Crop(const onnx::NodeProto& n, const std::string& name,
+              const std::string& out, const std::vector<int64_t>& x_shape,
+              const std::vector<int64_t>& begin,
+              const std::vector<int64_t>& count);
   // Explicit spatial pads for `auto_pad`, from the input's static shape.
   absl::StatusOr<std::vector<int64_t>> SpatialPads(
       const onnx::NodeProto& n, const std::vector<int64_t>& kernel,
@@ -204,6 +233,8 @@ class Importer {
   // shapes_; nullptr when the value is not computed or inference fails.
   const std::vector<int64_t>* InferredShape(const std::string& name);
   std::set<std::string> uninferred_;  // Values InferredShape failed on.
+  std::set<std::string> inferred_;    // Values Shape() asked it about.
+  std::set<std::string> node_names_;  // Of the nodes converted so far.
 
   const onnx::ModelProto& model_;
   int64_t opset_;

@@ -55,6 +55,11 @@ absl::Status Importer::Convert(const onnx::NodeProto& n) {
   if (op == "Softmax") return ConvertSoftmax(n);
   if (op == "Pad") return ConvertPad(n);
   if (op == "Slice") return ConvertSlice(n);
+  if (op == "Split") return ConvertSplit(n);
+  if (op == "Expand") return ConvertExpand(n);
+  if (op == "Sum") return ConvertSum(n);
+  if (op == "Resize") return ConvertResize(n);
+  if (op == "LayerNormalization") return ConvertLayerNorm(n);
   if (op == "ReduceMean") return ConvertReduce(n, Op::kReduceMean);
   if (op == "ReduceSum") return ConvertReduce(n, Op::kReduceSum);
   if (op == "ReduceMax") return ConvertReduce(n, Op::kReduceMax);

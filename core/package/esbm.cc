@@ -159,6 +159,14 @@ esb::v1::LayerOp ToProtoOp(Op op) {
       return esb::v1::LAYER_OP_IDENTITY;
     case Op::kPad:
       return esb::v1::LAYER_OP_PAD;
+    case Op::kExpand:
+      return esb::v1::LAYER_OP_EXPAND;
+    case Op::kResize:
+      return esb::v1::LAYER_OP_RESIZE;
+    case Op::kLayerNorm:
+      return esb::v1::LAYER_OP_LAYER_NORMALIZATION;
+    case Op::kGelu:
+      return esb::v1::LAYER_OP_GELU;
   }
   return esb::v1::LAYER_OP_UNSPECIFIED;
 }
@@ -184,6 +192,14 @@ void CopyAttributes(const graph::Attributes& a, esb::v1::PackageLayer* l) {
   l->set_keep_dims(a.keep_dims);
   l->mutable_shape()->Add(a.shape.begin(), a.shape.end());
   l->set_value(a.value);
+  l->mutable_scales()->Add(a.scales.begin(), a.scales.end());
+  // The proto's enums list graph::ResizeMethod's values in order.
+  l->mutable_resize()->set_mode(
+      static_cast<esb::v1::ResizeMethod::Mode>(a.resize.mode));
+  l->mutable_resize()->set_coordinates(
+      static_cast<esb::v1::ResizeMethod::Coordinates>(a.resize.coordinates));
+  l->mutable_resize()->set_rounding(
+      static_cast<esb::v1::ResizeMethod::Rounding>(a.resize.rounding));
   switch (a.activation.kind) {
     case graph::Activation::Kind::kNone:
       break;
@@ -245,8 +261,7 @@ absl::StatusOr<Format> FromSpec(const esb::v1::FormatSpec& spec,
 
 absl::StatusOr<Op> FromProtoOp(esb::v1::LayerOp proto,
                                const std::string& layer) {
-  // Op::kPad is the IR's last op.
-  for (int i = 0; i <= static_cast<int>(Op::kPad); ++i) {
+  for (int i = 0; i <= static_cast<int>(graph::kLastOp); ++i) {
     const auto op = static_cast<Op>(i);
     if (proto != esb::v1::LAYER_OP_UNSPECIFIED && ToProtoOp(op) == proto) {
       return op;
@@ -310,6 +325,13 @@ graph::Attributes ReadAttributes(const esb::v1::PackageLayer& l) {
   a.keep_dims = l.keep_dims();
   a.shape.assign(l.shape().begin(), l.shape().end());
   a.value = l.value();
+  a.scales.assign(l.scales().begin(), l.scales().end());
+  // Out-of-range values (open proto3 enums) are refused by the caller.
+  a.resize.mode = static_cast<graph::ResizeMethod::Mode>(l.resize().mode());
+  a.resize.coordinates =
+      static_cast<graph::ResizeMethod::Coordinates>(l.resize().coordinates());
+  a.resize.rounding =
+      static_cast<graph::ResizeMethod::Rounding>(l.resize().rounding());
   return a;
 }
 
@@ -523,6 +545,14 @@ absl::Status Unpacker::ReadLayer(const esb::v1::PackageLayer& l) {
   if (node.op == Op::kConv && node.attrs.group < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat(context, ": group is ", node.attrs.group));
+  }
+  if (!esb::v1::ResizeMethod::Mode_IsValid(l.resize().mode()) ||
+      !esb::v1::ResizeMethod::Coordinates_IsValid(l.resize().coordinates()) ||
+      !esb::v1::ResizeMethod::Rounding_IsValid(l.resize().rounding())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(context, ": resize method (", l.resize().mode(), ", ",
+                     l.resize().coordinates(), ", ", l.resize().rounding(),
+                     ") is outside the values this reader knows"));
   }
   if (l.activation() != esb::v1::FUSED_ACTIVATION_NONE) {
     if (!graph::IsQuantizedOp(node.op)) {

@@ -1,5 +1,6 @@
 #include "core/runtime/executor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "core/graph/passes.h"
 #include "core/graph/shapes.h"
 #include "core/runtime/reference.h"
 #include "gmock/gmock.h"
@@ -358,11 +360,14 @@ TEST(ExecutorTest, ElementwiseActivations) {
 
 // Activations, pooling, BN and Add after a Conv see oneDNN's blocked layout.
 TEST(ExecutorTest, OpsOnBlockedConvOutput) {
-  for (Op op :
-       {Op::kRelu, Op::kSigmoid, Op::kLeakyRelu, Op::kClip, Op::kHardSigmoid,
-        Op::kHardSwish, Op::kMaxPool, Op::kAveragePool, Op::kGlobalAveragePool,
-        Op::kBatchNorm, Op::kAdd, Op::kMul, Op::kSub, Op::kDiv, Op::kConcat,
-        Op::kTranspose, Op::kSoftmax, Op::kFlatten, Op::kPad}) {
+  for (Op op : {Op::kRelu,      Op::kSigmoid,     Op::kLeakyRelu,
+                Op::kClip,      Op::kHardSigmoid, Op::kHardSwish,
+                Op::kMaxPool,   Op::kAveragePool, Op::kGlobalAveragePool,
+                Op::kBatchNorm, Op::kAdd,         Op::kMul,
+                Op::kSub,       Op::kDiv,         Op::kConcat,
+                Op::kTranspose, Op::kSoftmax,     Op::kFlatten,
+                Op::kPad,       Op::kExpand,      Op::kResize,
+                Op::kLayerNorm}) {
     Graph g;
     g.inputs.push_back({"x", {kBatch, 3, 9, 9}});
     g.constants["w"] = Random({20, 3, 3, 3}, 30);
@@ -375,6 +380,19 @@ TEST(ExecutorTest, OpsOnBlockedConvOutput) {
     node.attrs.ceil_mode = true;
     node.attrs.perm = {0, 2, 3, 1};
     if (op == Op::kPad) node.attrs.pads = {0, 1, 0, 0, 0, 0, 2, 1};
+    if (op == Op::kExpand) node.attrs.shape = {2, 1, 1, 1, 1};
+    if (op == Op::kResize) {
+      node.attrs.resize.mode = graph::ResizeMethod::Mode::kLinear;
+      node.attrs.shape = {11, 5};
+      node.attrs.scales = {1.0f, 1.0f, 11.0f / 7.0f, 5.0f / 7.0f};
+    }
+    if (op == Op::kLayerNorm) {
+      node.attrs.axis = 1;
+      g.constants["gamma"] = Random({20, 7, 7}, 35);
+      g.constants["beta"] = Random({20, 7, 7}, 36);
+      node.inputs.push_back("gamma");
+      node.inputs.push_back("beta");
+    }
     if (op == Op::kBatchNorm) {
       for (const char* p : {"s", "t", "u"}) {
         g.constants[p] = Random({20}, 31);
@@ -393,6 +411,26 @@ TEST(ExecutorTest, OpsOnBlockedConvOutput) {
     g.outputs.push_back({"y", {}});
     CheckBatches(g, {3, 9, 9}, 34,
                  "after conv: " + std::string(graph::OpName(op)));
+  }
+}
+
+// RegNet's squeeze-excitation: a grouped conv of 8 channels per group
+// (oneDNN picks 8-channel blocks for it) times a per-channel gate computed
+// from it, and the same gate on an ungrouped conv's 16-channel blocks.
+TEST(ExecutorTest, ChannelGateOnBlockedConvOutputs) {
+  for (const int64_t group : {6, 1}) {
+    Graph g;
+    g.inputs.push_back({"x", {kBatch, 48, 10, 10}});
+    g.constants["w"] = Random({48, 48 / group, 3, 3}, 51);
+    Node conv{"conv", Op::kConv, {"x", "w"}, {"c"}, {}};
+    conv.attrs.group = group;
+    conv.attrs.pads = {1, 1, 1, 1};
+    g.nodes.push_back(conv);
+    g.nodes.push_back({"pool", Op::kGlobalAveragePool, {"c"}, {"p"}, {}});
+    g.nodes.push_back({"gate", Op::kSigmoid, {"p"}, {"s"}, {}});
+    g.nodes.push_back({"excite", Op::kMul, {"c", "s"}, {"y"}, {}});
+    g.outputs.push_back({"y", {}});
+    CheckBatches(g, {48, 10, 10}, 52, "group " + std::to_string(group));
   }
 }
 
@@ -867,6 +905,75 @@ TEST(ExecutorTest, RuntimeGemmWeightsNeedUnitAlphaAndBeta) {
   auto e = Executor::Create(WithWeightsAsInput(g, "w"));
   ASSERT_EQ(e.status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_THAT(e.status().message(), HasSubstr("alpha 1"));
+}
+
+// GELU and layer normalization as torch exports them below opset 17
+// (ConvNeXt's blocks): Optimize fuses each into one node, and the fused
+// graph computes what the decomposition does.
+TEST(ExecutorTest, FusedGeluAndLayerNormMatchTheirDecomposition) {
+  Graph g;
+  g.inputs.push_back({"x", {kBatch, 5, 6, 8}});
+  g.outputs.push_back({"y", {}});
+  auto scalar = [&](const std::string& name, float v) {
+    g.constants[name] = Values({}, {v});
+  };
+  scalar("two", 2.0f);
+  scalar("eps", 1e-6f);
+  scalar("sqrt2", std::sqrt(2.0f));
+  scalar("one", 1.0f);
+  scalar("half", 0.5f);
+  g.constants["gamma"] = Random({8}, 41);
+  g.constants["beta"] = Random({8}, 42);
+  auto add = [&](const std::string& name, Op op,
+                 std::vector<std::string> inputs, Attributes attrs = {}) {
+    g.nodes.push_back({name, op, std::move(inputs), {name}, std::move(attrs)});
+  };
+  Attributes last_dim;
+  last_dim.axes = {3};
+  last_dim.keep_dims = true;
+  add("mean", Op::kReduceMean, {"x"}, last_dim);
+  add("d", Op::kSub, {"x", "mean"});
+  add("sq", Op::kPow, {"d", "two"});
+  add("var", Op::kReduceMean, {"sq"}, last_dim);
+  add("ve", Op::kAdd, {"var", "eps"});
+  add("std", Op::kSqrt, {"ve"});
+  add("n", Op::kDiv, {"d", "std"});
+  add("scaled", Op::kMul, {"n", "gamma"});
+  add("ln", Op::kAdd, {"beta", "scaled"});
+  add("t", Op::kDiv, {"ln", "sqrt2"});
+  add("e", Op::kErf, {"t"});
+  add("gate", Op::kAdd, {"e", "one"});
+  add("xg", Op::kMul, {"ln", "gate"});
+  add("y", Op::kMul, {"xg", "half"});
+  const Tensor x = Random({3, 5, 6, 8}, 43, -3.0f, 3.0f);
+  auto want = ReferenceRun(g, {x});
+  ASSERT_TRUE(want.ok()) << want.status();
+
+  Graph fused = g;
+  graph::Optimize(fused);
+  ASSERT_EQ(fused.nodes.size(), 2u);
+  EXPECT_EQ(fused.nodes[0].op, Op::kLayerNorm);
+  EXPECT_EQ(fused.nodes[0].attrs.axis, 3);
+  EXPECT_FLOAT_EQ(fused.nodes[0].attrs.epsilon, 1e-6f);
+  EXPECT_EQ(fused.nodes[1].op, Op::kGelu);
+  auto executor = Executor::Create(fused);
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  auto got = (*executor)->Run({x});
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectClose((*got)[0], (*want)[0], "fused");
+
+  // A mean over a dim that is not trailing is no layer normalization.
+  Graph other = g;
+  for (Node& node : other.nodes) {
+    if (node.op == Op::kReduceMean) node.attrs.axes = {2};
+  }
+  other.constants["gamma"] = Random({6, 1}, 41);
+  other.constants["beta"] = Random({6, 1}, 42);
+  graph::Optimize(other);
+  EXPECT_EQ(std::count_if(other.nodes.begin(), other.nodes.end(),
+                          [](const Node& n) { return n.op == Op::kLayerNorm; }),
+            0);
+  EXPECT_EQ(other.nodes.back().op, Op::kGelu);
 }
 
 }  // namespace

@@ -108,6 +108,147 @@ void BroadcastBinary(BinaryOp op, const float* a,
   } while (Next(index, y_shape));
 }
 
+void Expand(const float* x, absl::Span<const int64_t> x_shape, float* y,
+            absl::Span<const int64_t> y_shape) {
+  const size_t rank = y_shape.size();
+  std::vector<int64_t> strides(rank, 0);  // Of x in y's index space.
+  int64_t stride = 1;
+  for (size_t i = 0; i < x_shape.size(); ++i) {
+    const size_t d = x_shape.size() - 1 - i;
+    if (x_shape[d] != 1) strides[rank - 1 - i] = stride;
+    stride *= x_shape[d];
+  }
+  if (rank == 0) {
+    y[0] = x[0];
+    return;
+  }
+  // Rows of y's last dim: a copy when x has that dim, else a fill.
+  const int64_t row = y_shape[rank - 1];
+  const int64_t rows = NumElements(y_shape) / std::max<int64_t>(row, 1);
+  std::vector<int64_t> index(rank - 1, 0);
+  const std::vector<int64_t> row_shape(y_shape.begin(), y_shape.end() - 1);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t from = 0;
+    for (size_t d = 0; d + 1 < rank; ++d) from += index[d] * strides[d];
+    float* out = y + r * row;
+    if (strides[rank - 1] == 0) {
+      std::fill(out, out + row, x[from]);
+    } else {
+      std::copy(x + from, x + from + row, out);
+    }
+    Next(index, row_shape);
+  }
+}
+
+namespace {
+
+// The input coordinate ONNX Resize samples for output index `o` of a dim of
+// size `in` resized with `scale`, before rounding or clamping.
+double ResizeSource(graph::ResizeMethod::Coordinates coordinates, int64_t o,
+                    int64_t in, float scale) {
+  using Coordinates = graph::ResizeMethod::Coordinates;
+  const auto od = static_cast<double>(o);
+  // ONNX's resized length is in * scale, before flooring to the output's
+  // size (the two agree when the model gave sizes).
+  const double resized = static_cast<double>(in) * scale;
+  switch (coordinates) {
+    case Coordinates::kHalfPixel:
+      return (od + 0.5) / scale - 0.5;
+    case Coordinates::kPytorchHalfPixel:
+      return resized > 1 ? (od + 0.5) / scale - 0.5 : 0.0;
+    case Coordinates::kAlignCorners:
+      return resized > 1 ? od * static_cast<double>(in - 1) / (resized - 1.0)
+                         : 0.0;
+    case Coordinates::kAsymmetric:
+      break;
+  }
+  return od / scale;
+}
+
+// Per output index of one dim: the two input indices it reads and the
+// weight of the second (nearest: one index, weight 0).
+struct ResizeTaps {
+  std::vector<int64_t> lo, hi;
+  std::vector<float> w;
+};
+
+ResizeTaps ResizeTable(const graph::ResizeMethod& method, int64_t in,
+                       int64_t out, float scale) {
+  using Mode = graph::ResizeMethod::Mode;
+  using Rounding = graph::ResizeMethod::Rounding;
+  ResizeTaps t;
+  for (int64_t o = 0; o < out; ++o) {
+    double s = ResizeSource(method.coordinates, o, in, scale);
+    int64_t lo = 0;
+    int64_t hi = 0;
+    float w = 0.0f;
+    if (method.mode == Mode::kLinear) {
+      s = std::clamp(s, 0.0, static_cast<double>(in - 1));
+      lo = static_cast<int64_t>(std::floor(s));
+      hi = std::min(lo + 1, in - 1);
+      w = static_cast<float>(s - static_cast<double>(lo));
+    } else {
+      double r = 0.0;
+      switch (method.rounding) {
+        case Rounding::kRoundPreferFloor:
+          r = s - std::floor(s) == 0.5 ? std::floor(s) : std::round(s);
+          break;
+        case Rounding::kRoundPreferCeil:
+          r = s - std::floor(s) == 0.5 ? std::ceil(s) : std::round(s);
+          break;
+        case Rounding::kFloor:
+          r = std::floor(s);
+          break;
+        case Rounding::kCeil:
+          r = std::ceil(s);
+          break;
+      }
+      lo =
+          static_cast<int64_t>(std::clamp(r, 0.0, static_cast<double>(in - 1)));
+      hi = lo;
+    }
+    t.lo.push_back(lo);
+    t.hi.push_back(hi);
+    t.w.push_back(w);
+  }
+  return t;
+}
+
+}  // namespace
+
+void Resize(const float* x, absl::Span<const int64_t> x_shape,
+            const graph::ResizeMethod& method, absl::Span<const float> scales,
+            int64_t out_h, int64_t out_w, float* y) {
+  const int64_t in_h = x_shape[2];
+  const int64_t in_w = x_shape[3];
+  const ResizeTaps rows = ResizeTable(method, in_h, out_h, scales[2]);
+  const ResizeTaps cols = ResizeTable(method, in_w, out_w, scales[3]);
+  const int64_t planes = x_shape[0] * x_shape[1];
+  const bool linear = method.mode == graph::ResizeMethod::Mode::kLinear;
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* plane = x + p * in_h * in_w;
+    float* out = y + p * out_h * out_w;
+    for (int64_t oh = 0; oh < out_h; ++oh) {
+      const float* top = plane + rows.lo[oh] * in_w;
+      float* line = out + oh * out_w;
+      if (!linear) {
+        for (int64_t ow = 0; ow < out_w; ++ow) line[ow] = top[cols.lo[ow]];
+        continue;
+      }
+      const float* bottom = plane + rows.hi[oh] * in_w;
+      const float wy = rows.w[oh];
+      for (int64_t ow = 0; ow < out_w; ++ow) {
+        const float wx = cols.w[ow];
+        const int64_t l = cols.lo[ow];
+        const int64_t r = cols.hi[ow];
+        const float upper = top[l] + wx * (top[r] - top[l]);
+        const float lower = bottom[l] + wx * (bottom[r] - bottom[l]);
+        line[ow] = upper + wy * (lower - upper);
+      }
+    }
+  }
+}
+
 void AveragePool(const float* x, absl::Span<const int64_t> x_shape,
                  const graph::WindowGeometry& w, bool count_include_pad,
                  float* y) {

@@ -8,6 +8,10 @@
 //                    operands. oneDNN's binary broadcasts src1 only; this
 //                    handles the case where both sides broadcast
 //                    ([N,1] + [1,M]).
+//   Expand:          y[o] = x[o'] with numpy broadcasting of x to y_shape.
+//   Resize:          ONNX Resize of the last two dims of [N, C, H, W] x
+//                    (nearest or linear, graph::ResizeMethod), sampled
+//                    through per-row and per-column tables.
 //   AveragePool:     y = sum over the window's taps inside x / divisor, with
 //                    divisor = the taps inside [-pb, in + pe) when
 //                    count_include_pad, else the taps inside [0, in). Used
@@ -22,6 +26,7 @@
 #include <cstdint>
 
 #include "absl/types/span.h"
+#include "core/graph/graph.h"
 #include "core/graph/shapes.h"
 
 namespace esb::runtime {
@@ -35,6 +40,14 @@ void BroadcastBinary(BinaryOp op, const float* a,
                      absl::Span<const int64_t> a_shape, const float* b,
                      absl::Span<const int64_t> b_shape, float* y,
                      absl::Span<const int64_t> y_shape);
+
+void Expand(const float* x, absl::Span<const int64_t> x_shape, float* y,
+            absl::Span<const int64_t> y_shape);
+
+// x [N, C, H, W]; y [N, C, out_h, out_w]; scales as in graph.h's kResize.
+void Resize(const float* x, absl::Span<const int64_t> x_shape,
+            const graph::ResizeMethod& method, absl::Span<const float> scales,
+            int64_t out_h, int64_t out_w, float* y);
 
 // x is [N,C,spatial...]; `window` comes from graph::ResolveWindow.
 void AveragePool(const float* x, absl::Span<const int64_t> x_shape,

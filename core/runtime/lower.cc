@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -286,6 +287,19 @@ absl::Status PlanBuilder::Lower(int node_index) {
       break;
     case Op::kSoftmax:
       LowerSoftmax(node);
+      break;
+    case Op::kExpand:
+      LowerExpand(node);
+      break;
+    case Op::kResize:
+      LowerResize(node);
+      break;
+    case Op::kLayerNorm:
+      LowerLayerNorm(node);
+      break;
+    case Op::kGelu:
+      AddEltwise(node, algorithm::eltwise_gelu_erf, 0.0f, 0.0f,
+                 ScratchpadAttr());
       break;
     case Op::kPad:
       LowerPad(node);
@@ -677,14 +691,42 @@ void PlanBuilder::LowerBinary(const Node& node) {
     return;
   }
   // An operand of the output's shape keeps its layout; any other is viewed
-  // as plain with leading 1s up to the output's rank.
+  // as plain with leading 1s up to the output's rank, or, when the full
+  // operand is in a channel-blocked or channels-last layout, reordered into
+  // that layout too: oneDNN's optimized binary kernels broadcast only
+  // between operands of one layout (a plain [N, C, 1, 1] gate on a blocked
+  // tensor, as squeeze-excitation multiplies, runs on the reference kernel).
   auto operand = [&](const std::string& name) {
     if (ShapeOf(name) == y_shape) return Get(name);
     const Value v = AsPlain(name);
     return Value{v.buffer, PlainDesc(padded(ShapeOf(name)))};
   };
-  const Value a = operand(src0);
-  const Value b = operand(src1);
+  Value a = operand(src0);
+  Value b = operand(src1);
+  if (rank == 4 && b.desc != a.desc) {
+    // The full operand's layout, but oneDNN 2.6 has no optimized binary
+    // on 8-channel blocks (a grouped conv's output with 8 channels per
+    // group): channels-last there.
+    using tag = memory::format_tag;
+    auto layout = [&](tag t) {
+      return Desc(y_shape, memory::data_type::f32, t);
+    };
+    std::optional<tag> target;
+    if (a.desc == layout(tag::aBcd16b)) target = tag::aBcd16b;
+    if (a.desc == layout(tag::acdb)) target = tag::acdb;
+    if (a.desc == layout(tag::aBcd8b)) {
+      target = tag::acdb;
+      a = As(src0, layout(tag::acdb));
+    }
+    if (target.has_value()) {
+      const Desc like(padded(ShapeOf(src1)), memory::data_type::f32, *target);
+      const Value converted = NewArena(like);
+      AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(
+                       engine_, b.desc, engine_, like, ScratchpadAttr())),
+                   {{DNNL_ARG_FROM, b}, {DNNL_ARG_TO, converted}});
+      b = converted;
+    }
+  }
   algorithm alg = algorithm::binary_add;
   dnnl::primitive_attr attr = ScratchpadAttr();
   dnnl::post_ops undo_swap;
@@ -815,6 +857,61 @@ void PlanBuilder::LowerPad(const Node& node) {
       },
       {x, dst});
   Define(node.outputs[0], dst);
+}
+
+void PlanBuilder::LowerExpand(const Node& node) {
+  const Value x = AsPlain(node.inputs[0]);
+  const Value dst = NewArena(PlainDesc(ShapeOf(node.outputs[0])));
+  AddLoop(
+      [x_shape = ShapeOf(node.inputs[0]), y_shape = ShapeOf(node.outputs[0])](
+          absl::Span<float* const> p) { Expand(p[0], x_shape, p[1], y_shape); },
+      {x, dst});
+  Define(node.outputs[0], dst);
+}
+
+void PlanBuilder::LowerResize(const Node& node) {
+  const Value x = AsPlain(node.inputs[0]);
+  const std::vector<int64_t>& y_shape = ShapeOf(node.outputs[0]);
+  const Value dst = NewArena(PlainDesc(y_shape));
+  AddLoop(
+      [x_shape = ShapeOf(node.inputs[0]), method = node.attrs.resize,
+       scales = node.attrs.scales, out_h = y_shape[2],
+       out_w = y_shape[3]](absl::Span<float* const> p) {
+        Resize(p[0], x_shape, method, scales, out_h, out_w, p[1]);
+      },
+      {x, dst});
+  Define(node.outputs[0], dst);
+}
+
+void PlanBuilder::LowerLayerNorm(const Node& node) {
+  // oneDNN normalizes the last dim: the input viewed as [outer, inner].
+  const std::vector<int64_t>& x_shape = ShapeOf(node.inputs[0]);
+  const auto axis = static_cast<size_t>(node.attrs.axis);
+  const int64_t inner = graph::NumElements(
+      absl::MakeConstSpan(x_shape).subspan(axis, x_shape.size() - axis));
+  const int64_t outer =
+      graph::NumElements(absl::MakeConstSpan(x_shape).subspan(0, axis));
+  const Desc rows = PlainDesc({outer, inner});
+  const Value x{AsPlain(node.inputs[0]).buffer, rows};
+  const bool shift = node.inputs.size() > 2;
+  auto flags = dnnl::normalization_flags::use_scale;
+  if (shift) flags = flags | dnnl::normalization_flags::use_shift;
+  const dnnl::layer_normalization_forward::primitive_desc pd(
+      dnnl::layer_normalization_forward::desc(prop_kind::forward_inference,
+                                              rows, node.attrs.epsilon, flags),
+      ScratchpadAttr(), engine_);
+  const Value dst = NewArena(rows);
+  std::vector<std::pair<int, Value>> args = {
+      {DNNL_ARG_SRC, x},
+      {DNNL_ARG_SCALE,
+       Value{AsPlain(node.inputs[1]).buffer, PlainDesc({inner})}},
+      {DNNL_ARG_DST, dst}};
+  if (shift) {
+    args.push_back({DNNL_ARG_SHIFT,
+                    Value{AsPlain(node.inputs[2]).buffer, PlainDesc({inner})}});
+  }
+  AddPrimitive(dnnl::layer_normalization_forward(pd), args);
+  Define(node.outputs[0], Value{dst.buffer, PlainDesc(x_shape)});
 }
 
 }  // namespace esb::runtime::internal

@@ -80,6 +80,9 @@ class PlanBuilder {
   void LowerErf(const graph::Node& node);
   void LowerReduce(const graph::Node& node);
   void LowerPad(const graph::Node& node);
+  void LowerExpand(const graph::Node& node);
+  void LowerResize(const graph::Node& node);
+  void LowerLayerNorm(const graph::Node& node);
 
   // ESB layers (esb_lower.cc).
   absl::Status LowerQuantized(int node_index, const graph::Node& node,

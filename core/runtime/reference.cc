@@ -337,6 +337,116 @@ Tensor Pad(const Node& node, const Tensor& x, const Shape& y_shape) {
   return y;
 }
 
+Tensor Expand(const Tensor& x, const Shape& y_shape) {
+  Tensor y = Make(y_shape);
+  const size_t lead = y_shape.size() - x.shape.size();
+  for (int64_t i = 0; i < y.size(); ++i) {
+    const Shape yi = Unravel(i, y_shape);
+    Shape xi(x.shape.size());
+    for (size_t d = 0; d < xi.size(); ++d) {
+      xi[d] = x.shape[d] == 1 ? 0 : yi[lead + d];
+    }
+    y.data[i] = x.data[Ravel(xi, x.shape)];
+  }
+  return y;
+}
+
+// ONNX's Resize, one output value at a time, in double.
+Tensor Resize(const Node& node, const Tensor& x, const Shape& y_shape) {
+  using Method = graph::ResizeMethod;
+  const Method& m = node.attrs.resize;
+  Tensor y = Make(y_shape);
+  // The source coordinate of output index o along dim d.
+  auto source = [&](size_t d, int64_t o) {
+    const double in = static_cast<double>(x.shape[d]);
+    const double scale = node.attrs.scales[d];
+    const double resized = in * scale;  // ONNX's, before flooring.
+    const double od = static_cast<double>(o);
+    switch (m.coordinates) {
+      case Method::Coordinates::kHalfPixel:
+        return (od + 0.5) / scale - 0.5;
+      case Method::Coordinates::kPytorchHalfPixel:
+        return resized > 1 ? (od + 0.5) / scale - 0.5 : 0.0;
+      case Method::Coordinates::kAlignCorners:
+        return resized > 1 ? od * (in - 1) / (resized - 1) : 0.0;
+      case Method::Coordinates::kAsymmetric:
+        break;
+    }
+    return od / scale;
+  };
+  auto clamp = [&](size_t d, double v) {
+    return std::min(std::max(v, 0.0), static_cast<double>(x.shape[d] - 1));
+  };
+  auto nearest = [&](double v) {
+    const double f = std::floor(v);
+    switch (m.rounding) {
+      case Method::Rounding::kRoundPreferFloor:
+        return v - f <= 0.5 ? f : f + 1;
+      case Method::Rounding::kRoundPreferCeil:
+        return v - f < 0.5 ? f : f + 1;
+      case Method::Rounding::kFloor:
+        return f;
+      case Method::Rounding::kCeil:
+        break;
+    }
+    return std::ceil(v);
+  };
+  for (int64_t i = 0; i < y.size(); ++i) {
+    const Shape yi = Unravel(i, y_shape);
+    const double sh = source(2, yi[2]);
+    const double sw = source(3, yi[3]);
+    auto at = [&](double h, double w) {
+      const Shape xi = {yi[0], yi[1], static_cast<int64_t>(h),
+                        static_cast<int64_t>(w)};
+      return static_cast<double>(x.data[Ravel(xi, x.shape)]);
+    };
+    if (m.mode == Method::Mode::kNearest) {
+      y.data[i] =
+          static_cast<float>(at(clamp(2, nearest(sh)), clamp(3, nearest(sw))));
+      continue;
+    }
+    const double h = clamp(2, sh);
+    const double w = clamp(3, sw);
+    const double h0 = std::floor(h);
+    const double w0 = std::floor(w);
+    const double h1 = clamp(2, h0 + 1);
+    const double w1 = clamp(3, w0 + 1);
+    const double fh = h - h0;
+    const double fw = w - w0;
+    y.data[i] = static_cast<float>(
+        (1 - fh) * ((1 - fw) * at(h0, w0) + fw * at(h0, w1)) +
+        fh * ((1 - fw) * at(h1, w0) + fw * at(h1, w1)));
+  }
+  return y;
+}
+
+Tensor LayerNorm(const Node& node, const std::vector<const Tensor*>& in) {
+  const Tensor& x = *in[0];
+  Tensor y = Make(x.shape);
+  int64_t inner = 1;
+  for (size_t d = node.attrs.axis; d < x.shape.size(); ++d) {
+    inner *= x.shape[d];
+  }
+  for (int64_t r = 0; r < x.size() / inner; ++r) {
+    const float* row = x.data.data() + r * inner;
+    double mean = 0.0;
+    for (int64_t k = 0; k < inner; ++k) mean += row[k];
+    mean /= static_cast<double>(inner);
+    double var = 0.0;
+    for (int64_t k = 0; k < inner; ++k) {
+      var += (row[k] - mean) * (row[k] - mean);
+    }
+    var /= static_cast<double>(inner);
+    const double inv = 1.0 / std::sqrt(var + node.attrs.epsilon);
+    for (int64_t k = 0; k < inner; ++k) {
+      double v = (row[k] - mean) * inv * in[1]->data[k];
+      if (in.size() > 2) v += in[2]->data[k];
+      y.data[r * inner + k] = static_cast<float>(v);
+    }
+  }
+  return y;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<Tensor>> ReferenceRun(
@@ -417,6 +527,23 @@ absl::StatusOr<std::vector<Tensor>> ReferenceRun(
         break;
       case Op::kPad:
         y = Pad(node, x, y_shape);
+        break;
+      case Op::kExpand:
+        y = Expand(x, y_shape);
+        break;
+      case Op::kResize:
+        y = Resize(node, x, y_shape);
+        break;
+      case Op::kLayerNorm:
+        y = LayerNorm(node, in);
+        break;
+      case Op::kGelu:
+        y = x;
+        for (float& v : y.data) {
+          const double d = v;
+          v = static_cast<float>(0.5 * d *
+                                 (1.0 + std::erf(d / std::sqrt(2.0))));
+        }
         break;
     }
     values[node.outputs[0]] = std::move(y);
