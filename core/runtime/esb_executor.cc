@@ -1,5 +1,7 @@
 #include "core/runtime/esb_executor.h"
 
+#include <cstdint>
+#include <map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -20,10 +22,12 @@ std::string Describe(const graph::Graph& graph,
                      const internal::QuantizedLayers& layers) {
   const int total = static_cast<int>(layers.by_node.size());
   int fast = 0;
+  std::map<int64_t, int> split;  // Layers by chunk count, when split.
   std::string slow;
   for (const auto& [index, layer] : layers.by_node) {
     if (layer.fast) {
       ++fast;
+      if (layer.splits > 1) ++split[layer.splits];
       continue;
     }
     absl::StrAppend(&slow, slow.empty() ? "" : ", ", layer.reason, " (layer '",
@@ -32,6 +36,19 @@ std::string Describe(const graph::Graph& graph,
   std::string out;
   if (fast > 0 || total == 0) {
     out = absl::StrCat("int8 fast path on ", fast, " of ", total, " layers");
+  }
+  if (!split.empty()) {
+    absl::StrAppend(&out,
+                    " (K split so that every chunk's accumulator stays within "
+                    "2^24: ");
+    bool first = true;
+    for (const auto& [chunks, count] : split) {
+      absl::StrAppend(&out, first ? "" : ", ", count,
+                      first ? (count == 1 ? " layer" : " layers") : "", " in ",
+                      chunks, first ? " chunks" : "");
+      first = false;
+    }
+    absl::StrAppend(&out, ")");
   }
   if (fast < total) {
     absl::StrAppend(&out, out.empty() ? "" : "; ", "reference path on ",
@@ -63,9 +80,11 @@ absl::StatusOr<std::unique_ptr<EsbExecutor>> EsbExecutor::Create(
   auto shared =
       std::make_shared<const internal::QuantizedLayers>(*std::move(prepared));
   std::map<std::string, bool> fast;
+  std::map<std::string, int64_t> k_chunks;
   int requantized = 0;
   for (const auto& [index, layer] : shared->by_node) {
     fast[graph.nodes[index].name] = layer.fast;
+    if (layer.fast) k_chunks[graph.nodes[index].name] = layer.splits;
     requantized += layer.next_format.has_value();
   }
   std::string description = Describe(graph, *shared);
@@ -81,7 +100,7 @@ absl::StatusOr<std::unique_ptr<EsbExecutor>> EsbExecutor::Create(
   if (!executor.ok()) return executor.status();
   return std::unique_ptr<EsbExecutor>(
       new EsbExecutor(*std::move(executor), std::move(description),
-                      std::move(fast), requantized));
+                      std::move(fast), std::move(k_chunks), requantized));
 }
 
 absl::StatusOr<std::vector<graph::Tensor>> EsbExecutor::Run(

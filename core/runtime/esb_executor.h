@@ -14,15 +14,19 @@
 // and by test:
 //   reference  plain integer loops with int64 accumulators;
 //   int8 fast  oneDNN u8/s8 x s8 -> s32 convolution / matmul (weights
-//              packed once, no scales or post-ops, so the s32 result is the
-//              exact accumulator), then a vectorised epilogue with
-//              Dequantize's float operations that writes floats or, when
-//              the output only feeds quantized layers reading it with one
-//              format and scale, their u8/s8 input directly.
+//              packed once, no scales or post-ops), then a vectorised
+//              epilogue with Dequantize's float operations that writes
+//              floats or, when the output only feeds quantized layers
+//              reading it with one format and scale, their u8/s8 input
+//              directly. oneDNN's s32 output is exact only within 2^24, so
+//              a layer whose worst-case accumulator is larger has its
+//              reduction (K) split into equal chunks that each stay within
+//              it, run as one grouped convolution, and the epilogue adds
+//              the chunks' partial sums in int32.
 // kAuto takes the fast path for each layer whose formats fit int8 and whose
-// worst-case accumulator stays exact (core/runtime/esb_layers.h lists the
-// conditions); the others run the reference, and Description() says which
-// and why. kReference runs the reference everywhere.
+// accumulators fit int32 (core/runtime/esb_layers.h lists the conditions);
+// the others run the reference, and Description() says which and why.
+// kReference runs the reference everywhere.
 //
 // Thread-safe: Run may be called concurrently; runs proceed in parallel as
 // Executor's do (executor.h).
@@ -30,6 +34,7 @@
 #define ESB_CORE_RUNTIME_ESB_EXECUTOR_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -82,26 +87,33 @@ class EsbExecutor {
       const std::vector<graph::Tensor>& inputs);
 
   // Which path each layer takes, in one line: "int8 fast path on 4 of 4
-  // layers", or "int8 fast path on 3 of 4 layers; reference path on 1:
-  // b8 sb4 signed weights do not fit int8 (layer 'fc1')".
+  // layers", "int8 fast path on 4 of 4 layers (K split so that every
+  // chunk's accumulator stays within 2^24: 2 layers in 2 chunks, 1 in 4)",
+  // or "int8 fast path on 3 of 4 layers; reference path on 1: b8 sb4
+  // signed weights do not fit int8 (layer 'fc1')".
   std::string Description() const { return description_; }
 
   // Per layer name: true when it runs on the int8 fast path.
   const std::map<std::string, bool>& fast_layers() const { return fast_; }
+  // Per fast layer name: the chunks its K is split into (1: not split).
+  const std::map<std::string, int64_t>& k_chunks() const { return k_chunks_; }
   // Fast layers whose epilogue writes the next layers' u8/s8 input.
   int requantized_layers() const { return requantized_; }
 
  private:
   EsbExecutor(std::unique_ptr<Executor> executor, std::string description,
-              std::map<std::string, bool> fast, int requantized)
+              std::map<std::string, bool> fast,
+              std::map<std::string, int64_t> k_chunks, int requantized)
       : executor_(std::move(executor)),
         description_(std::move(description)),
         fast_(std::move(fast)),
+        k_chunks_(std::move(k_chunks)),
         requantized_(requantized) {}
 
   const std::unique_ptr<Executor> executor_;
   const std::string description_;
   const std::map<std::string, bool> fast_;
+  const std::map<std::string, int64_t> k_chunks_;
   const int requantized_;
 };
 

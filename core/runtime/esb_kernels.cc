@@ -161,6 +161,36 @@ ESB_CLONED_PER_ISA void DequantizeRow(const int32_t* acc, int64_t channels,
   }
 }
 
+// One row of accumulators: the sum of its partials (AccLayout), exact in
+// int32 because |acc| <= acc_bound <= INT32_MAX and every partial sum is
+// bounded by the sum of its chunks' bounds.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void SumPartials(
+    const int32_t* part, int64_t groups, int64_t splits, int64_t per_group,
+    int32_t* acc) {
+  for (int64_t g = 0; g < groups; ++g) {
+    const int32_t* p = part + g * splits * per_group;
+    int32_t* a = acc + g * per_group;
+#pragma omp simd
+    for (int64_t j = 0; j < per_group; ++j) a[j] = p[j];
+    for (int64_t s = 1; s < splits; ++s) {
+      const int32_t* q = p + s * per_group;
+#pragma omp simd
+      for (int64_t j = 0; j < per_group; ++j) a[j] += q[j];
+    }
+  }
+}
+
+// Row r of the accumulators of `layout`: in place when unsplit, else
+// summed into `scratch` (layout.channels values).
+const int32_t* AccRow(const int32_t* acc, const AccLayout& layout, int64_t r,
+                      int32_t* scratch) {
+  const int32_t* row = acc + r * layout.channels * layout.splits;
+  if (layout.splits == 1) return row;
+  SumPartials(row, layout.groups, layout.splits,
+              layout.channels / layout.groups, scratch);
+  return scratch;
+}
+
 void QuantizeBlock(const Format& format, float alpha, const float* in,
                    int64_t n, void* out) {
   if (format.is_signed()) {
@@ -202,30 +232,37 @@ void ReferenceLayer(const QuantizedLayer& layer, const LayerGeometry& g,
 }
 
 void EpilogueToFloat(const QuantizedLayer& layer, const int32_t* acc,
-                     int64_t rows, int64_t channels, float* out) {
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    DequantizeRow(acc + r * channels, channels, layer.scales.data(),
-                  layer.bias.data(), layer.activation, layer.lo, layer.hi,
-                  out + r * channels);
+                     const AccLayout& layout, float* out) {
+  const int64_t channels = layout.channels;
+#pragma omp parallel
+  {
+    std::vector<int32_t> scratch(layout.splits > 1 ? channels : 0);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < layout.rows; ++r) {
+      DequantizeRow(AccRow(acc, layout, r, scratch.data()), channels,
+                    layer.scales.data(), layer.bias.data(), layer.activation,
+                    layer.lo, layer.hi, out + r * channels);
+    }
   }
 }
 
 void EpilogueToInts(const QuantizedLayer& layer, const int32_t* acc,
-                    int64_t rows, int64_t channels, void* out) {
+                    const AccLayout& layout, void* out) {
   const Format& next = *layer.next_format;
+  const int64_t rows = layout.rows, channels = layout.channels;
   const int64_t block = std::max<int64_t>(1, 4096 / channels);
   const int64_t blocks = (rows + block - 1) / block;
 #pragma omp parallel
   {
     std::vector<float> y(block * channels);
+    std::vector<int32_t> scratch(layout.splits > 1 ? channels : 0);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t r0 = b * block, r1 = std::min(rows, r0 + block);
       for (int64_t r = r0; r < r1; ++r) {
-        DequantizeRow(acc + r * channels, channels, layer.scales.data(),
-                      layer.bias.data(), layer.activation, layer.lo, layer.hi,
-                      y.data() + (r - r0) * channels);
+        DequantizeRow(AccRow(acc, layout, r, scratch.data()), channels,
+                      layer.scales.data(), layer.bias.data(), layer.activation,
+                      layer.lo, layer.hi, y.data() + (r - r0) * channels);
       }
       // One byte per element for either storage type.
       QuantizeBlock(next, layer.next_alpha, y.data(), (r1 - r0) * channels,

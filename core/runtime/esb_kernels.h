@@ -12,7 +12,11 @@
 // Output in the plain row-major layout of y.
 //
 // Fast path: oneDNN computes acc as s32 in a layout whose innermost dim is
-// the output channel ([rows, M]); the epilogues below finish the layer:
+// the output channel ([rows, M]), or, for a layer split into S chunks of K
+// (esb_layers.h), S partial sums per output channel laid out per row as
+// [groups, S, M / groups]:
+//   acc[r, g*Mg + j] = sum over s of part[r, (g*S + s)*Mg + j]   (in int32)
+// The epilogues below add the partials and finish the layer:
 //   EpilogueToFloat:  y[r,m] = act(float(acc[r,m]) * s[m] + bias[m]), the
 //                     very float operations of Dequantize (two roundings,
 //                     no FMA: built with -ffp-contract=off), vectorised
@@ -52,12 +56,22 @@ struct LayerGeometry {
 void ReferenceLayer(const QuantizedLayer& layer, const LayerGeometry& geometry,
                     const float* x, float* y);
 
-// acc, out: [rows, channels] row-major.
+// The fast path's s32 output: `rows` rows of `splits` partial sums of
+// each of `channels` output channels, [groups, splits, channels / groups]
+// per row (see the file comment; splits == 1 is plain [rows, channels]).
+struct AccLayout {
+  int64_t rows = 0;
+  int64_t channels = 0;
+  int64_t groups = 1;
+  int64_t splits = 1;
+};
+
+// out: [rows, channels] row-major.
 void EpilogueToFloat(const QuantizedLayer& layer, const int32_t* acc,
-                     int64_t rows, int64_t channels, float* out);
+                     const AccLayout& layout, float* out);
 // `out` is uint8_t* for an unsigned layer.next_format, else int8_t*.
 void EpilogueToInts(const QuantizedLayer& layer, const int32_t* acc,
-                    int64_t rows, int64_t channels, void* out);
+                    const AccLayout& layout, void* out);
 
 // `out` is uint8_t* for an unsigned format, else int8_t*; the format must
 // fit int8.

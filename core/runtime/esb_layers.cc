@@ -49,6 +49,71 @@ absl::StatusOr<std::vector<float>> GemmBias(const graph::Graph& graph,
   return bias;
 }
 
+// A layer's weights as the fast path reduces them: per output channel,
+// `units` units of `taps` weights each (Conv: an input channel of the
+// group and its kernel taps; Gemm/MatMul: one k).
+struct Reduction {
+  int64_t channels = 0;
+  int64_t units = 0;
+  int64_t taps = 1;
+  bool channel_major =
+      true;  // [channels, units, taps], else [units, channels].
+};
+
+// max over channels m and chunks of sum |wi| over that chunk of m's
+// weights, for `splits` equal chunks of units.
+int64_t MaxChunkL1(const std::vector<int32_t>& w, const Reduction& r,
+                   int64_t splits) {
+  const int64_t per = r.units / splits;
+  int64_t best = 0;
+  if (r.channel_major) {
+    const int64_t chunk = per * r.taps;
+    for (int64_t m = 0; m < r.channels; ++m) {
+      const int32_t* row = w.data() + m * r.units * r.taps;
+      for (int64_t s = 0; s < splits; ++s) {
+        int64_t l1 = 0;
+        for (int64_t i = s * chunk; i < (s + 1) * chunk; ++i) {
+          l1 += std::abs(row[i]);
+        }
+        best = std::max(best, l1);
+      }
+    }
+    return best;
+  }
+  std::vector<int64_t> l1(r.channels);
+  for (int64_t s = 0; s < splits; ++s) {
+    std::fill(l1.begin(), l1.end(), int64_t{0});
+    for (int64_t u = s * per; u < (s + 1) * per; ++u) {
+      const int32_t* row = w.data() + u * r.channels;
+      for (int64_t m = 0; m < r.channels; ++m) l1[m] += std::abs(row[m]);
+    }
+    best = std::max(best, *std::max_element(l1.begin(), l1.end()));
+  }
+  return best;
+}
+
+// Sets layer.splits and layer.chunk_bound to the fewest equal chunks of
+// units whose bound is within kExactAccumulatorLimit (file comment of
+// esb_layers.h), or returns false when none is.
+bool ChooseSplit(const Reduction& r, int64_t multiplier, int64_t max_l1,
+                 QuantizedLayer& layer) {
+  const int64_t max_chunk_l1 = kExactAccumulatorLimit / multiplier;
+  if (max_chunk_l1 == 0) return false;
+  for (int64_t splits =
+           std::max<int64_t>(1, (max_l1 + max_chunk_l1 - 1) / max_chunk_l1);
+       splits <= std::min(r.units, kMaxSplits); ++splits) {
+    if (r.units % splits != 0) continue;
+    const int64_t l1 =
+        splits == 1 ? max_l1 : MaxChunkL1(layer.weights, r, splits);
+    if (l1 <= max_chunk_l1) {
+      layer.splits = splits;
+      layer.chunk_bound = l1 * multiplier;
+      return true;
+    }
+  }
+  return false;
+}
+
 absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
                                        const Node& node, const LayerQuant& q,
                                        const std::string& no_fast_reason,
@@ -145,6 +210,18 @@ absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
 
   const Format& in = q.input_format;
   const Format& wf = q.weight_format;
+  const bool conv = node.op == Op::kConv;
+  Reduction reduction;
+  reduction.channels = m;
+  if (conv || axis == 0) {  // [M, units, taps...].
+    reduction.units = w->shape[1];
+    reduction.taps = inner / reduction.units;
+  } else {  // [K, M].
+    reduction.units = w->shape[0];
+    reduction.channel_major = false;
+  }
+  // VNNI multiplies u8 by s8: oneDNN shifts an s8 source by +128.
+  const int64_t multiplier = in.max_integer() + (in.is_signed() ? 128 : 0);
   if (!no_fast_reason.empty()) {
     layer.reason = no_fast_reason;
   } else if (!in.fits_int8()) {
@@ -154,13 +231,20 @@ absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
     layer.reason = absl::StrCat(wf.ToString(), " weights do not fit int8");
   } else if (node.op == Op::kGemm && node.attrs.trans_a) {
     layer.reason = "Gemm with trans_a (the int8 path reads A row-major)";
-  } else if (layer.acc_bound > kExactAccumulatorLimit) {
-    layer.reason = absl::StrCat("worst-case |accumulator| ", layer.acc_bound,
-                                " exceeds 2^24, the exact range of oneDNN's "
-                                "int8 output");
-  } else if (node.op == Op::kConv &&
-             (w->shape.size() < 3 || w->shape.size() > 5)) {
+  } else if (conv && (w->shape.size() < 3 || w->shape.size() > 5)) {
     layer.reason = "Conv with other than 1 to 3 spatial dims";
+  } else if (!conv && w->shape.size() != 2) {
+    layer.reason = absl::StrCat("weights of shape ",
+                                graph::ShapeToString(w->shape), " are not 2-D");
+  } else if (layer.acc_bound > kInt32AccumulatorLimit) {
+    layer.reason = absl::StrCat("worst-case |accumulator| ", layer.acc_bound,
+                                " exceeds int32");
+  } else if (!ChooseSplit(reduction, multiplier, max_l1, layer)) {
+    layer.reason = absl::StrCat(
+        "no equal split of its ", reduction.units,
+        conv ? " input channels per group" : " K", " into at most ", kMaxSplits,
+        " chunks keeps the worst-case |accumulator| of every chunk within "
+        "2^24, the exact range of oneDNN's int8 output");
   }
   layer.fast = layer.reason.empty();
   return layer;

@@ -9,17 +9,38 @@
 // fused activation in Dequantize's (kind, lo, hi) form.
 //
 // Path. The int8 fast path (oneDNN u8/s8 x s8 -> s32 with no scales or
-// post-ops) is exact when every accumulator is an integer that survives a
-// round trip through f32, because oneDNN 2.6's int8 kernels pass the s32
-// result through f32 on the way out (measured: s8-source convolutions and
-// matmuls are off by one past 2^24). So a layer runs fast when
+// post-ops) is exact when every s32 value oneDNN computes survives a round
+// trip through f32, because oneDNN 2.6's int8 kernels pass results through
+// f32 on the way out. Measured on avx512_core_vnni and avx2_vnni, past
+// 2^24: s8-source convolutions, matmuls and inner products are off by one;
+// u8-source brgemm kernels are exact but the avx2_vnni convolutions are
+// not; and an avx2_vnni convolution with an s8 source is off even below
+// 2^24 once the source shifted by +128 (VNNI multiplies u8 by s8, so oneDNN
+// adds 128 to an s8 source and subtracts 128 * sum w afterwards) takes the
+// sum past it. So the fast path bounds every value it asks oneDNN for:
+//   chunk_bound = (max_integer(input) + (signed input ? 128 : 0))
+//                 * max over m and chunks of sum over the chunk |wi[m, .]|
+// and when that exceeds 2^24 for the whole reduction (K), splits K into
+// `splits` equal chunks, the fewest that bring it within 2^24 for these very
+// weights: input channels per group for Conv (all kernel taps of a channel
+// stay together), K for Gemm/MatMul. A split layer runs as one grouped
+// convolution with groups * splits groups, group (g, s) reading chunk s of
+// group g's input channels and writing its own s32 partial sums of all of
+// group g's output channels; the epilogue adds the partials in int32,
+// which is exact because the whole accumulator is bounded by
+//   acc_bound = max_integer(input) * max over m of sum |wi[m, .]|
+// and that must not exceed INT32_MAX. A Gemm/MatMul [rows, K] x [K, M] is
+// the 1x1 convolution of [1, K, rows, 1] channels-last, the very bytes of
+// row-major A. Unsplit layers run one convolution / matmul as before.
+// So a layer runs fast when
 //   - the CPU has VNNI (without it oneDNN's u8 x s8 products are summed
 //     pairwise in saturating int16),
 //   - the input format fits u8 (unsigned) or s8 (signed) and the weight
 //     format is signed and fits s8 (Format::fits_int8()),
-//   - acc_bound = max_integer(input) * max over m of sum |wi[m, .]| is at
-//     most 2^24 (a tighter, data-aware form of K * max|xi| * max|wi|), and
-//   - it is not a Gemm with trans_a.
+//   - acc_bound <= INT32_MAX and some equal split of K into at most
+//     kMaxSplits chunks keeps chunk_bound within 2^24, and
+//   - it is not a Gemm with trans_a, nor has Gemm/MatMul weights other than
+//     2-D.
 // Otherwise it runs the reference integer loops, and `reason` says why.
 //
 // Thread-compatible; immutable once prepared.
@@ -39,8 +60,16 @@
 
 namespace esb::runtime::internal {
 
-// Largest |acc| the fast path accepts: integers up to 2^24 are exact in f32.
+// Largest |value| the fast path asks of oneDNN: integers up to 2^24 are
+// exact in f32.
 inline constexpr int64_t kExactAccumulatorLimit = int64_t{1} << 24;
+// Largest acc_bound of a fast layer: its partial sums are added in int32.
+inline constexpr int64_t kInt32AccumulatorLimit = (int64_t{1} << 31) - 1;
+// Most chunks K is split into: the partial sums take `splits` times the
+// output's s32 memory, and a K with no small divisor (a prime) would
+// otherwise become a convolution with one group per k. VGG's 25088-wide
+// head needs at most 49 even with every weight at 127.
+inline constexpr int64_t kMaxSplits = 64;
 
 struct QuantizedLayer {
   explicit QuantizedLayer(const LayerQuant& q) : quant(q) {}
@@ -54,7 +83,9 @@ struct QuantizedLayer {
   int activation = 0;         // Dequantize's kind: 0 none, 1 Relu, 2 Clip.
   float lo = 0.0f;
   float hi = 0.0f;
-  int64_t acc_bound = 0;  // See the file comment.
+  int64_t acc_bound = 0;    // See the file comment.
+  int64_t splits = 1;       // Equal chunks of K on the fast path.
+  int64_t chunk_bound = 0;  // With `splits`; see the file comment.
 
   bool fast = false;
   std::string reason;  // Why not fast ("" when fast).

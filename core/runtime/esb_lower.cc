@@ -9,10 +9,17 @@
 //                  (format_tag::any, packed once), dst s32 channels-last
 //   Gemm, MatMul:  matmul, src xi [rows, K] plain, weights s8 [K, M]
 //                  (format_tag::any, packed once), dst s32 [rows, M]
+//   Split into S chunks of K (esb_layers.h), any op:
+//                  one grouped convolution_forward with groups * S groups,
+//                  weights s8 [groups * S, M / groups, C / (groups * S),
+//                  k...] (Gemm/MatMul: [S, M, K / S, 1, 1] over src
+//                  [1, K, rows, 1] channels-last, the bytes of A row-major),
+//                  dst s32 channels-last [rows, S * M]
 //   acc (s32, channel innermost) --EpilogueToFloat--> y (float), or
 //                               --EpilogueToInts--> the next layers' xi
+//   (both add a split layer's partials first)
 // No scales, zero points or post-ops on the primitives: their s32 output
-// is the exact accumulator (esb_layers.h explains the 2^24 bound).
+// is exact (esb_layers.h explains the 2^24 bound and the split).
 //
 // Both paths hand their float output on in the same layout (channels-last
 // for Conv, plain for Gemm/MatMul), so the FP32 ops downstream run the same
@@ -62,6 +69,47 @@ std::string IntegerKey(const std::string& name, const Format& format,
   std::memcpy(&bits, &alpha, sizeof(bits));
   return absl::StrCat(name, "|", format.ToString(), "|", bits, "|",
                       channels_last ? "nhwc" : "plain");
+}
+
+// The s8 weights of a layer split into layer.splits chunks of K, in the
+// plain layout of the grouped convolution (file comment): row (g, s, j)
+// holds chunk s of output channel g * M / groups + j.
+std::vector<int8_t> SplitWeights(const QuantizedLayer& layer,
+                                 const LayerGeometry& g) {
+  const int64_t splits = layer.splits;
+  std::vector<int8_t> w8(layer.weights.size());
+  if (g.op == graph::Op::kConv) {  // [M, Cg, taps] = [G, Mg, S, Cc, taps].
+    const int64_t m_count = layer.weight_shape[0];
+    const int64_t mg = m_count / g.group;
+    const int64_t chunk =
+        static_cast<int64_t>(layer.weights.size()) / (m_count * splits);
+    for (int64_t grp = 0; grp < g.group; ++grp) {
+      for (int64_t s = 0; s < splits; ++s) {
+        for (int64_t j = 0; j < mg; ++j) {
+          const int32_t* from =
+              layer.weights.data() + ((grp * mg + j) * splits + s) * chunk;
+          std::copy(from, from + chunk,  // Fit s8.
+                    w8.data() + ((grp * splits + s) * mg + j) * chunk);
+        }
+      }
+    }
+    return w8;
+  }
+  // B'(k, m) = trans_b ? wi[m, k] : wi[k, m], to [S, M, K / S].
+  const int64_t k = g.trans_b ? layer.weight_shape[1] : layer.weight_shape[0];
+  const int64_t m_count = static_cast<int64_t>(layer.weights.size()) / k;
+  const int64_t kc = k / splits;
+  for (int64_t s = 0; s < splits; ++s) {
+    for (int64_t m = 0; m < m_count; ++m) {
+      int8_t* to = w8.data() + (s * m_count + m) * kc;
+      for (int64_t c = 0; c < kc; ++c) {
+        const int64_t kk = s * kc + c;
+        to[c] = static_cast<int8_t>(
+            layer.weights[g.trans_b ? m * k + kk : kk * m_count + m]);
+      }
+    }
+  }
+  return w8;
 }
 
 }  // namespace
@@ -141,8 +189,53 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
 
   dnnl::primitive primitive;
   Desc weights_desc, plain_weights, dst_desc;
-  int64_t rows, channels;
+  AccLayout layout;
+  layout.splits = layer.splits;
   if (conv) {
+    layout.channels = g.y_shape[1];
+    layout.rows = graph::NumElements(g.y_shape) / layout.channels;
+  } else {
+    layout.channels = g.y_shape.back();
+    layout.rows = graph::NumElements(g.x_shape) / g.x_shape.back();
+  }
+  if (layer.splits > 1) {
+    Dims w_dims, dilations;
+    Dims strides{1, 1}, pads_begin{0, 0}, pads_end{0, 0};
+    Desc part;
+    if (conv) {
+      layout.groups = g.group;
+      w_dims = {g.group * layer.splits, layout.channels / g.group,
+                layer.weight_shape[1] / layer.splits};
+      w_dims.insert(w_dims.end(), layer.weight_shape.begin() + 2,
+                    layer.weight_shape.end());
+      std::vector<int64_t> part_shape = g.y_shape;
+      part_shape[1] *= layer.splits;
+      part = ChannelsLast(part_shape, s32);
+      for (int64_t d : g.window.dilations) dilations.push_back(d - 1);
+      strides = g.window.strides;
+      pads_begin = g.window.pads_begin;
+      pads_end = g.window.pads_end;
+    } else {
+      const int64_t k = g.x_shape.back();
+      w_dims = {layer.splits, layout.channels, k / layer.splits, 1, 1};
+      src->desc =
+          ChannelsLast({1, k, layout.rows, 1}, IntegerType(q.input_format));
+      part = ChannelsLast({1, layer.splits * layout.channels, layout.rows, 1},
+                          s32);
+      dilations = {0, 0};
+    }
+    plain_weights = Desc(w_dims, s8, PlainStrides(w_dims));
+    const dnnl::convolution_forward::primitive_desc pd(
+        dnnl::convolution_forward::desc(
+            dnnl::prop_kind::forward_inference,
+            dnnl::algorithm::convolution_direct, src->desc,
+            Desc(w_dims, s8, memory::format_tag::any), part, strides, dilations,
+            pads_begin, pads_end),
+        ScratchpadAttr(), engine_);
+    primitive = dnnl::convolution_forward(pd);
+    weights_desc = pd.weights_desc();
+    dst_desc = pd.dst_desc();
+  } else if (conv) {
     // Grouped weights are [G, M/G, C/G, k...]: the same row-major data.
     Dims w_dims = layer.weight_shape;
     if (g.group > 1) {
@@ -164,14 +257,11 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
     primitive = dnnl::convolution_forward(pd);
     weights_desc = pd.weights_desc();
     dst_desc = pd.dst_desc();
-    channels = g.y_shape[1];
-    rows = graph::NumElements(g.y_shape) / channels;
   } else {
     // A with leading batch dims is viewed as [rows, K] (trans_a is never
     // fast).
     const int64_t k = g.x_shape.back();
-    rows = graph::NumElements(g.x_shape) / k;
-    channels = g.y_shape.back();
+    const int64_t rows = layout.rows, channels = layout.channels;
     plain_weights =
         Desc({k, channels}, s8, g.trans_b ? Dims{1, k} : Dims{channels, 1});
     src->desc = Plain({rows, k}, IntegerType(q.input_format));
@@ -188,13 +278,17 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
   auto packed = weights_.Get(
       node_index, weights_desc,
       [&] {
-        w8.assign(layer.weights.begin(), layer.weights.end());  // Fit s8.
+        if (layer.splits > 1) {
+          w8 = SplitWeights(layer, g);
+        } else {
+          w8.assign(layer.weights.begin(), layer.weights.end());  // Fit s8.
+        }
         return memory(plain_weights, engine_, w8.data());
       },
       engine_, stream_);
   if (!packed.ok()) return packed.status();
   plan_.packed_.push_back(*packed);
-  // Either dst layout is [rows, channels] row-major in memory.
+  // Every dst layout is [rows, splits * channels] row-major in memory.
   const Value acc = NewArena(dst_desc);
   AddPrimitive(primitive,
                {{DNNL_ARG_SRC, *src},
@@ -208,9 +302,9 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
     const Value xi = NewArena(conv ? ChannelsLast(g.y_shape, IntegerType(next))
                                    : Plain(g.y_shape, IntegerType(next)));
     AddLoop(
-        [&layer, rows, channels](absl::Span<float* const> p) {
-          EpilogueToInts(layer, reinterpret_cast<const int32_t*>(p[0]), rows,
-                         channels, p[1]);
+        [&layer, layout](absl::Span<float* const> p) {
+          EpilogueToInts(layer, reinterpret_cast<const int32_t*>(p[0]), layout,
+                         p[1]);
         },
         {acc, xi});
     integer_values_.emplace(IntegerKey(out, next, layer.next_alpha, conv), xi);
@@ -220,9 +314,9 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
       NewArena(conv ? ChannelsLast(g.y_shape, memory::data_type::f32)
                     : PlainDesc(g.y_shape));
   AddLoop(
-      [&layer, rows, channels](absl::Span<float* const> p) {
-        EpilogueToFloat(layer, reinterpret_cast<const int32_t*>(p[0]), rows,
-                        channels, p[1]);
+      [&layer, layout](absl::Span<float* const> p) {
+        EpilogueToFloat(layer, reinterpret_cast<const int32_t*>(p[0]), layout,
+                        p[1]);
       },
       {acc, y});
   Define(out, y);
