@@ -164,9 +164,9 @@ ESB_CLONED_PER_ISA void DequantizeRow(const int32_t* acc, int64_t channels,
 // One row of accumulators: the sum of its partials (AccLayout), exact in
 // int32 because |acc| <= acc_bound <= INT32_MAX and every partial sum is
 // bounded by the sum of its chunks' bounds.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void SumPartials(
-    const int32_t* part, int64_t groups, int64_t splits, int64_t per_group,
-    int32_t* acc) {
+ESB_CLONED_PER_ISA void SumPartials(const int32_t* part, int64_t groups,
+                                    int64_t splits, int64_t per_group,
+                                    int32_t* acc) {
   for (int64_t g = 0; g < groups; ++g) {
     const int32_t* p = part + g * splits * per_group;
     int32_t* a = acc + g * per_group;
