@@ -272,7 +272,12 @@ TEST(EsbSplitTest, GemmAndMatMulPathsAgreeBitForBit) {
   plain.activation.kind = graph::Activation::Kind::kRelu;
   const std::vector<Case> cases = {
       {"linear_25088", Op::kGemm, {2, 25088}, {48, 25088}, trans_b},
-      {"linear_16384_signed", Op::kGemm, {3, 16384}, {40, 16384}, trans_b, true},
+      {"linear_16384_signed",
+       Op::kGemm,
+       {3, 16384},
+       {40, 16384},
+       trans_b,
+       true},
       {"gemm_2048", Op::kGemm, {4, 2048}, {2048, 36}, plain},
       {"matmul_batch_dims", Op::kMatMul, {2, 3, 3072}, {3072, 20}, {}},
   };
