@@ -580,30 +580,7 @@ absl::Status Importer::ConvertSlice(const onnx::NodeProto& n) {
     step[a] = steps[k];
     count[a] = (hi - lo + steps[k] - 1) / steps[k];
   }
-  if (const ConstValue* c = Const(n.input(0))) {
-    ConstValue out;
-    out.is_int = c->is_int;
-    out.shape = count;
-    if (Status st = CheckOutput(n, out.shape); !st.ok()) return st;
-    const int64_t total = out.size();
-    std::vector<int64_t> index(rank, 0);
-    for (int64_t i = 0; i < total; ++i) {
-      int64_t from = 0;
-      for (int64_t d = 0; d < rank; ++d) {
-        from = from * (*s)[d] + begin[d] + index[d] * step[d];
-      }
-      if (out.is_int) {
-        out.i.push_back(c->i[from]);
-      } else {
-        out.f.push_back(c->f[from]);
-      }
-      for (int64_t d = rank - 1; d >= 0 && ++index[d] == count[d]; --d) {
-        index[d] = 0;
-      }
-    }
-    return StoreOutput(n, std::move(out));
-  }
-  for (int64_t d = 0; d < rank; ++d) {
+  for (int64_t d = 0; Const(n.input(0)) == nullptr && d < rank; ++d) {
     if (step[d] != 1) {
       return Fail(n, absl::StrCat("step ", step[d], " on axis ", d,
                                   " of a computed tensor; only step 1 is "
@@ -611,7 +588,7 @@ absl::Status Importer::ConvertSlice(const onnx::NodeProto& n) {
     }
   }
   const std::vector<int64_t> x_shape = *s;
-  return Crop(n, current_name_, n.output(0), x_shape, begin, count);
+  return Crop(n, current_name_, n.output(0), x_shape, begin, count, step);
 }
 
 // INVALID_ARGUMENT naming every node whose op is not supported, or OK.

@@ -464,6 +464,26 @@ TEST(OnnxImportTest, RefusesResizeSplitExpandItCannotRun) {
   }
 }
 
+// A stepped Slice of a constant folds: Shape(x)[1::2] of [N, 4, 6, 6] is
+// [4, 6], the target of a Reshape.
+TEST(OnnxImportTest, FoldsSteppedSlicesOfConstants) {
+  ModelBuilder b;
+  b.Node("Shape", {"x"}, {"s"});
+  b.Ints("start", {1});
+  b.Ints("end", {4});
+  b.Ints("axis", {0});
+  b.Ints("step", {2});
+  b.Node("Slice", {"s", "start", "end", "axis", "step"}, {"odd"});
+  b.Ints("minus_one", {-1});
+  SetIntAttr(b.Node("Concat", {"minus_one", "odd"}, {"target"}), "axis", 0);
+  b.Node("Reshape", {"x", "target"}, {"y"}, "regroup");
+  b.Output("y", {-1, 4, 6});
+  auto g = ImportOnnxBytes(b.Bytes(), "");
+  ASSERT_TRUE(g.ok()) << g.status();
+  ASSERT_EQ(g->nodes.size(), 1u);
+  EXPECT_EQ(g->nodes[0].attrs.shape, (std::vector<int64_t>{-1, 4, 6}));
+}
+
 TEST(OnnxImportTest, RefusesSlicesItCannotRun) {
   struct Case {
     std::vector<int64_t> starts, ends, axes, steps;

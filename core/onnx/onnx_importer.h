@@ -209,13 +209,15 @@ class Importer {
   Status ConvertSum(const onnx::NodeProto& n);
   Status ConvertResize(const onnx::NodeProto& n);
   Status ConvertLayerNorm(const onnx::NodeProto& n);
-  // Output `out` of `n` as x[begin : begin + count] per dim of x (shape
-  // `x_shape`): an alias when that is all of x, a constant when x is one,
-  // else a Pad with negative pads named `name`.
+  // Output `out` of `n` as `count` elements from `begin`, `step` apart
+  // (empty: 1), per dim of x (shape `x_shape`): a constant when x is one;
+  // else (steps of 1 only) an alias when that is all of x, or a Pad with
+  // negative pads named `name`.
   Status Crop(const onnx::NodeProto& n, const std::string& name,
               const std::string& out, const std::vector<int64_t>& x_shape,
               const std::vector<int64_t>& begin,
-              const std::vector<int64_t>& count);
+              const std::vector<int64_t>& count,
+              const std::vector<int64_t>& step = {});
   // Explicit spatial pads for `auto_pad`, from the input's static shape.
   absl::StatusOr<std::vector<int64_t>> SpatialPads(
       const onnx::NodeProto& n, const std::vector<int64_t>& kernel,

@@ -18,7 +18,8 @@ absl::Status Importer::Crop(const onnx::NodeProto& n, const std::string& name,
                             const std::string& out,
                             const std::vector<int64_t>& x_shape,
                             const std::vector<int64_t>& begin,
-                            const std::vector<int64_t>& count) {
+                            const std::vector<int64_t>& count,
+                            const std::vector<int64_t>& step) {
   const auto rank = static_cast<int64_t>(x_shape.size());
   if (const ConstValue* c = Const(n.input(0))) {
     ConstValue v;
@@ -30,7 +31,8 @@ absl::Status Importer::Crop(const onnx::NodeProto& n, const std::string& name,
     for (int64_t i = 0; i < total; ++i) {
       int64_t from = 0;
       for (int64_t d = 0; d < rank; ++d) {
-        from = from * x_shape[d] + begin[d] + index[d];
+        from = from * x_shape[d] + begin[d] +
+               index[d] * (step.empty() ? 1 : step[d]);
       }
       if (v.is_int) {
         v.i.push_back(c->i[from]);
