@@ -45,6 +45,42 @@ dnnl::primitive_attr ActivationAttr(const graph::Activation& activation) {
   return attr;
 }
 
+// One oneDNN eltwise pass: algorithm, alpha, beta.
+struct EltwiseStep {
+  algorithm alg;
+  float alpha;
+  float beta;
+};
+
+// The eltwise passes that compute elementwise `node`, in order; empty for
+// ops that are not oneDNN eltwise. The first runs as the primitive (or
+// post-op), the rest as post-ops after it.
+std::vector<EltwiseStep> EltwiseSteps(const Node& node) {
+  switch (node.op) {
+    case Op::kRelu:
+      return {{algorithm::eltwise_relu, 0.0f, 0.0f}};
+    case Op::kLeakyRelu:  // Relu with a negative slope.
+      return {{algorithm::eltwise_relu, node.attrs.alpha, 0.0f}};
+    case Op::kClip:  // min(max(x, alpha), beta).
+      return {{algorithm::eltwise_clip, node.attrs.min, node.attrs.max}};
+    case Op::kSigmoid:
+      return {{algorithm::eltwise_logistic, 0.0f, 0.0f}};
+    case Op::kHardSigmoid:  // alpha * x + beta, clipped to [0, 1].
+      return {{algorithm::eltwise_linear, node.attrs.alpha, node.attrs.beta},
+              {algorithm::eltwise_clip, 0.0f, 1.0f}};
+    case Op::kSqrt:
+      return {{algorithm::eltwise_sqrt, 0.0f, 0.0f}};
+    case Op::kHardSwish:
+      // oneDNN 2.x fixes the slope and offset at 1/6 and 1/2 and ignores
+      // these; later versions read them.
+      return {{algorithm::eltwise_hardswish, 1.0f / 6.0f, 0.5f}};
+    case Op::kGelu:
+      return {{algorithm::eltwise_gelu_erf, 0.0f, 0.0f}};
+    default:
+      return {};
+  }
+}
+
 // oneDNN counts dilation from 0 (dense), ONNX from 1.
 Dims OneDnnDilations(const std::vector<int64_t>& dilations) {
   Dims out;
@@ -93,35 +129,10 @@ void PlanBuilder::FuseEpilogue(std::string& value, dnnl::post_ops& ops) {
     const std::vector<int>& r = it->second;
     if (r.size() == 1 && free_to_fuse(r[0])) {
       const Node& n = graph_.nodes[r[0]];
-      switch (n.op) {
-        case Op::kRelu:
-          ops.append_eltwise(1.0f, algorithm::eltwise_relu, 0.0f, 0.0f);
-          break;
-        case Op::kLeakyRelu:
-          ops.append_eltwise(1.0f, algorithm::eltwise_relu, n.attrs.alpha,
-                             0.0f);
-          break;
-        case Op::kClip:
-          ops.append_eltwise(1.0f, algorithm::eltwise_clip, n.attrs.min,
-                             n.attrs.max);
-          break;
-        case Op::kSigmoid:
-          ops.append_eltwise(1.0f, algorithm::eltwise_logistic, 0.0f, 0.0f);
-          break;
-        case Op::kHardSigmoid:
-          ops.append_eltwise(1.0f, algorithm::eltwise_linear, n.attrs.alpha,
-                             n.attrs.beta);
-          ops.append_eltwise(1.0f, algorithm::eltwise_clip, 0.0f, 1.0f);
-          break;
-        case Op::kHardSwish:
-          ops.append_eltwise(1.0f, algorithm::eltwise_hardswish, 1.0f / 6.0f,
-                             0.5f);
-          break;
-        case Op::kGelu:
-          ops.append_eltwise(1.0f, algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
-          break;
-        default:
-          return;
+      const std::vector<EltwiseStep> steps = EltwiseSteps(n);
+      if (steps.empty()) return;
+      for (const EltwiseStep& e : steps) {
+        ops.append_eltwise(1.0f, e.alg, e.alpha, e.beta);
       }
       absorbed_.insert(r[0]);
       value = n.outputs[0];
@@ -402,8 +413,7 @@ absl::Status PlanBuilder::Lower(int node_index) {
       LowerLayerNorm(node);
       break;
     case Op::kGelu:
-      AddEltwise(node, algorithm::eltwise_gelu_erf, 0.0f, 0.0f,
-                 ScratchpadAttr());
+      LowerEltwise(node);
       break;
     case Op::kPad:
       LowerPad(node);
@@ -689,46 +699,14 @@ void PlanBuilder::LowerBatchNorm(const Node& node) {
 }
 
 void PlanBuilder::LowerEltwise(const Node& node) {
-  algorithm alg = algorithm::eltwise_relu;
-  float alpha = 0.0f;
-  float beta = 0.0f;
+  const std::vector<EltwiseStep> steps = EltwiseSteps(node);
   dnnl::primitive_attr attr = ScratchpadAttr();
-  switch (node.op) {
-    case Op::kClip:
-      alg = algorithm::eltwise_clip;  // min(max(x, alpha), beta)
-      alpha = node.attrs.min;
-      beta = node.attrs.max;
-      break;
-    case Op::kLeakyRelu:
-      alpha = node.attrs.alpha;  // relu with a negative slope
-      break;
-    case Op::kSigmoid:
-      alg = algorithm::eltwise_logistic;
-      break;
-    case Op::kHardSigmoid: {
-      // alpha * x + beta, clipped to [0, 1] in the same pass.
-      alg = algorithm::eltwise_linear;
-      alpha = node.attrs.alpha;
-      beta = node.attrs.beta;
-      dnnl::post_ops clip;
-      clip.append_eltwise(1.0f, algorithm::eltwise_clip, 0.0f, 1.0f);
-      attr.set_post_ops(clip);
-      break;
-    }
-    case Op::kSqrt:
-      alg = algorithm::eltwise_sqrt;
-      break;
-    case Op::kHardSwish:
-      // oneDNN 2.x fixes the slope and offset at 1/6 and 1/2 and ignores
-      // these; later versions read them.
-      alg = algorithm::eltwise_hardswish;
-      alpha = 1.0f / 6.0f;
-      beta = 0.5f;
-      break;
-    default:
-      break;
+  dnnl::post_ops rest;  // After the first, in the same pass.
+  for (size_t i = 1; i < steps.size(); ++i) {
+    rest.append_eltwise(1.0f, steps[i].alg, steps[i].alpha, steps[i].beta);
   }
-  AddEltwise(node, alg, alpha, beta, attr);
+  attr.set_post_ops(rest);
+  AddEltwise(node, steps[0].alg, steps[0].alpha, steps[0].beta, attr);
 }
 
 void PlanBuilder::AddEltwise(const Node& node, dnnl::algorithm alg, float alpha,
