@@ -25,9 +25,11 @@ struct Engine {
   std::unique_ptr<runtime::EsbExecutor> esb;
 };
 
-absl::StatusOr<Engine> MakeFp32Engine(const graph::Graph& graph, int threads) {
+absl::StatusOr<Engine> MakeFp32Engine(const graph::Graph& graph,
+                                      const InferenceOptions& inference) {
   runtime::ExecutorOptions options;
-  options.threads = threads;
+  options.threads = inference.threads;
+  options.budget = inference.budget;
   absl::StatusOr<std::unique_ptr<runtime::Executor>> executor =
       runtime::Executor::Create(graph, options);
   if (!executor.ok()) return executor.status();
@@ -42,8 +44,8 @@ absl::StatusOr<Engine> MakeFp32Engine(const graph::Graph& graph, int threads) {
 absl::StatusOr<Engine> MakeEsbEngine(const graph::Graph& graph,
                                      const ImageInput& input,
                                      const data::Normalization& norm,
-                                     const EsbSettings& esb, int threads,
-                                     bool quiet) {
+                                     const InferenceOptions& inference) {
+  const EsbSettings& esb = inference.esb_settings;
   if (input.batch != graph::kBatch) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--precision esb calibrates on batches of images, but input '",
@@ -67,10 +69,11 @@ absl::StatusOr<Engine> MakeEsbEngine(const graph::Graph& graph,
   options.weight_sb = esb.sb;
   options.act_bits = esb.act_bits;
   options.act_sb = esb.act_sb;
-  options.threads = threads;
+  options.executor.threads = inference.threads;
+  options.executor.budget = inference.budget;
   constexpr int64_t kCalibBatch = 64;
   int64_t next = 0;
-  Progress progress("calibrate", count, "images", quiet);
+  Progress progress("calibrate", count, "images", inference.quiet);
   auto source = [&]() -> std::vector<graph::Tensor> {
     if (next >= count) return {};
     const int64_t n = std::min(kCalibBatch, count - next);
@@ -87,7 +90,8 @@ absl::StatusOr<Engine> MakeEsbEngine(const graph::Graph& graph,
   if (!layers.ok()) return layers.status();
   progress.Finish();
   runtime::EsbExecutorOptions exec_options;
-  exec_options.threads = threads;
+  exec_options.threads = inference.threads;
+  exec_options.budget = inference.budget;
   absl::StatusOr<std::unique_ptr<runtime::EsbExecutor>> executor =
       runtime::EsbExecutor::Create(graph, *layers, exec_options);
   if (!executor.ok()) return executor.status();
@@ -103,10 +107,9 @@ absl::StatusOr<Engine> MakeEngine(const graph::Graph& graph,
                                   const data::Normalization& norm,
                                   const InferenceOptions& options) {
   if (options.esb) {
-    return MakeEsbEngine(graph, input, norm, options.esb_settings,
-                         options.threads, options.quiet);
+    return MakeEsbEngine(graph, input, norm, options);
   }
-  return MakeFp32Engine(graph, options.threads);
+  return MakeFp32Engine(graph, options);
 }
 
 // Every item's first output, in batches of `batch` (or the model's fixed

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/onnx/onnx_import.h"
+#include "core/runtime/executor.h"
 #include "esb/v1/report.pb.h"
 
 namespace esb::client {
@@ -32,6 +33,7 @@ struct InferenceOptions {
   EsbSettings esb_settings;
   bool quiet = false;           // No progress output.
   graph::ImportOptions import;  // Budgets of the model's import.
+  runtime::MemoryBudget budget;  // Of the executor's plans.
 };
 
 struct EvalOptions {

@@ -444,7 +444,8 @@ std::vector<CommandSpec> RemoteCommands(
        {"o", "OUTDIR", "With --wait: fetch the artifacts here."}}};
   for (const FlagUse& f : quantize_flags) {
     const std::string name = f.name;
-    if (name == "o" || name == "threads" || name == "max_tensor_elements") {
+    if (name == "o" || name == "threads" || name == "max_tensor_elements" ||
+        name == "max_arena_bytes" || name == "max_plan_bytes") {
       continue;
     }
     submit.flags.push_back(f);

@@ -12,6 +12,7 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(
     SimBackendOptions sim;
     sim.bitstream_dir = options.bitstream_dir;
     sim.threads = options.host_threads;
+    sim.budget = options.host_budget;
     return std::make_unique<SimBackend>(env, std::move(sim));
   }
   if (name == "zcu102") {
@@ -21,6 +22,7 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(
     zcu102.firmware_dir = options.firmware_dir;
     zcu102.bitstream_dir = options.bitstream_dir;
     zcu102.host_threads = options.host_threads;
+    zcu102.host_budget = options.host_budget;
     absl::StatusOr<std::unique_ptr<Backend>> backend =
         MakeZcu102Backend(zcu102);
     if (!backend.ok()) {

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/env/env.h"
+#include "core/runtime/executor.h"
 #include "fpga_agent/backend.h"
 
 namespace esb::agent {
@@ -21,6 +22,7 @@ struct BackendOptions {
   std::string dev_root = "/dev";
   std::string firmware_dir = "/lib/firmware";
   int host_threads = 0;  // CPU threads of a model's host parts (0: all).
+  runtime::MemoryBudget host_budget;  // Of each model's host executor.
 };
 
 // "sim" or "zcu102". INVALID_ARGUMENT naming the known backends for any

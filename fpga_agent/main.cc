@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/cli/flags.h"
 #include "core/env/env.h"
+#include "core/runtime/executor.h"
 #include "fpga_agent/agent.h"
 
 ABSL_FLAG(std::string, backend, "sim",
@@ -56,6 +57,16 @@ ABSL_FLAG(std::string, admin_token_file, "",
           "the metadata 'authorization: Bearer <token>'.");
 ABSL_FLAG(std::string, max_model_bytes, "1G",
           "Largest .esbm accepted (suffixes K, M, G).");
+ABSL_FLAG(std::string, max_arena_bytes,
+          esb::cli::FormatByteSize(static_cast<int64_t>(
+              esb::runtime::MemoryBudget().max_arena_bytes)),
+          "Per model run on the host: bytes of its intermediate values; a "
+          "model or batch that needs more is refused at deploy or run.");
+ABSL_FLAG(std::string, max_plan_bytes,
+          esb::cli::FormatByteSize(static_cast<int64_t>(
+              esb::runtime::MemoryBudget().max_plan_bytes)),
+          "Per model plan on the host: bytes of its intermediate values, "
+          "outputs and packed weights; more is refused.");
 ABSL_FLAG(std::string, sysfs_root, "/sys", "zcu102: root of sysfs.");
 ABSL_FLAG(std::string, dev_root, "/dev", "zcu102: root of the device nodes.");
 ABSL_FLAG(std::string, firmware_dir, "/lib/firmware",
@@ -133,6 +144,22 @@ int main(int argc, char** argv) {
         absl::StrCat("--max-model-bytes: ", max_model.status().message()));
   }
   options.max_model_bytes = *max_model;
+  const struct {
+    const char* flag;
+    std::string text;
+    size_t* bytes;
+  } budgets[] = {
+      {"--max-arena-bytes", absl::GetFlag(FLAGS_max_arena_bytes),
+       &options.backend_options.host_budget.max_arena_bytes},
+      {"--max-plan-bytes", absl::GetFlag(FLAGS_max_plan_bytes),
+       &options.backend_options.host_budget.max_plan_bytes},
+  };
+  for (const auto& budget : budgets) {
+    absl::StatusOr<int64_t> bytes =
+        esb::cli::ParsePositiveByteSize(budget.flag, budget.text);
+    if (!bytes.ok()) return Fail(std::string{bytes.status().message()});
+    *budget.bytes = static_cast<size_t>(*bytes);
+  }
   options.board = absl::GetFlag(FLAGS_board);
   if (options.board.empty()) {
     char host[256] = {};

@@ -126,6 +126,7 @@ absl::StatusOr<std::unique_ptr<LoadedModel>> SimBackend::Prepare(
   }
   runtime::EsbExecutorOptions executor_options;
   executor_options.threads = options_.threads;
+  executor_options.budget = options_.budget;
   // A plan per batch size the batcher may form, so varying batches do not
   // evict and rebuild each other's plans.
   executor_options.max_cached_shapes =

@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "core/accel/array.h"
 #include "core/env/env.h"
+#include "core/runtime/executor.h"
 #include "fpga_agent/backend.h"
 
 namespace esb::agent {
@@ -35,6 +36,7 @@ struct SimBackendOptions {
   accel::ArrayConfig array;  // The modelled accelerator.
   accel::PowerModel power;
   int threads = 0;  // EsbExecutorOptions::threads of each model.
+  runtime::MemoryBudget budget;  // EsbExecutorOptions::budget of each.
 };
 
 class SimBackend final : public Backend {

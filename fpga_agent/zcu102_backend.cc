@@ -118,6 +118,7 @@ class Zcu102Model : public LoadedModel {
     options.max_batch = max_batch_;
     options.device_timeout = board_->options.device_timeout;
     options.host_threads = board_->options.host_threads;
+    options.host_budget = board_->options.host_budget;
     absl::StatusOr<std::unique_ptr<accel::ModelRunner>> runner =
         accel::ModelRunner::Create(model_, board_->device.get(), options);
     if (!runner.ok()) {

@@ -31,6 +31,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/runtime/executor.h"
 #include "fpga_agent/backend.h"
 
 namespace esb::agent {
@@ -52,6 +53,7 @@ struct Zcu102Options {
   // Power samples during a batch, this far apart (plus one at each end).
   absl::Duration power_period = absl::Milliseconds(5);
   int host_threads = 0;  // Host segments' threads (ExecutorOptions).
+  runtime::MemoryBudget host_budget;  // Host segments' executor budget.
 };
 
 // INVALID_ARGUMENT without a bitstream directory; NOT_FOUND naming the

@@ -472,9 +472,32 @@ TEST_F(AgentE2eTest, BadFlagsAndAMissingBoardFailClearly) {
       absl::Seconds(30));
   EXPECT_EQ(other.exit_code, 1);
   EXPECT_THAT(other.out, HasSubstr("unknown backend 'gpu'"));
+  RunResult budget = RunCommand(
+      {ESB_AGENT_PATH, "--model-dir", dir_ + "/m", "--max-arena-bytes", "1Q"},
+      absl::Seconds(30));
+  EXPECT_EQ(budget.exit_code, 1);
+  EXPECT_THAT(budget.out,
+              HasSubstr("--max-arena-bytes: '1Q' is not a byte size"));
   RunResult help = RunCommand({ESB_AGENT_PATH, "--help"}, absl::Seconds(30));
   EXPECT_THAT(help.out, HasSubstr("--max-queue-delay-us U"));
   EXPECT_THAT(help.out, HasSubstr("--admin_token_file"));
+}
+
+// --max-plan-bytes bounds each model's host plan: a package whose plan is
+// larger is refused at deploy, naming the limit, and the agent serves on.
+TEST_F(AgentE2eTest, PlanBudgetRefusesALargerModelAtDeploy) {
+  backend_flags_.insert(backend_flags_.end(), {"--max-plan-bytes", "64K"});
+  StartAgent();
+  esb::v1::DeployModelResponse response;
+  const grpc::Status s = Deploy("fashion", &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("65536"));
+  ExpectError(Request(0, 1, "FP32", false), grpc::StatusCode::NOT_FOUND,
+              "fashion");
+  agent_->Signal(SIGTERM);
+  absl::StatusOr<int> status = agent_->Wait(absl::Seconds(20));
+  ASSERT_TRUE(status.ok()) << status.status();
 }
 
 // The zcu102 backend end to end: esb-agent on an emulated board (a fake

@@ -146,7 +146,8 @@ TEST(EsbctlTest, EachCommandPrintsItsOwnHelp) {
        {"usage: esbctl eval MODEL.onnx --images IMAGES [flags]",
         "--labels LABELS", "subfolder per class", "--limit N",
         "(default: every image)", "--batch N", "(default: 64)",
-        "--calib-count N", "(default: 512)"},
+        "--calib-count N", "(default: 512)", "--max-arena-bytes SIZE",
+        "(default: 4G)", "--max-plan-bytes SIZE", "(default: 8G)"},
        {"--max-sb", "-o OUTDIR"}},
       {"quantize",
        {"usage: esbctl quantize MODEL.onnx --calib IMAGES -o OUTDIR [flags]",
@@ -159,7 +160,8 @@ TEST(EsbctlTest, EachCommandPrintsItsOwnHelp) {
        {"usage: esbctl submit MODEL.onnx --calib IMAGES [flags]",
         "--server HOST:PORT", "(default: localhost:50051)", "--wait",
         "--idempotency-key KEY", "--sb N|auto", "--calib-count N"},
-       {"--threads", "--max-tensor-elements", "--input"}},
+       {"--threads", "--max-tensor-elements", "--max-arena-bytes",
+        "--max-plan-bytes", "--input"}},
       {"watch", {"usage: esbctl watch JOB", "--server HOST:PORT"}, {"--sb"}},
       {"fetch", {"usage: esbctl fetch JOB -o OUTDIR"}, {"--calib"}},
   };
@@ -255,6 +257,33 @@ TEST(EsbctlEvalTest, ImportBudgetIsAFlag) {
                 kTestLabels + " --max-tensor-elements 0");
   EXPECT_EQ(zero.exit_code, 2) << zero.out;
   EXPECT_THAT(zero.out, HasSubstr("--max-tensor-elements 0 is out of range"));
+}
+
+// The executor's memory budgets are flags of eval, run and quantize: a
+// batch whose values do not fit the arena, or a plan over its limit, is
+// refused at run time (1) naming the limit in bytes; a size that does not
+// parse, or zero, is a usage error (2) naming the flag.
+TEST(EsbctlEvalTest, ExecutorBudgetsAreFlags) {
+  const std::string model = std::string(ESB_SOURCE_DIR) + "/models/lenet.onnx";
+  const std::string eval = "eval " + model + " --images " + kTestImages +
+                           " --labels " + kTestLabels + " --limit 64 --quiet";
+  const RunResult small_arena = RunEsbctl(eval + " --max-arena-bytes 64K");
+  EXPECT_EQ(small_arena.exit_code, 1) << small_arena.out;
+  EXPECT_THAT(small_arena.out, HasSubstr("arena limit of 65536 bytes"));
+  const RunResult roomy = RunEsbctl(eval + " --max-arena-bytes 256M");
+  EXPECT_EQ(roomy.exit_code, 0) << roomy.out;
+  const RunResult small_plan = RunEsbctl(
+      "quantize " + model + " --calib " + kTestImages + " --calib-count 64 -o " +
+      ::testing::TempDir() + "/plan_budget --quiet --max-plan-bytes 64K");
+  EXPECT_EQ(small_plan.exit_code, 1) << small_plan.out;
+  EXPECT_THAT(small_plan.out, HasSubstr("65536"));
+  const RunResult bad = RunEsbctl(eval + " --max-arena-bytes 12X");
+  EXPECT_EQ(bad.exit_code, 2) << bad.out;
+  EXPECT_THAT(bad.out,
+              HasSubstr("--max-arena-bytes: '12X' is not a byte size"));
+  const RunResult zero = RunEsbctl(eval + " --max-plan-bytes 0");
+  EXPECT_EQ(zero.exit_code, 2) << zero.out;
+  EXPECT_THAT(zero.out, HasSubstr("--max-plan-bytes must be positive"));
 }
 
 // top1_fp32 of `model` in models/accuracy.json (written at training time).

@@ -20,6 +20,7 @@ namespace {
 runtime::EsbExecutorOptions HostOptions(const RunnerOptions& options) {
   runtime::EsbExecutorOptions o;
   o.threads = options.host_threads;
+  o.budget = options.host_budget;
   // A plan per batch size the batcher may form, so varying batches do not
   // evict and rebuild each other's plans.
   o.max_cached_shapes = std::max(o.max_cached_shapes, options.max_batch);

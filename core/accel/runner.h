@@ -26,6 +26,7 @@
 #include "core/accel/device.h"
 #include "core/graph/graph.h"
 #include "core/package/esbm.h"
+#include "core/runtime/executor.h"
 
 namespace esb::accel {
 
@@ -34,6 +35,7 @@ struct RunnerOptions {
   // Per device run; past it the run fails with DEADLINE_EXCEEDED.
   absl::Duration device_timeout = absl::Seconds(10);
   int host_threads = 0;  // As ExecutorOptions::threads.
+  runtime::MemoryBudget host_budget;  // As ExecutorOptions::budget.
 };
 
 struct RunStats {

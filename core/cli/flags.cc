@@ -62,4 +62,33 @@ absl::StatusOr<int64_t> ParseByteSize(absl::string_view text) {
   return value << shift;
 }
 
+absl::StatusOr<int64_t> ParsePositiveByteSize(absl::string_view flag,
+                                              absl::string_view text) {
+  absl::StatusOr<int64_t> bytes = ParseByteSize(text);
+  if (!bytes.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": ", bytes.status().message()));
+  }
+  if (*bytes == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " must be positive"));
+  }
+  return *bytes;
+}
+
+std::string FormatByteSize(int64_t bytes) {
+  static constexpr struct {
+    int shift;
+    char suffix;
+  } kUnits[] = {{40, 'T'}, {30, 'G'}, {20, 'M'}, {10, 'K'}};
+  if (bytes > 0) {
+    for (const auto& unit : kUnits) {
+      const int64_t size = int64_t{1} << unit.shift;
+      if (bytes % size == 0) {
+        return absl::StrCat(bytes / size, std::string(1, unit.suffix));
+      }
+    }
+  }
+  return absl::StrCat(bytes);
+}
+
 }  // namespace esb::cli

@@ -23,6 +23,15 @@ std::vector<char*> UnderscoreFlagNames(int argc, char** argv,
 // it is not such a size or overflows.
 absl::StatusOr<int64_t> ParseByteSize(absl::string_view text);
 
+// ParseByteSize for the flag spelled `flag` ("--max-plan-bytes"), which
+// must also be positive: INVALID_ARGUMENT naming the flag otherwise.
+absl::StatusOr<int64_t> ParsePositiveByteSize(absl::string_view flag,
+                                              absl::string_view text);
+
+// The shortest text ParseByteSize reads back as `bytes` (>= 0): "4G",
+// "1536M", "4097".
+std::string FormatByteSize(int64_t bytes);
+
 }  // namespace esb::cli
 
 #endif  // ESB_CORE_CLI_FLAGS_H_

@@ -38,5 +38,30 @@ TEST(ParseByteSizeTest, SuffixesAndErrors) {
               ::testing::HasSubstr("'lots'"));
 }
 
+TEST(ParsePositiveByteSizeTest, NamesTheFlag) {
+  EXPECT_EQ(*ParsePositiveByteSize("--max-plan-bytes", "2G"), int64_t{2} << 30);
+  const absl::Status zero =
+      ParsePositiveByteSize("--max-plan-bytes", "0").status();
+  EXPECT_TRUE(absl::IsInvalidArgument(zero));
+  EXPECT_EQ(zero.message(), "--max-plan-bytes must be positive");
+  EXPECT_THAT(
+      std::string{
+          ParsePositiveByteSize("--max-arena-bytes", "big").status().message()},
+      ::testing::StartsWith("--max-arena-bytes: 'big' is not"));
+}
+
+TEST(FormatByteSizeTest, ShortestExactSuffixAndReadsBack) {
+  EXPECT_EQ(FormatByteSize(0), "0");
+  EXPECT_EQ(FormatByteSize(4097), "4097");
+  EXPECT_EQ(FormatByteSize(64 << 10), "64K");
+  EXPECT_EQ(FormatByteSize(int64_t{1536} << 20), "1536M");
+  EXPECT_EQ(FormatByteSize(int64_t{4} << 30), "4G");
+  EXPECT_EQ(FormatByteSize(int64_t{3} << 40), "3T");
+  for (int64_t bytes : {int64_t{1}, int64_t{1023}, int64_t{1} << 20,
+                        (int64_t{5} << 30) + 1024, INT64_MAX}) {
+    EXPECT_EQ(*ParseByteSize(FormatByteSize(bytes)), bytes) << bytes;
+  }
+}
+
 }  // namespace
 }  // namespace esb::cli

@@ -13,8 +13,8 @@ namespace esb::pipeline {
 namespace {}  // namespace
 
 absl::StatusOr<std::map<std::string, ActivationStats>> CollectActivationStats(
-    const graph::Graph& graph, const BatchSource& batches, int threads,
-    ProgressSink* progress) {
+    const graph::Graph& graph, const BatchSource& batches,
+    const runtime::ExecutorOptions& options, ProgressSink* progress) {
   // The inputs of quantized layers become extra outputs of a tapped copy.
   std::set<std::string> graph_inputs;
   for (const auto& in : graph.inputs) graph_inputs.insert(in.name);
@@ -36,10 +36,8 @@ absl::StatusOr<std::map<std::string, ActivationStats>> CollectActivationStats(
     return absl::InvalidArgumentError(
         "the model has no Conv, Gemm or MatMul to quantize");
   }
-  runtime::ExecutorOptions exec_options;
-  exec_options.threads = threads;
   absl::StatusOr<std::unique_ptr<runtime::Executor>> executor =
-      runtime::Executor::Create(tapped, exec_options);
+      runtime::Executor::Create(tapped, options);
   if (!executor.ok()) return executor.status();
 
   std::map<std::string, ActivationStats> seen;
@@ -88,7 +86,7 @@ absl::StatusOr<std::map<std::string, LayerQuant>> Calibrate(
   }
 
   absl::StatusOr<std::map<std::string, ActivationStats>> stats =
-      CollectActivationStats(graph, batches, options.threads, nullptr);
+      CollectActivationStats(graph, batches, options.executor, nullptr);
   if (!stats.ok()) return stats.status();
   const std::map<std::string, ActivationStats>& seen = *stats;
 

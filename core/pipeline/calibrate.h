@@ -22,6 +22,7 @@
 #include "core/esb/histogram.h"
 #include "core/esb/layer_quant.h"
 #include "core/graph/graph.h"
+#include "core/runtime/executor.h"
 
 namespace esb::pipeline {
 
@@ -31,7 +32,8 @@ struct CalibrationOptions {
   int act_bits = 4;
   int act_sb = 2;
   DdaOptions dda;   // Mode for weights and activations.
-  int threads = 0;  // FP32 runs; 0: every core.
+  // The FP32 runs that tap the layers' inputs (threads 0: every CPU).
+  runtime::ExecutorOptions executor;
 };
 
 // Yields calibration batches (graph inputs in graph order) until it returns
@@ -56,10 +58,11 @@ class ProgressSink;
 // Runs the FP32 model over every batch and collects the input statistics of
 // every quantized layer, keyed by value name. `progress` may be null; it is
 // asked between batches whether to stop (CANCELLED). Progress events are the
-// batch source's to send: it knows the total.
+// batch source's to send: it knows the total. The model runs on an
+// executor with `options` (threads and memory budget).
 absl::StatusOr<std::map<std::string, ActivationStats>> CollectActivationStats(
-    const graph::Graph& graph, const BatchSource& batches, int threads,
-    ProgressSink* progress);
+    const graph::Graph& graph, const BatchSource& batches,
+    const runtime::ExecutorOptions& options, ProgressSink* progress);
 
 // Per quantized node (by name): formats and scales. INVALID_ARGUMENT when
 // a format is invalid (naming the layer and the signedness it needs), when

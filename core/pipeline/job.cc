@@ -63,6 +63,14 @@ struct Images {
   }
 };
 
+// The executor of a run of the whole model: the job's threads and budget.
+runtime::ExecutorOptions FullModelOptions(const JobInputs& in) {
+  runtime::ExecutorOptions options;
+  options.threads = in.threads;
+  options.budget = in.budget;
+  return options;
+}
+
 data::ImageGeometry GeometryOf(const graph::ValueInfo& input) {
   // N x C x H x W, checked by Load.
   return {input.name, input.shape[1], input.shape[2], input.shape[3]};
@@ -197,7 +205,8 @@ absl::Status CalibrateStage(Job& job) {
     return {std::move(b)};
   };
   absl::StatusOr<std::map<std::string, ActivationStats>> stats =
-      CollectActivationStats(job.graph, source, job.in.threads, job.progress);
+      CollectActivationStats(job.graph, source, FullModelOptions(job.in),
+                             job.progress);
   if (!stats.ok()) return stats.status();
   job.stats = *std::move(stats);
   return absl::OkStatus();
@@ -288,6 +297,7 @@ absl::StatusOr<std::unique_ptr<runtime::EsbExecutor>> LoadPackage(Job& job) {
   if (!model.ok()) return model.status();
   runtime::EsbExecutorOptions options;
   options.threads = job.in.threads;
+  options.budget = job.in.budget;
   return runtime::EsbExecutor::Create(model->graph, model->layers, options,
                                       &model->weight_integers);
 }
@@ -311,10 +321,8 @@ absl::Status EvalStage(Job& job) {
   const int64_t count = images.count();
   const std::vector<int32_t>& labels = images.labels();
 
-  runtime::ExecutorOptions fp_options;
-  fp_options.threads = in.threads;
   absl::StatusOr<std::unique_ptr<runtime::Executor>> fp32 =
-      runtime::Executor::Create(job.graph, fp_options);
+      runtime::Executor::Create(job.graph, FullModelOptions(in));
   if (!fp32.ok()) return fp32.status();
   absl::StatusOr<std::unique_ptr<runtime::EsbExecutor>> esb = LoadPackage(job);
   if (!esb.ok()) return esb.status();

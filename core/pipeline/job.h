@@ -28,6 +28,7 @@
 #include "core/env/env.h"
 #include "core/onnx/onnx_import.h"
 #include "core/pipeline/progress.h"
+#include "core/runtime/executor.h"
 #include "esb/v1/job.pb.h"
 #include "esb/v1/report.pb.h"
 
@@ -52,6 +53,9 @@ struct JobInputs {
   Env* env = Env::Default();
   // Budgets of the import (model size, tensor sizes).
   graph::ImportOptions import;
+  // Memory budget of every executor the job runs the whole model on
+  // (calibration, FP32 and ESB evaluation).
+  runtime::MemoryBudget budget;
 };
 
 struct JobResult {

@@ -25,7 +25,7 @@ TEST_P(PackageExecTest, EsbmRunsBitIdenticallyToTheFittedModel) {
     next += 64;
     return {demo::DemoBatch(train, next - 64, 64)};
   };
-  auto stats = CollectActivationStats(g, batches, 0, nullptr);
+  auto stats = CollectActivationStats(g, batches, {}, nullptr);
   ASSERT_TRUE(stats.ok()) << stats.status();
   esb::v1::JobConfig config;
   config.set_sb_auto(true);  // Several formats across the layers.

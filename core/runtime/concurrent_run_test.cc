@@ -192,7 +192,7 @@ TEST(PlanBudgetTest, HugePadIsResourceExhaustedNamingTheNode) {
 
 TEST(PlanBudgetTest, HugeBatchIsResourceExhaustedAndSmallerOnesStillRun) {
   ExecutorOptions options;
-  options.max_arena_bytes = 1 << 20;
+  options.budget.max_arena_bytes = 1 << 20;
   auto executor = Executor::Create(demo::LoadDemoModel("lenet"), options);
   ASSERT_TRUE(executor.ok()) << executor.status();
   Tensor big;
@@ -211,7 +211,7 @@ TEST(PlanBudgetTest, HugeBatchIsResourceExhaustedAndSmallerOnesStillRun) {
 
 TEST(PlanBudgetTest, PlanLimitCountsOutputsAndWeights) {
   ExecutorOptions options;
-  options.max_plan_bytes = 64 << 10;  // LeNet's weights alone are larger.
+  options.budget.max_plan_bytes = 64 << 10;  // LeNet's weights alone are larger.
   auto executor = Executor::Create(demo::LoadDemoModel("lenet"), options);
   ASSERT_EQ(executor.status().code(), absl::StatusCode::kResourceExhausted)
       << executor.status();
@@ -222,7 +222,7 @@ TEST(PlanBudgetTest, PlanLimitCountsOutputsAndWeights) {
 TEST(PlanBudgetTest, EsbExecutorPassesTheBudgetsOn) {
   const graph::Graph g = demo::LoadDemoModel("lenet");
   EsbExecutorOptions options;
-  options.max_arena_bytes = 1 << 10;
+  options.budget.max_arena_bytes = 1 << 10;
   auto executor =
       EsbExecutor::Create(g,
                           demo::DemoLayers(g, demo::MakeFormat(4, 2, true),

@@ -91,8 +91,7 @@ absl::StatusOr<std::unique_ptr<EsbExecutor>> EsbExecutor::Create(
   ExecutorOptions executor_options;
   executor_options.threads = options.threads;
   executor_options.max_cached_shapes = options.max_cached_shapes;
-  executor_options.max_arena_bytes = options.max_arena_bytes;
-  executor_options.max_plan_bytes = options.max_plan_bytes;
+  executor_options.budget = options.budget;
   executor_options.max_idle_runs = options.max_idle_runs;
   executor_options.max_concurrent_runs = options.max_concurrent_runs;
   auto executor =

@@ -54,8 +54,7 @@ struct EsbExecutorOptions {
   int threads = 0;
   // As the ExecutorOptions fields of the same names.
   int max_cached_shapes = ExecutorOptions{}.max_cached_shapes;
-  size_t max_arena_bytes = ExecutorOptions{}.max_arena_bytes;
-  size_t max_plan_bytes = ExecutorOptions{}.max_plan_bytes;
+  MemoryBudget budget;
   int max_idle_runs = ExecutorOptions{}.max_idle_runs;
   int max_concurrent_runs = ExecutorOptions{}.max_concurrent_runs;
   // kAuto: the int8 fast path for every layer that fits it, the reference

@@ -153,8 +153,8 @@ absl::StatusOr<std::shared_ptr<internal::Plan>> Executor::PlanFor(
     }
   }
   internal::PlanLimits limits;
-  limits.max_arena_bytes = options_.max_arena_bytes;
-  limits.max_plan_bytes = options_.max_plan_bytes;
+  limits.max_arena_bytes = options_.budget.max_arena_bytes;
+  limits.max_plan_bytes = options_.budget.max_plan_bytes;
   limits.max_idle_runs = options_.max_idle_runs;
   limits.max_concurrent_runs = options_.max_concurrent_runs;
   auto plan =

@@ -56,6 +56,18 @@ struct QuantizedLayers;
 
 class EsbExecutor;
 
+// The memory a plan may hold; esbctl and esb-agent set it with
+// --max-arena-bytes and --max-plan-bytes.
+struct MemoryBudget {
+  // Bytes of the arena of one run (every intermediate value and oneDNN
+  // scratchpad of one plan). A plan that needs more fails with
+  // RESOURCE_EXHAUSTED naming the node or plan and this limit.
+  size_t max_arena_bytes = size_t{4} << 30;
+  // Bytes of one plan: its arena, its outputs, and the packed weights and
+  // folded constants it holds. RESOURCE_EXHAUSTED past it.
+  size_t max_plan_bytes = size_t{8} << 30;
+};
+
 struct ExecutorOptions {
   // OpenMP threads oneDNN may use during one run (and while building a
   // plan). 0 means the CPUs this process may use (AvailableCpus(): its
@@ -64,13 +76,8 @@ struct ExecutorOptions {
   // Sets of input shapes whose plans are kept; beyond this the least
   // recently used plan is dropped (packed weights stay). At least 1.
   int max_cached_shapes = 8;
-  // Bytes of the arena of one run (every intermediate value and oneDNN
-  // scratchpad of one plan). A plan that needs more fails with
-  // RESOURCE_EXHAUSTED naming the node or plan and this limit.
-  size_t max_arena_bytes = size_t{4} << 30;
-  // Bytes of one plan: its arena, its outputs, and the packed weights and
-  // folded constants it holds. RESOURCE_EXHAUSTED past it.
-  size_t max_plan_bytes = size_t{8} << 30;
+  // What a plan may allocate.
+  MemoryBudget budget;
   // Per plan, runs (arena + bound memory + stream) kept after use for the
   // next Run; concurrent Runs beyond this allocate their own and free them
   // after. At least 0.
