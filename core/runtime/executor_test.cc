@@ -467,6 +467,53 @@ TEST(ExecutorTest, FusedEpiloguesMatchTheReference) {
   }
 }
 
+// A residual Add after a conv runs as the conv's sum post-op, writing into
+// the skip value's buffer. Each case must compute what the nodes do: the
+// fused block (skip from an earlier conv, Relu after the Add), a skip that
+// a later node or a view of it still reads, a skip that is a graph output,
+// a skip that is the conv's own input, and a skip computed after the conv.
+TEST(ExecutorTest, ResidualAddsMatchTheReference) {
+  enum class Case { kFused, kReadLater, kViewReadLater, kOutput, kOwnInput,
+                    kSkipAfter };
+  for (const Case c : {Case::kFused, Case::kReadLater, Case::kViewReadLater,
+                       Case::kOutput, Case::kOwnInput, Case::kSkipAfter}) {
+    Graph g;
+    g.inputs.push_back({"x", {kBatch, 16, 8, 8}});
+    g.constants["w0"] = Random({16, 16, 1, 1}, 71);
+    g.constants["w1"] = Random({16, 16, 3, 3}, 72);
+    Attributes same;
+    same.pads = {1, 1, 1, 1};
+    Node skip{"skip_conv", Op::kConv, {"x", "w0"}, {"s"}, {}};
+    skip.attrs.activation.kind = graph::Activation::Kind::kRelu;
+    const std::string conv_in = c == Case::kOwnInput ? "s" : "x";
+    Node main{"main_conv", Op::kConv, {conv_in, "w1"}, {"m"}, same};
+    if (c == Case::kSkipAfter) {
+      g.nodes.push_back(main);
+      g.nodes.push_back(skip);
+    } else {
+      g.nodes.push_back(skip);
+      g.nodes.push_back(main);
+    }
+    g.nodes.push_back({"add", Op::kAdd, {"m", "s"}, {"a"}, {}});
+    g.nodes.push_back({"relu", Op::kRelu, {"a"}, {"y"}, {}});
+    g.outputs.push_back({"y", {}});
+    if (c == Case::kReadLater) {
+      g.nodes.push_back({"again", Op::kMul, {"s", "y"}, {"z"}, {}});
+      g.outputs.push_back({"z", {}});
+    }
+    if (c == Case::kViewReadLater) {
+      Attributes flat;
+      flat.axis = 1;
+      g.nodes.push_back({"view", Op::kFlatten, {"s"}, {"f"}, flat});
+      g.nodes.push_back({"view_relu", Op::kSigmoid, {"f"}, {"z"}, {}});
+      g.outputs.push_back({"z", {}});
+    }
+    if (c == Case::kOutput) g.outputs.push_back({"s", {}});
+    CheckBatches(g, {16, 8, 8}, 73,
+                 "residual case " + std::to_string(static_cast<int>(c)));
+  }
+}
+
 // A blocked Conv output meets a plain graph input.
 TEST(ExecutorTest, MixedLayouts) {
   for (Op op : {Op::kAdd, Op::kMul, Op::kConcat}) {

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/graph/shapes.h"
 #include "core/runtime/loop_kernels.h"
@@ -181,6 +182,61 @@ dnnl::primitive_attr PlanBuilder::EpilogueAttr(
   return attr;
 }
 
+std::optional<PlanBuilder::Value> PlanBuilder::FuseResidual(
+    int producer, const std::string& src, std::string& value,
+    dnnl::post_ops& ops) {
+  if (graph_outputs_.count(value)) return std::nullopt;
+  auto it = readers_.find(value);
+  if (it == readers_.end() || it->second.size() != 1) return std::nullopt;
+  const int add_index = it->second[0];
+  const Node& add = graph_.nodes[add_index];
+  if (add.op != Op::kAdd || absorbed_.count(add_index) ||
+      (layers_ != nullptr && layers_->Find(add_index) != nullptr) ||
+      add.inputs[0] == add.inputs[1]) {
+    return std::nullopt;
+  }
+  const std::string& skip = add.inputs[0] == value ? add.inputs[1] : add.inputs[0];
+  auto defined = values_.find(skip);
+  if (defined == values_.end() || skip == src ||
+      ShapeOf(skip) != ShapeOf(value) || graph_outputs_.count(skip)) {
+    return std::nullopt;
+  }
+  const Value skip_value = defined->second;
+  const Plan::Buffer& buffer = plan_.buffers_[skip_value.buffer];
+  const std::vector<int64_t>& shape = ShapeOf(skip);
+  using tag = memory::format_tag;
+  static constexpr tag kLayouts[] = {tag::acdb, tag::aBcd16b, tag::aBcd8b};
+  const bool layout_ok =
+      shape.size() == 4 &&
+      std::any_of(std::begin(kLayouts), std::end(kLayouts), [&](tag t) {
+        return skip_value.desc == Desc(shape, memory::data_type::f32, t);
+      });
+  if (buffer.kind != Plan::Buffer::Kind::kArena ||
+      buffer.bytes != skip_value.desc.get_size() || !layout_ok ||
+      Get(src).buffer == skip_value.buffer) {
+    return std::nullopt;
+  }
+  // The conv overwrites the buffer: no value living in it may be read by a
+  // node after the conv but the Add.
+  for (const auto& [name, v] : values_) {
+    if (v.buffer != skip_value.buffer) continue;
+    if (graph_outputs_.count(name)) return std::nullopt;
+    auto r = readers_.find(name);
+    if (r == readers_.end()) continue;
+    for (int reader : r->second) {
+      if (reader > producer && reader != add_index &&
+          absorbed_.count(reader) == 0) {
+        return std::nullopt;
+      }
+    }
+  }
+  ops.append_sum(1.0f);
+  absorbed_.insert(add_index);
+  value = add.outputs[0];
+  FuseEpilogue(value, ops);
+  return skip_value;
+}
+
 const std::vector<int64_t>& PlanBuilder::ShapeOf(
     const std::string& name) const {
   return shapes_.at(name);  // InferShapes defined every value.
@@ -325,6 +381,17 @@ void PlanBuilder::AddOutputs() {
   for (size_t i = 0; i < graph_.outputs.size(); ++i) {
     const std::string& name = graph_.outputs[i].name;
     const Value v = Get(name);
+    plan_.output_shapes_.push_back(ShapeOf(name));
+    // A plain value alone in its arena buffer is computed in the caller's
+    // output instead of copied there (a segmentation map is megabytes).
+    Plan::Buffer& held = plan_.buffers_[v.buffer];
+    if (held.kind == Plan::Buffer::Kind::kArena &&
+        v.desc == PlainDesc(ShapeOf(name)) &&
+        held.bytes == v.desc.get_size()) {
+      held.kind = Plan::Buffer::Kind::kOutput;
+      held.index = static_cast<int>(i);
+      continue;
+    }
     Plan::Buffer b;
     b.kind = Plan::Buffer::Kind::kOutput;
     b.index = static_cast<int>(i);
@@ -332,7 +399,6 @@ void PlanBuilder::AddOutputs() {
     AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(
                      engine_, v.desc, engine_, out.desc, ScratchpadAttr())),
                  {{DNNL_ARG_FROM, v}, {DNNL_ARG_TO, out}});
-    plan_.output_shapes_.push_back(ShapeOf(name));
   }
 }
 
@@ -444,19 +510,47 @@ absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
   const Desc w_any = AnyDesc(w_dims);
   const Desc dst_any = AnyDesc(ShapeOf(node.outputs[0]));
   const Dims dilations = OneDnnDilations(window->dilations);
-  auto desc =
-      has_bias
-          ? dnnl::convolution_forward::desc(
-                prop_kind::forward_inference, algorithm::convolution_direct,
-                src_any, w_any, PlainDesc(ShapeOf(node.inputs[2])), dst_any,
-                window->strides, dilations, window->pads_begin,
-                window->pads_end)
-          : dnnl::convolution_forward::desc(
-                prop_kind::forward_inference, algorithm::convolution_direct,
-                src_any, w_any, dst_any, window->strides, dilations,
-                window->pads_begin, window->pads_end);
+  auto desc = [&](const Desc& src, const Desc& dst) {
+    return has_bias
+               ? dnnl::convolution_forward::desc(
+                     prop_kind::forward_inference,
+                     algorithm::convolution_direct, src, w_any,
+                     PlainDesc(ShapeOf(node.inputs[2])), dst, window->strides,
+                     dilations, window->pads_begin, window->pads_end)
+               : dnnl::convolution_forward::desc(
+                     prop_kind::forward_inference,
+                     algorithm::convolution_direct, src, w_any, dst,
+                     window->strides, dilations, window->pads_begin,
+                     window->pads_end);
+  };
+  dnnl::primitive_attr attr = EpilogueAttr(node.attrs.activation, out);
+  // A residual Add after the conv (ResNet's, MobileNetV2's) becomes a sum
+  // post-op: the conv adds its result into the skip value's buffer, in the
+  // skip's layout, instead of writing a new tensor that a binary op and
+  // an eltwise op then read again.
+  std::optional<Value> residual;
+  if (attr.get_post_ops().len() == 0) {
+    const std::set<int> absorbed = absorbed_;
+    const std::string before = out;
+    dnnl::post_ops ops;
+    residual = FuseResidual(node_index, node.inputs[0], out, ops);
+    if (residual) {
+      dnnl::primitive_attr with_sum = ScratchpadAttr();
+      with_sum.set_post_ops(ops);
+      dnnl::convolution_forward::primitive_desc summed(
+          desc(src_any, residual->desc), with_sum, engine_,
+          /*allow_empty=*/true);
+      if (summed && !absl::StartsWith(summed.impl_info_str(), "ref")) {
+        attr = with_sum;
+      } else {  // No fast kernel for it: the Add runs on its own.
+        residual.reset();
+        absorbed_ = absorbed;
+        out = before;
+      }
+    }
+  }
   const dnnl::convolution_forward::primitive_desc pd(
-      desc, EpilogueAttr(node.attrs.activation, out), engine_);
+      desc(src_any, residual ? residual->desc : dst_any), attr, engine_);
 
   const Value src = As(node.inputs[0], pd.src_desc());
   const Desc plain_w(w_dims, memory::data_type::f32, PlainStrides(w_dims));
@@ -477,7 +571,7 @@ absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
     plan_.packed_.push_back(*packed);
     weights = AddConstant((*packed)->storage->data(), (*packed)->desc);
   }
-  const Value dst = NewArena(pd.dst_desc());
+  const Value dst = residual ? *residual : NewArena(pd.dst_desc());
   std::vector<std::pair<int, Value>> args = {
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
   if (has_bias) args.push_back({DNNL_ARG_BIAS, AsPlain(node.inputs[2])});

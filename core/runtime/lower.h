@@ -75,6 +75,14 @@ class PlanBuilder {
   // an FP32 producer.
   dnnl::primitive_attr EpilogueAttr(const graph::Activation& activation,
                                     std::string& value);
+  // For a conv (node `producer`) whose output `value` is read only by an
+  // Add of a same-shaped `skip` already computed in a blocked or
+  // channels-last layout, and read by nothing after it: appends a sum
+  // post-op (and FuseEpilogue's ops after the Add), absorbs the Add, moves
+  // `value` past it and returns skip, whose buffer the conv then writes in
+  // place (dst = conv + skip). nullopt, changing nothing, otherwise.
+  std::optional<Value> FuseResidual(int producer, const std::string& src,
+                                    std::string& value, dnnl::post_ops& ops);
 
   absl::Status LowerConv(int node_index, const graph::Node& node);
   absl::Status LowerGemm(int node_index, const graph::Node& node);
