@@ -31,8 +31,8 @@ struct InferenceOptions {
   std::string std_csv;
   bool esb = false;  // --precision esb.
   EsbSettings esb_settings;
-  bool quiet = false;           // No progress output.
-  graph::ImportOptions import;  // Budgets of the model's import.
+  bool quiet = false;            // No progress output.
+  graph::ImportOptions import;   // Budgets of the model's import.
   runtime::MemoryBudget budget;  // Of the executor's plans.
 };
 

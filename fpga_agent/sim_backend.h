@@ -35,7 +35,7 @@ struct SimBackendOptions {
   std::string bitstream_dir;
   accel::ArrayConfig array;  // The modelled accelerator.
   accel::PowerModel power;
-  int threads = 0;  // EsbExecutorOptions::threads of each model.
+  int threads = 0;               // EsbExecutorOptions::threads of each model.
   runtime::MemoryBudget budget;  // EsbExecutorOptions::budget of each.
 };
 

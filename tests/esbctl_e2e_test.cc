@@ -272,9 +272,10 @@ TEST(EsbctlEvalTest, ExecutorBudgetsAreFlags) {
   EXPECT_THAT(small_arena.out, HasSubstr("arena limit of 65536 bytes"));
   const RunResult roomy = RunEsbctl(eval + " --max-arena-bytes 256M");
   EXPECT_EQ(roomy.exit_code, 0) << roomy.out;
-  const RunResult small_plan = RunEsbctl(
-      "quantize " + model + " --calib " + kTestImages + " --calib-count 64 -o " +
-      ::testing::TempDir() + "/plan_budget --quiet --max-plan-bytes 64K");
+  const RunResult small_plan =
+      RunEsbctl("quantize " + model + " --calib " + kTestImages +
+                " --calib-count 64 -o " + ::testing::TempDir() +
+                "/plan_budget --quiet --max-plan-bytes 64K");
   EXPECT_EQ(small_plan.exit_code, 1) << small_plan.out;
   EXPECT_THAT(small_plan.out, HasSubstr("65536"));
   const RunResult bad = RunEsbctl(eval + " --max-arena-bytes 12X");

@@ -34,7 +34,7 @@ struct RunnerOptions {
   int max_batch = 32;  // Images per Run. 1..4096.
   // Per device run; past it the run fails with DEADLINE_EXCEEDED.
   absl::Duration device_timeout = absl::Seconds(10);
-  int host_threads = 0;  // As ExecutorOptions::threads.
+  int host_threads = 0;               // As ExecutorOptions::threads.
   runtime::MemoryBudget host_budget;  // As ExecutorOptions::budget.
 };
 

@@ -31,7 +31,7 @@ struct CalibrationOptions {
   int weight_sb = 2;
   int act_bits = 4;
   int act_sb = 2;
-  DdaOptions dda;   // Mode for weights and activations.
+  DdaOptions dda;  // Mode for weights and activations.
   // The FP32 runs that tap the layers' inputs (threads 0: every CPU).
   runtime::ExecutorOptions executor;
 };

@@ -211,7 +211,8 @@ TEST(PlanBudgetTest, HugeBatchIsResourceExhaustedAndSmallerOnesStillRun) {
 
 TEST(PlanBudgetTest, PlanLimitCountsOutputsAndWeights) {
   ExecutorOptions options;
-  options.budget.max_plan_bytes = 64 << 10;  // LeNet's weights alone are larger.
+  options.budget.max_plan_bytes = 64
+                                  << 10;  // LeNet's weights alone are larger.
   auto executor = Executor::Create(demo::LoadDemoModel("lenet"), options);
   ASSERT_EQ(executor.status().code(), absl::StatusCode::kResourceExhausted)
       << executor.status();

@@ -473,8 +473,14 @@ TEST(ExecutorTest, FusedEpiloguesMatchTheReference) {
 // a later node or a view of it still reads, a skip that is a graph output,
 // a skip that is the conv's own input, and a skip computed after the conv.
 TEST(ExecutorTest, ResidualAddsMatchTheReference) {
-  enum class Case { kFused, kReadLater, kViewReadLater, kOutput, kOwnInput,
-                    kSkipAfter };
+  enum class Case {
+    kFused,
+    kReadLater,
+    kViewReadLater,
+    kOutput,
+    kOwnInput,
+    kSkipAfter
+  };
   for (const Case c : {Case::kFused, Case::kReadLater, Case::kViewReadLater,
                        Case::kOutput, Case::kOwnInput, Case::kSkipAfter}) {
     Graph g;

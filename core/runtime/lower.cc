@@ -195,7 +195,8 @@ std::optional<PlanBuilder::Value> PlanBuilder::FuseResidual(
       add.inputs[0] == add.inputs[1]) {
     return std::nullopt;
   }
-  const std::string& skip = add.inputs[0] == value ? add.inputs[1] : add.inputs[0];
+  const std::string& skip =
+      add.inputs[0] == value ? add.inputs[1] : add.inputs[0];
   auto defined = values_.find(skip);
   if (defined == values_.end() || skip == src ||
       ShapeOf(skip) != ShapeOf(value) || graph_outputs_.count(skip)) {
@@ -386,8 +387,7 @@ void PlanBuilder::AddOutputs() {
     // output instead of copied there (a segmentation map is megabytes).
     Plan::Buffer& held = plan_.buffers_[v.buffer];
     if (held.kind == Plan::Buffer::Kind::kArena &&
-        v.desc == PlainDesc(ShapeOf(name)) &&
-        held.bytes == v.desc.get_size()) {
+        v.desc == PlainDesc(ShapeOf(name)) && held.bytes == v.desc.get_size()) {
       held.kind = Plan::Buffer::Kind::kOutput;
       held.index = static_cast<int>(i);
       continue;
