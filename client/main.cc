@@ -27,7 +27,7 @@
 #include "client/overrides.h"
 #include "client/quantize.h"
 #include "client/remote_commands.h"
-#include "core/cli/flags.h"
+#include "core/cli/budget_flags.h"
 #include "core/data/dataset.h"
 #include "core/data/normalize.h"
 #include "core/pipeline/config.h"
@@ -78,16 +78,6 @@ ABSL_FLAG(int64_t, max_tensor_elements,
           esb::graph::ImportOptions().max_tensor_elements,
           "Import budget: the largest tensor a model may hold or compute at "
           "batch 1, in elements; larger ones are refused.");
-ABSL_FLAG(std::string, max_arena_bytes,
-          esb::cli::FormatByteSize(static_cast<int64_t>(
-              esb::runtime::MemoryBudget().max_arena_bytes)),
-          "Executor budget: bytes of one run's intermediate values (K, M, G, "
-          "T suffixes); a model or batch that needs more is refused.");
-ABSL_FLAG(std::string, max_plan_bytes,
-          esb::cli::FormatByteSize(static_cast<int64_t>(
-              esb::runtime::MemoryBudget().max_plan_bytes)),
-          "Executor budget: bytes of one plan (its intermediate values, "
-          "outputs and packed weights); more is refused.");
 ABSL_FLAG(int64_t, calib_count, esb::pipeline::JobSettings().calib_count,
           "Calibration images used, 1..1000000.");
 ABSL_FLAG(bool, quiet, false, "No progress output.");
@@ -259,27 +249,6 @@ absl::Status CheckRange(const std::string& flag, int64_t value, int64_t lo,
                    " is out of range [", lo, ", ", hi, "]"));
 }
 
-// --max-arena-bytes and --max-plan-bytes.
-absl::Status BudgetFromFlags(esb::runtime::MemoryBudget* budget) {
-  const struct {
-    const char* flag;
-    std::string text;
-    size_t* bytes;
-  } sizes[] = {
-      {"max_arena_bytes", absl::GetFlag(FLAGS_max_arena_bytes),
-       &budget->max_arena_bytes},
-      {"max_plan_bytes", absl::GetFlag(FLAGS_max_plan_bytes),
-       &budget->max_plan_bytes},
-  };
-  for (const auto& size : sizes) {
-    absl::StatusOr<int64_t> bytes = esb::cli::ParsePositiveByteSize(
-        esb::client::FlagSpelling(size.flag), size.text);
-    if (!bytes.ok()) return bytes.status();
-    *size.bytes = static_cast<size_t>(*bytes);
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<int> SbFromFlag() {
   int sb;
   if (!absl::SimpleAtoi(absl::GetFlag(FLAGS_sb), &sb)) {
@@ -348,7 +317,10 @@ absl::Status InferenceFromFlags(esb::client::InferenceOptions* options) {
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = BudgetFromFlags(&options->budget); !s.ok()) return s;
+  absl::StatusOr<esb::runtime::MemoryBudget> budget =
+      esb::cli::MemoryBudgetFromFlags();
+  if (!budget.ok()) return budget.status();
+  options->budget = *budget;
   options->mean_csv = absl::GetFlag(FLAGS_mean);
   options->std_csv = absl::GetFlag(FLAGS_std);
   if (absl::StatusOr<esb::data::Normalization> norm =
@@ -520,7 +492,10 @@ absl::Status QuantizeFromFlags(esb::pipeline::JobInputs* in,
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = BudgetFromFlags(&in->budget); !s.ok()) return s;
+  absl::StatusOr<esb::runtime::MemoryBudget> budget =
+      esb::cli::MemoryBudgetFromFlags();
+  if (!budget.ok()) return budget.status();
+  in->budget = *budget;
   if (absl::Status s =
           esb::client::ParseOverrides(absl::GetFlag(FLAGS_override), config);
       !s.ok()) {

@@ -19,9 +19,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "core/cli/budget_flags.h"
 #include "core/cli/flags.h"
 #include "core/env/env.h"
-#include "core/runtime/executor.h"
 #include "fpga_agent/agent.h"
 
 ABSL_FLAG(std::string, backend, "sim",
@@ -57,16 +57,6 @@ ABSL_FLAG(std::string, admin_token_file, "",
           "the metadata 'authorization: Bearer <token>'.");
 ABSL_FLAG(std::string, max_model_bytes, "1G",
           "Largest .esbm accepted (suffixes K, M, G).");
-ABSL_FLAG(std::string, max_arena_bytes,
-          esb::cli::FormatByteSize(static_cast<int64_t>(
-              esb::runtime::MemoryBudget().max_arena_bytes)),
-          "Per model run on the host: bytes of its intermediate values; a "
-          "model or batch that needs more is refused at deploy or run.");
-ABSL_FLAG(std::string, max_plan_bytes,
-          esb::cli::FormatByteSize(static_cast<int64_t>(
-              esb::runtime::MemoryBudget().max_plan_bytes)),
-          "Per model plan on the host: bytes of its intermediate values, "
-          "outputs and packed weights; more is refused.");
 ABSL_FLAG(std::string, sysfs_root, "/sys", "zcu102: root of sysfs.");
 ABSL_FLAG(std::string, dev_root, "/dev", "zcu102: root of the device nodes.");
 ABSL_FLAG(std::string, firmware_dir, "/lib/firmware",
@@ -85,11 +75,12 @@ int main(int argc, char** argv) {
   // Debian's absl checks every Mutex acquisition for lock-order cycles;
   // the tests keep that check, the binaries skip its cost on every call.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  // --help lists this file's flags (absl's default looks for a file named
-  // after the binary).
+  // --help lists this file's flags and the executor budget's (absl's
+  // default looks for a file named after the binary).
   absl::FlagsUsageConfig usage;
   usage.contains_help_flags = [](absl::string_view file) {
-    return absl::StrContains(file, "fpga_agent/main.cc");
+    return absl::StrContains(file, "fpga_agent/main.cc") ||
+           absl::StrContains(file, "core/cli/budget_flags.cc");
   };
   absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
@@ -144,22 +135,10 @@ int main(int argc, char** argv) {
         absl::StrCat("--max-model-bytes: ", max_model.status().message()));
   }
   options.max_model_bytes = *max_model;
-  const struct {
-    const char* flag;
-    std::string text;
-    size_t* bytes;
-  } budgets[] = {
-      {"--max-arena-bytes", absl::GetFlag(FLAGS_max_arena_bytes),
-       &options.backend_options.host_budget.max_arena_bytes},
-      {"--max-plan-bytes", absl::GetFlag(FLAGS_max_plan_bytes),
-       &options.backend_options.host_budget.max_plan_bytes},
-  };
-  for (const auto& budget : budgets) {
-    absl::StatusOr<int64_t> bytes =
-        esb::cli::ParsePositiveByteSize(budget.flag, budget.text);
-    if (!bytes.ok()) return Fail(std::string{bytes.status().message()});
-    *budget.bytes = static_cast<size_t>(*bytes);
-  }
+  absl::StatusOr<esb::runtime::MemoryBudget> budget =
+      esb::cli::MemoryBudgetFromFlags();
+  if (!budget.ok()) return Fail(std::string{budget.status().message()});
+  options.backend_options.host_budget = *budget;
   options.board = absl::GetFlag(FLAGS_board);
   if (options.board.empty()) {
     char host[256] = {};

@@ -481,6 +481,7 @@ TEST_F(AgentE2eTest, BadFlagsAndAMissingBoardFailClearly) {
   RunResult help = RunCommand({ESB_AGENT_PATH, "--help"}, absl::Seconds(30));
   EXPECT_THAT(help.out, HasSubstr("--max-queue-delay-us U"));
   EXPECT_THAT(help.out, HasSubstr("--admin_token_file"));
+  EXPECT_THAT(help.out, HasSubstr("--max_plan_bytes"));
 }
 
 // --max-plan-bytes bounds each model's host plan: a package whose plan is

@@ -198,8 +198,8 @@ std::optional<PlanBuilder::Value> PlanBuilder::FuseResidual(
   const std::string& skip =
       add.inputs[0] == value ? add.inputs[1] : add.inputs[0];
   auto defined = values_.find(skip);
-  if (defined == values_.end() || skip == src ||
-      ShapeOf(skip) != ShapeOf(value) || graph_outputs_.count(skip)) {
+  if (defined == values_.end() || ShapeOf(skip) != ShapeOf(value) ||
+      graph_outputs_.count(skip)) {
     return std::nullopt;
   }
   const Value skip_value = defined->second;
