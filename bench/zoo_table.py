@@ -8,7 +8,8 @@ RESULTS_DIR/MODEL/ holds what bench/zoo.sh wrote for a model:
   ours.jsonl            build/bench/esb_zoo_bench (engines fp32 and esb)
   quantize.json         {"seconds": S, "exit": CODE, "error": "..."}
   *_b8.npy              each engine's output at the largest batch
-Times are the minimum (or --stat median) of each engine's timed runs;
+A .jsonl holds a line per round and batch. Times are the minimum (or --stat
+median) of each engine's timed runs in its best round;
 speed ratios are ORT's time over ours: above 1 we are faster.
 """
 import argparse
@@ -36,7 +37,11 @@ def read_jsonl(path):
             elif "description" in obj:
                 e["description"] = obj["description"]
             else:
-                e["batches"][obj["batch"]] = obj
+                # One line per round: keep each figure's best round.
+                best = e["batches"].setdefault(obj["batch"], dict(obj))
+                for key in ("min_ms", "median_ms", "first_ms"):
+                    best[key] = min(best[key], obj[key])
+                best["rounds"] = best.get("rounds", 0) + 1
     return engines
 
 
