@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
@@ -72,6 +74,40 @@ int AvailableCpus(const std::string& cgroup_root) {
     cpus = std::min(cpus, *limit);
   }
   return std::max(1, cpus);
+}
+
+std::optional<int64_t> LastLevelCacheBytes(const std::string& cache_dir) {
+  std::error_code error;
+  std::filesystem::directory_iterator it(cache_dir, error);
+  if (error) return std::nullopt;
+  int best_level = 0;
+  std::optional<int64_t> best;
+  for (const std::filesystem::directory_entry& entry : it) {
+    const std::string dir = entry.path().string();
+    if (entry.path().filename().string().rfind("index", 0) != 0) continue;
+    std::optional<std::string> level_line = FirstLine(dir + "/level");
+    std::optional<std::string> type = FirstLine(dir + "/type");
+    std::optional<std::string> size_line = FirstLine(dir + "/size");
+    int level = 0;
+    if (!level_line || !type || !size_line ||
+        !absl::SimpleAtoi(*level_line, &level) || *type == "Instruction") {
+      continue;
+    }
+    // "32768K", "2M" or plain bytes.
+    absl::string_view size = absl::StripAsciiWhitespace(*size_line);
+    int64_t unit = 1;
+    if (!size.empty() && (size.back() == 'K' || size.back() == 'M')) {
+      unit = size.back() == 'K' ? int64_t{1} << 10 : int64_t{1} << 20;
+      size.remove_suffix(1);
+    }
+    int64_t value = 0;
+    if (!absl::SimpleAtoi(size, &value) || value <= 0) continue;
+    if (level > best_level) {
+      best_level = level;
+      best = value * unit;
+    }
+  }
+  return best;
 }
 
 }  // namespace esb::runtime

@@ -17,6 +17,7 @@
 #ifndef ESB_CORE_RUNTIME_CPUS_H_
 #define ESB_CORE_RUNTIME_CPUS_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -31,6 +32,12 @@ int AffinityCpus();
 
 // min(AffinityCpus(), CgroupCpuLimit(cgroup_root)), at least 1.
 int AvailableCpus(const std::string& cgroup_root = "/sys/fs/cgroup");
+
+// Bytes of the highest-level data or unified cache of a CPU, from its sysfs
+// directory (index*/level, type and size, e.g. "32768K"); nullopt when none
+// can be read.
+std::optional<int64_t> LastLevelCacheBytes(
+    const std::string& cache_dir = "/sys/devices/system/cpu/cpu0/cache");
 
 }  // namespace esb::runtime
 

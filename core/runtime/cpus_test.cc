@@ -67,5 +67,28 @@ TEST_F(CpusTest, AvailableIsTheSmallerOfAffinityAndQuota) {
   EXPECT_EQ(AvailableCpus(root()), affinity);
 }
 
+TEST_F(CpusTest, LastLevelCacheIsTheHighestDataOrUnifiedLevel) {
+  EXPECT_EQ(LastLevelCacheBytes(root() + "/absent"), std::nullopt);
+  auto cache = [&](const std::string& index, const std::string& level,
+                   const std::string& type, const std::string& size) {
+    std::filesystem::create_directories(std::filesystem::path(root()) /
+                                        "cache" / index);
+    Write("cache/" + index + "/level", level + "\n");
+    Write("cache/" + index + "/type", type + "\n");
+    Write("cache/" + index + "/size", size + "\n");
+  };
+  cache("index0", "1", "Data", "32K");
+  cache("index1", "1", "Instruction", "32K");
+  EXPECT_EQ(LastLevelCacheBytes(root() + "/cache"), int64_t{32} << 10);
+  cache("index2", "2", "Unified", "1024K");
+  cache("index3", "3", "Unified", "32768K");
+  EXPECT_EQ(LastLevelCacheBytes(root() + "/cache"), int64_t{32} << 20);
+  cache("index4", "4", "Instruction", "64M");  // Not data: ignored.
+  cache("index5", "5", "Unified", "lots");     // Does not parse: ignored.
+  EXPECT_EQ(LastLevelCacheBytes(root() + "/cache"), int64_t{32} << 20);
+  cache("index6", "4", "Unified", "2M");
+  EXPECT_EQ(LastLevelCacheBytes(root() + "/cache"), int64_t{2} << 20);
+}
+
 }  // namespace
 }  // namespace esb::runtime

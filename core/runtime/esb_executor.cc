@@ -94,6 +94,7 @@ absl::StatusOr<std::unique_ptr<EsbExecutor>> EsbExecutor::Create(
   executor_options.budget = options.budget;
   executor_options.max_idle_runs = options.max_idle_runs;
   executor_options.max_concurrent_runs = options.max_concurrent_runs;
+  executor_options.slice_cache_bytes = options.slice_cache_bytes;
   auto executor =
       Executor::CreateWithLayers(graph, executor_options, std::move(shared));
   if (!executor.ok()) return executor.status();

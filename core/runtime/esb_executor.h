@@ -57,6 +57,7 @@ struct EsbExecutorOptions {
   MemoryBudget budget;
   int max_idle_runs = ExecutorOptions{}.max_idle_runs;
   int max_concurrent_runs = ExecutorOptions{}.max_concurrent_runs;
+  int64_t slice_cache_bytes = ExecutorOptions{}.slice_cache_bytes;
   // kAuto: the int8 fast path for every layer that fits it, the reference
   // for the rest. kReference: the reference path for every layer.
   enum class Path { kAuto, kReference };

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/graph/shapes.h"
+#include "core/runtime/batch_slices.h"
 #include "core/runtime/cpus.h"
 #include "core/runtime/dnnl_adapter.h"
 #include "core/runtime/plan.h"
@@ -82,13 +83,15 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::CreateWithLayers(
     const graph::Graph& graph, const ExecutorOptions& options,
     std::shared_ptr<const internal::QuantizedLayers> layers) {
   if (options.threads < 0 || options.max_cached_shapes < 1 ||
-      options.max_idle_runs < 0 || options.max_concurrent_runs < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("executor options: threads (", options.threads,
-                     ") must be >= 0, max_cached_shapes (",
-                     options.max_cached_shapes, ") >= 1, max_idle_runs (",
-                     options.max_idle_runs, ") >= 0 and max_concurrent_runs (",
-                     options.max_concurrent_runs, ") >= 1"));
+      options.max_idle_runs < 0 || options.max_concurrent_runs < 1 ||
+      options.slice_cache_bytes < -1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "executor options: threads (", options.threads,
+        ") must be >= 0, max_cached_shapes (", options.max_cached_shapes,
+        ") >= 1, max_idle_runs (", options.max_idle_runs,
+        ") >= 0, max_concurrent_runs (", options.max_concurrent_runs,
+        ") >= 1 and slice_cache_bytes (", options.slice_cache_bytes,
+        ") >= -1"));
   }
   if (absl::Status s = CheckConstants(graph); !s.ok()) return s;
   const int threads = options.threads > 0 ? options.threads : AvailableCpus();
@@ -126,6 +129,9 @@ Executor::Executor(const graph::Graph& graph, const ExecutorOptions& options,
     : graph_(graph),
       options_(options),
       threads_(threads),
+      slice_cache_bytes_(options.slice_cache_bytes >= 0
+                             ? options.slice_cache_bytes
+                             : LastLevelCacheBytes().value_or(0) / 2),
       layers_(std::move(layers)),
       weights_(std::make_unique<internal::WeightCache>()) {}
 
@@ -194,22 +200,70 @@ absl::StatusOr<std::vector<graph::Tensor>> Executor::Run(
   }
 
   ScopedThreads scoped(threads_);
-  absl::StatusOr<std::shared_ptr<internal::Plan>> plan;
+  int64_t slice;  // 0: the whole batch in one run.
   {
     absl::MutexLock lock(&mu_);
-    plan = PlanFor(key);
+    slice = SliceFor(key);
   }
-  if (!plan.ok()) return plan.status();
-  std::vector<graph::Tensor> outputs((*plan)->output_shapes().size());
+  // Slices of `slice` images (the last may hold fewer), each on the plan
+  // of its own shape, reading and writing the images in place: dim 0 is
+  // outermost in row-major data.
+  const int64_t batch = slice > 0 ? key[0][0] : 0;
+  std::vector<graph::Tensor> outputs;
   std::vector<float*> output_data;
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    outputs[i].shape = (*plan)->output_shapes()[i];
-    outputs[i].data.resize(outputs[i].size());
-    output_data.push_back(outputs[i].data.data());
-  }
-  absl::Status status = (*plan)->Execute(input_data, output_data);
-  if (!status.ok()) return status;
+  int64_t first = 0;
+  do {
+    ShapeKey slice_key = key;
+    std::vector<const float*> slice_inputs = input_data;
+    const int64_t count = std::min(slice, batch - first);
+    for (size_t i = 0; slice > 0 && i < key.size(); ++i) {
+      slice_key[i][0] = count;
+      slice_inputs[i] += first * (inputs[i].size() / batch);
+    }
+    absl::StatusOr<std::shared_ptr<internal::Plan>> plan;
+    {
+      absl::MutexLock lock(&mu_);
+      plan = PlanFor(slice_key);
+    }
+    if (!plan.ok()) return plan.status();
+    if (first == 0) {
+      // A sliced batch's outputs have `batch` where the slice's have
+      // `count` (ProfileBatch checked dim 0 of every value).
+      outputs.resize((*plan)->output_shapes().size());
+      for (size_t i = 0; i < outputs.size(); ++i) {
+        outputs[i].shape = (*plan)->output_shapes()[i];
+        if (slice > 0) outputs[i].shape[0] = batch;
+        outputs[i].data.resize(outputs[i].size());
+        output_data.push_back(outputs[i].data.data());
+      }
+    }
+    std::vector<float*> slice_outputs = output_data;
+    for (size_t i = 0; slice > 0 && i < outputs.size(); ++i) {
+      slice_outputs[i] += first * (outputs[i].size() / batch);
+    }
+    absl::Status status = (*plan)->Execute(slice_inputs, slice_outputs);
+    if (!status.ok()) return status;
+    first += slice;
+  } while (first < batch);
   return outputs;
+}
+
+int64_t Executor::SliceFor(const ShapeKey& key) {
+  const int64_t batch = key.empty() || key[0].empty() ? 0 : key[0][0];
+  if (slice_cache_bytes_ <= 0 || batch <= 1) return 0;
+  for (const std::vector<int64_t>& shape : key) {
+    if (shape.empty() || shape[0] != batch) return 0;
+  }
+  auto it = slices_.find(key);
+  if (it != slices_.end()) return it->second;
+  std::optional<BatchProfile> profile = ProfileBatch(graph_, key);
+  int64_t slice =
+      profile ? ChooseSlice(*profile, batch, slice_cache_bytes_) : batch;
+  if (slice >= batch) slice = 0;
+  // Bounded like the plans: the shapes come from callers.
+  if (slices_.size() >= 64) slices_.clear();
+  slices_[key] = slice;
+  return slice;
 }
 
 }  // namespace esb::runtime

@@ -36,6 +36,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <list>
+#include <map>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -87,6 +88,12 @@ struct ExecutorOptions {
   // The default lets 32 clients of one board agent run in parallel on one
   // set of shapes. At least 1.
   int max_concurrent_runs = 32;
+  // A batch whose layers would not fit in this many bytes of cache runs as
+  // slices of fewer images, each on the plan for its own shape, when that
+  // moves fewer bytes through DRAM (batch_slices.h). -1: half the
+  // last-level cache (LastLevelCacheBytes; the rest holds weights and other
+  // processes' data), no slicing where that is unknown. 0: never slice.
+  int64_t slice_cache_bytes = -1;
 };
 
 // Runs one graph; see the file comment for plans, layouts and concurrency.
@@ -133,10 +140,13 @@ class Executor {
   // a Run keeps executing a plan that a later miss evicts.
   absl::StatusOr<std::shared_ptr<internal::Plan>> PlanFor(const ShapeKey& key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Images per slice for inputs of `key`; 0 for one run of the whole batch.
+  int64_t SliceFor(const ShapeKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const graph::Graph graph_;  // Plans read its constants in place.
   const ExecutorOptions options_;
   const int threads_;
+  const int64_t slice_cache_bytes_;  // Resolved; 0: never slice.
   const std::shared_ptr<const internal::QuantizedLayers> layers_;
 
   mutable absl::Mutex mu_;
@@ -144,6 +154,7 @@ class Executor {
   std::unique_ptr<internal::WeightCache> weights_ ABSL_GUARDED_BY(mu_);
   std::list<std::pair<ShapeKey, std::shared_ptr<internal::Plan>>> plans_
       ABSL_GUARDED_BY(mu_);
+  std::map<ShapeKey, int64_t> slices_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace esb::runtime

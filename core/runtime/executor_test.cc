@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "core/graph/passes.h"
 #include "core/graph/shapes.h"
+#include "core/runtime/batch_slices.h"
 #include "core/runtime/reference.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -831,6 +832,60 @@ TEST(ExecutorTest, LeastRecentlyUsedPlanIsDropped) {
     ExpectClose((*y)[0], (*ReferenceRun(SmallCnn(), {x}))[0], "lru");
   }
   EXPECT_EQ((*executor)->cached_shapes(), 2);
+}
+
+// A batch whose layers overflow the cache runs as slices on the plan of the
+// slice's shape; the outputs are those of one run of the whole batch.
+TEST(ExecutorTest, LargeBatchesRunInSlices) {
+  const Shape whole = {7, 3, 16, 16};
+  ExecutorOptions sliced;
+  // conv1 alone reads and writes 19456 bytes per image.
+  sliced.slice_cache_bytes = 40000;
+  auto profile = ProfileBatch(SmallCnn(), {whole});
+  ASSERT_TRUE(profile.has_value());
+  const int64_t slice = ChooseSlice(*profile, 7, sliced.slice_cache_bytes);
+  ASSERT_GT(slice, 1);
+  ASSERT_LT(slice, 7);
+  ASSERT_NE(7 % slice, 0);  // A last slice of fewer images too.
+
+  auto executor = Executor::Create(SmallCnn(), sliced);
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  const Tensor x = Random(whole, 130);
+  auto y = (*executor)->Run({x});
+  ASSERT_TRUE(y.ok()) << y.status();
+  ExpectClose((*y)[0], (*ReferenceRun(SmallCnn(), {x}))[0], "sliced");
+  EXPECT_EQ((*executor)->idle_runs({whole}), 0);  // No plan for batch 7.
+  EXPECT_EQ((*executor)->idle_runs({{slice, 3, 16, 16}}), 1);
+  EXPECT_EQ((*executor)->idle_runs({{7 % slice, 3, 16, 16}}), 1);
+
+  ExecutorOptions unsliced;
+  unsliced.slice_cache_bytes = 0;
+  auto one_run = Executor::Create(SmallCnn(), unsliced);
+  ASSERT_TRUE(one_run.ok()) << one_run.status();
+  auto expected = (*one_run)->Run({x});
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  EXPECT_EQ((*one_run)->idle_runs({whole}), 1);
+  ExpectClose((*y)[0], (*expected)[0], "sliced against one run");
+}
+
+TEST(ExecutorTest, BatchesWhoseImagesMixAreNotSliced) {
+  // Softmax over the batch: slices would normalize each slice alone.
+  Attributes over_batch;
+  over_batch.axis = 0;
+  Graph g = OneNode(Op::kSoftmax, {kBatch, 64}, {}, over_batch);
+  ExecutorOptions tiny_cache;
+  tiny_cache.slice_cache_bytes = 1;
+  CheckAgainstReference(g, {Random({6, 64}, 131)}, "softmax over the batch",
+                        tiny_cache);
+  auto executor = Executor::Create(g, tiny_cache);
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  ASSERT_TRUE((*executor)->Run({Random({6, 64}, 132)}).ok());
+  EXPECT_EQ((*executor)->idle_runs({{6, 64}}), 1);
+
+  ExecutorOptions bad;
+  bad.slice_cache_bytes = -2;
+  EXPECT_THAT(Executor::Create(g, bad).status().message(),
+              HasSubstr("slice_cache_bytes (-2) >= -1"));
 }
 
 // Outputs that are intermediate values, graph inputs, or read twice.
