@@ -225,6 +225,18 @@ absl::StatusOr<std::vector<graph::Tensor>> Executor::Run(
       absl::MutexLock lock(&mu_);
       plan = PlanFor(slice_key);
     }
+    if (!plan.ok() && slice > 0) {
+      // Name the shapes the caller gave as well as the slice's.
+      std::string shapes;
+      for (const std::vector<int64_t>& shape : key) {
+        absl::StrAppend(&shapes, shapes.empty() ? "" : ", ",
+                        graph::ShapeToString(shape));
+      }
+      return absl::Status(
+          plan.status().code(),
+          absl::StrCat("input shapes ", shapes, " run in slices of ", slice,
+                       " images: ", plan.status().message()));
+    }
     if (!plan.ok()) return plan.status();
     if (first == 0) {
       // A sliced batch's outputs have `batch` where the slice's have

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "core/graph/passes.h"
 #include "core/graph/shapes.h"
 #include "core/runtime/batch_slices.h"
@@ -754,6 +755,66 @@ TEST(ExecutorTest, ConcatFlattenReshapeTransposeSoftmaxIdentityPad) {
   pad.pads = {0, 1, 0, 2, 0, 0, -1, 1};
   pad.value = 0.75f;
   CheckBatches(OneNode(Op::kPad, {}, {}, pad), {2, 3, 4}, 88, "pad");
+}
+
+// ShuffleNet's unit: a channel shuffle (Reshape, Transpose, Reshape) of a
+// concat, then its two halves cropped (Slice imports as a negative Pad), one
+// to a conv and one on. `conv_first`: the shuffle reads a conv's
+// channels-last output; otherwise the plain input. `shared`: the
+// Transpose's output is also a graph output, so no fused shuffle.
+Graph ShuffleUnit(bool conv_first, bool shared) {
+  Graph g;
+  g.inputs.push_back({"x", {kBatch, 8, 5, 6}});
+  std::string in = "x";
+  if (conv_first) {
+    g.constants["w0"] = Random({8, 8, 1, 1}, 140);
+    g.nodes.push_back({"conv0", Op::kConv, {"x", "w0"}, {"c0"}, {}});
+    in = "c0";
+  }
+  g.nodes.push_back({"cat", Op::kConcat, {in, in}, {"cat"}, {}});
+  Attributes split;
+  split.shape = {0, 2, 8, 5, 6};
+  g.nodes.push_back({"split", Op::kReshape, {"cat"}, {"s"}, split});
+  Attributes perm;
+  perm.perm = {0, 2, 1, 3, 4};
+  g.nodes.push_back({"transpose", Op::kTranspose, {"s"}, {"t"}, perm});
+  Attributes merge;
+  merge.shape = {0, 16, 5, 6};
+  g.nodes.push_back({"merge", Op::kReshape, {"t"}, {"shuffled"}, merge});
+  Attributes first_half, second_half;
+  first_half.pads = {0, 0, 0, 0, 0, -8, 0, 0};
+  second_half.pads = {0, -8, 0, 0, 0, 0, 0, 0};
+  g.nodes.push_back({"a", Op::kPad, {"shuffled"}, {"a"}, first_half});
+  g.nodes.push_back({"b", Op::kPad, {"shuffled"}, {"b"}, second_half});
+  g.constants["w1"] = Random({8, 8, 3, 3}, 141);
+  Attributes conv;
+  conv.pads = {1, 1, 1, 1};
+  g.nodes.push_back({"conv1", Op::kConv, {"b", "w1"}, {"c1"}, conv});
+  g.nodes.push_back({"out", Op::kConcat, {"a", "c1"}, {"y"}, {}});
+  g.outputs.push_back({"y", {kBatch, 16, 5, 6}});
+  if (shared) g.outputs.push_back({"t", {kBatch, 8, 2, 5, 6}});
+  return g;
+}
+
+TEST(ExecutorTest, ChannelShufflesAndCropsMatchTheReference) {
+  for (bool conv_first : {true, false}) {
+    for (bool shared : {false, true}) {
+      CheckBatches(ShuffleUnit(conv_first, shared), {8, 5, 6}, 142,
+                   absl::StrCat("shuffle unit, conv first ", conv_first,
+                                ", transpose shared ", shared));
+    }
+  }
+  // Crops of every dim, from plain and channels-last values.
+  Attributes crop;
+  crop.pads = {0, -1, -2, 0, 0, -2, 0, -1};
+  CheckBatches(OneNode(Op::kPad, {}, {}, crop), {5, 4, 3}, 143, "crop");
+  Graph conv_crop;
+  conv_crop.inputs.push_back({"x", {kBatch, 4, 6, 6}});
+  conv_crop.constants["w"] = Random({24, 4, 1, 1}, 144);
+  conv_crop.nodes.push_back({"conv", Op::kConv, {"x", "w"}, {"c"}, {}});
+  conv_crop.nodes.push_back({"crop", Op::kPad, {"c"}, {"y"}, crop});
+  conv_crop.outputs.push_back({"y", {}});
+  CheckBatches(conv_crop, {4, 6, 6}, 145, "crop of a conv");
 }
 
 // ---------------------------------------------------------------------------

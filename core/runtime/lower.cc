@@ -47,12 +47,6 @@ dnnl::primitive_attr ActivationAttr(const graph::Activation& activation) {
 }
 
 // One oneDNN eltwise pass: algorithm, alpha, beta.
-struct EltwiseStep {
-  algorithm alg;
-  float alpha;
-  float beta;
-};
-
 // The eltwise passes that compute elementwise `node`, in order; empty for
 // ops that are not oneDNN eltwise. The first runs as the primitive (or
 // post-op), the rest as post-ops after it.
@@ -113,15 +107,43 @@ PlanBuilder::PlanBuilder(
   }
 }
 
+std::optional<PlanBuilder::GatedPair> PlanBuilder::FindGatedPair(
+    const std::string& value) const {
+  auto it = readers_.find(value);
+  if (graph_outputs_.count(value) || it == readers_.end() ||
+      it->second.size() != 2 || it->second[0] == it->second[1]) {
+    return std::nullopt;
+  }
+  const std::vector<int>& r = it->second;
+  for (const int k : {0, 1}) {
+    const Node& gate = graph_.nodes[r[k]];
+    const Node& mul = graph_.nodes[r[1 - k]];
+    const bool swish = gate.op == Op::kSigmoid;
+    const bool hard_swish = gate.op == Op::kHardSigmoid &&
+                            std::fabs(gate.attrs.alpha - 1.0f / 6.0f) < 1e-6f &&
+                            gate.attrs.beta == 0.5f;
+    if (!(swish || hard_swish) || mul.op != Op::kMul) continue;
+    const std::string& g = gate.outputs[0];
+    auto gate_readers = readers_.find(g);
+    if (gate_readers == readers_.end() ||
+        gate_readers->second != std::vector<int>{r[1 - k]} ||
+        graph_outputs_.count(g) ||
+        !((mul.inputs[0] == value && mul.inputs[1] == g) ||
+          (mul.inputs[1] == value && mul.inputs[0] == g))) {
+      continue;
+    }
+    if (swish)
+      return GatedPair{algorithm::eltwise_swish, 1.0f, 0.0f, r[k], r[1 - k]};
+    return GatedPair{algorithm::eltwise_hardswish, 1.0f / 6.0f, 0.5f, r[k],
+                     r[1 - k]};
+  }
+  return std::nullopt;
+}
+
 void PlanBuilder::FuseEpilogue(std::string& value, dnnl::post_ops& ops) {
   auto free_to_fuse = [&](int i) {
     return absorbed_.count(i) == 0 &&
            (layers_ == nullptr || layers_->Find(i) == nullptr);
-  };
-  auto is_hard_swish_gate = [](const Node& n) {
-    return n.op == Op::kHardSigmoid &&
-           std::fabs(n.attrs.alpha - 1.0f / 6.0f) < 1e-6f &&
-           n.attrs.beta == 0.5f;
   };
   for (;;) {
     if (graph_outputs_.count(value)) return;
@@ -139,37 +161,15 @@ void PlanBuilder::FuseEpilogue(std::string& value, dnnl::post_ops& ops) {
       value = n.outputs[0];
       continue;
     }
-    // x * gate(x): the gate and the Mul are x's two readers, the Mul the
-    // gate's only one.
-    if (r.size() != 2 || r[0] == r[1]) return;
-    for (const int k : {0, 1}) {
-      const Node& gate = graph_.nodes[r[k]];
-      const Node& mul = graph_.nodes[r[1 - k]];
-      const bool swish = gate.op == Op::kSigmoid;
-      if (!(swish || is_hard_swish_gate(gate)) || mul.op != Op::kMul ||
-          !free_to_fuse(r[0]) || !free_to_fuse(r[1])) {
-        continue;
-      }
-      const std::string& g = gate.outputs[0];
-      auto gate_readers = readers_.find(g);
-      const bool pair = gate_readers != readers_.end() &&
-                        gate_readers->second == std::vector<int>{r[1 - k]} &&
-                        graph_outputs_.count(g) == 0 &&
-                        ((mul.inputs[0] == value && mul.inputs[1] == g) ||
-                         (mul.inputs[1] == value && mul.inputs[0] == g));
-      if (!pair) continue;
-      if (swish) {
-        ops.append_eltwise(1.0f, algorithm::eltwise_swish, 1.0f, 0.0f);
-      } else {
-        ops.append_eltwise(1.0f, algorithm::eltwise_hardswish, 1.0f / 6.0f,
-                           0.5f);
-      }
-      absorbed_.insert(r[0]);
-      absorbed_.insert(r[1]);
-      value = mul.outputs[0];
-      break;
+    // x * gate(x) as one step.
+    std::optional<GatedPair> pair = FindGatedPair(value);
+    if (!pair || !free_to_fuse(pair->gate) || !free_to_fuse(pair->mul)) {
+      return;
     }
-    if (absorbed_.count(r[0]) == 0) return;
+    ops.append_eltwise(1.0f, pair->alg, pair->alpha, pair->beta);
+    absorbed_.insert(pair->gate);
+    absorbed_.insert(pair->mul);
+    value = graph_.nodes[pair->mul].outputs[0];
   }
 }
 
@@ -428,7 +428,7 @@ absl::Status PlanBuilder::Lower(int node_index) {
     case Op::kHardSigmoid:
     case Op::kHardSwish:
     case Op::kSqrt:
-      LowerEltwise(node);
+      LowerEltwise(node_index, node);
       break;
     case Op::kErf:
       LowerErf(node);
@@ -455,6 +455,7 @@ absl::Status PlanBuilder::Lower(int node_index) {
       break;
     case Op::kFlatten:
     case Op::kReshape: {
+      if (node.op == Op::kReshape && LowerChannelShuffle(node)) break;
       // Row-major data is the same for any shape of the same size.
       const Value x = AsPlain(node.inputs[0]);
       Define(node.outputs[0], {x.buffer, PlainDesc(ShapeOf(node.outputs[0]))});
@@ -479,7 +480,7 @@ absl::Status PlanBuilder::Lower(int node_index) {
       LowerLayerNorm(node);
       break;
     case Op::kGelu:
-      LowerEltwise(node);
+      LowerEltwise(node_index, node);
       break;
     case Op::kPad:
       LowerPad(node);
@@ -792,29 +793,39 @@ void PlanBuilder::LowerBatchNorm(const Node& node) {
   Define(out, dst);
 }
 
-void PlanBuilder::LowerEltwise(const Node& node) {
-  const std::vector<EltwiseStep> steps = EltwiseSteps(node);
-  dnnl::primitive_attr attr = ScratchpadAttr();
-  dnnl::post_ops rest;  // After the first, in the same pass.
-  for (size_t i = 1; i < steps.size(); ++i) {
-    rest.append_eltwise(1.0f, steps[i].alg, steps[i].alpha, steps[i].beta);
+void PlanBuilder::LowerEltwise(int node_index, const Node& node) {
+  // x * gate(x), where x's producer took no epilogue (an ESB layer's
+  // output, a graph input): one swish or hardswish pass for both nodes.
+  std::optional<GatedPair> pair = FindGatedPair(node.inputs[0]);
+  if (pair && pair->gate == node_index && absorbed_.count(pair->mul) == 0 &&
+      (layers_ == nullptr || layers_->Find(pair->mul) == nullptr)) {
+    absorbed_.insert(pair->mul);
+    AddEltwise(node.inputs[0], graph_.nodes[pair->mul].outputs[0],
+               {{pair->alg, pair->alpha, pair->beta}});
+    return;
   }
-  attr.set_post_ops(rest);
-  AddEltwise(node, steps[0].alg, steps[0].alpha, steps[0].beta, attr);
+  AddEltwise(node.inputs[0], node.outputs[0], EltwiseSteps(node));
 }
 
-void PlanBuilder::AddEltwise(const Node& node, dnnl::algorithm alg, float alpha,
-                             float beta, const dnnl::primitive_attr& attr) {
-  const Value x = Get(node.inputs[0]);
-  const dnnl::eltwise_forward::primitive_desc pd(
-      dnnl::eltwise_forward::desc(prop_kind::forward_inference, alg, x.desc,
-                                  alpha, beta),
-      attr, engine_);
-  const Value dst = NewArena(pd.dst_desc());
-  AddPrimitive(
-      dnnl::eltwise_forward(pd),
-      {{DNNL_ARG_SRC, As(node.inputs[0], pd.src_desc())}, {DNNL_ARG_DST, dst}});
-  Define(node.outputs[0], dst);
+void PlanBuilder::AddEltwise(const std::string& input,
+                             const std::string& output,
+                             const std::vector<EltwiseStep>& steps) {
+  // One primitive per step, the later ones in place: oneDNN 2.6 has no
+  // optimized eltwise with eltwise post-ops (HardSigmoid's clip).
+  const Value x = Get(input);
+  Value dst{-1, Desc()};
+  for (const EltwiseStep& step : steps) {
+    const Desc src_desc = dst.buffer < 0 ? x.desc : dst.desc;
+    const dnnl::eltwise_forward::primitive_desc pd(
+        dnnl::eltwise_forward::desc(prop_kind::forward_inference, step.alg,
+                                    src_desc, step.alpha, step.beta),
+        ScratchpadAttr(), engine_);
+    const Value src = dst.buffer < 0 ? As(input, pd.src_desc()) : dst;
+    if (dst.buffer < 0) dst = NewArena(pd.dst_desc());
+    AddPrimitive(dnnl::eltwise_forward(pd),
+                 {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+  }
+  Define(output, dst);
 }
 
 void PlanBuilder::LowerPool(const Node& node) {
@@ -885,8 +896,8 @@ void PlanBuilder::LowerBinary(const Node& node) {
     if (exponent != nullptr && exponent->data.size() == 1 &&
         ShapeOf(node.inputs[0]) == y_shape) {
       // x ^ constant: oneDNN's eltwise pow (alpha * x ^ beta).
-      AddEltwise(node, algorithm::eltwise_pow, 1.0f, exponent->data[0],
-                 ScratchpadAttr());
+      AddEltwise(node.inputs[0], node.outputs[0],
+                 {{algorithm::eltwise_pow, 1.0f, exponent->data[0]}});
       return;
     }
   }
@@ -1103,7 +1114,91 @@ void PlanBuilder::LowerErf(const Node& node) {
   Define(node.outputs[0], dst);
 }
 
+bool PlanBuilder::LowerChannelShuffle(const Node& reshape) {
+  // x [N, C, H, W] -> Reshape [N, G, C/G, H, W] -> Transpose (0, 2, 1, 3, 4)
+  // -> Reshape [N, C, H, W]: channel g * C/G + c moves to c * G + g.
+  const std::vector<int64_t>& x_shape = ShapeOf(reshape.inputs[0]);
+  const std::vector<int64_t>& split = ShapeOf(reshape.outputs[0]);
+  if (x_shape.size() != 4 || split.size() != 5 || split[0] != x_shape[0] ||
+      split[1] * split[2] != x_shape[1] || split[3] != x_shape[2] ||
+      split[4] != x_shape[3]) {
+    return false;
+  }
+  // The one node reading `value`, when nothing else does.
+  auto only_reader = [&](const std::string& value) -> int {
+    auto it = readers_.find(value);
+    if (graph_outputs_.count(value) || it == readers_.end() ||
+        it->second.size() != 1 || absorbed_.count(it->second[0])) {
+      return -1;
+    }
+    return it->second[0];
+  };
+  const int transpose = only_reader(reshape.outputs[0]);
+  if (transpose < 0 || graph_.nodes[transpose].op != Op::kTranspose ||
+      graph_.nodes[transpose].attrs.perm !=
+          std::vector<int64_t>{0, 2, 1, 3, 4}) {
+    return false;
+  }
+  const int merge = only_reader(graph_.nodes[transpose].outputs[0]);
+  if (merge < 0 || graph_.nodes[merge].op != Op::kReshape ||
+      ShapeOf(graph_.nodes[merge].outputs[0]) != x_shape) {
+    return false;
+  }
+  // One reorder between two strided views of the same dims [N, G, C/G, H,
+  // W], in x's layout when it is channels-last, else in plain.
+  using tag = memory::format_tag;
+  const tag layout = Get(reshape.inputs[0]).desc ==
+                             Desc(x_shape, memory::data_type::f32, tag::acdb)
+                         ? tag::acdb
+                         : tag::abcd;
+  const Value x =
+      As(reshape.inputs[0], Desc(x_shape, memory::data_type::f32, layout));
+  const int64_t c = x_shape[1], h = x_shape[2], w = x_shape[3];
+  // Strides of n, channel, h, w in that layout.
+  const Dims s = layout == tag::acdb ? Dims{c * h * w, 1, w * c, c}
+                                     : Dims{c * h * w, h * w, w, 1};
+  const int64_t groups = split[1], per_group = split[2];
+  const Desc from(split, memory::data_type::f32,
+                  Dims{s[0], per_group * s[1], s[1], s[2], s[3]});
+  const Desc to(split, memory::data_type::f32,
+                Dims{s[0], s[1], groups * s[1], s[2], s[3]});
+  const Value dst = NewArena(Desc(x_shape, memory::data_type::f32, layout));
+  AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(
+                   engine_, from, engine_, to, ScratchpadAttr())),
+               {{DNNL_ARG_FROM, Value{x.buffer, from}},
+                {DNNL_ARG_TO, Value{dst.buffer, to}}});
+  absorbed_.insert(transpose);
+  absorbed_.insert(merge);
+  Define(graph_.nodes[merge].outputs[0], dst);
+  return true;
+}
+
 void PlanBuilder::LowerPad(const Node& node) {
+  const std::vector<int64_t>& x_shape = ShapeOf(node.inputs[0]);
+  const std::vector<int64_t>& y_shape = ShapeOf(node.outputs[0]);
+  const std::vector<int64_t>& pads = node.attrs.pads;
+  if (std::all_of(pads.begin(), pads.end(), [](int64_t p) { return p <= 0; })) {
+    // Only cropping (a Slice or Split): one reorder from a view of x, in
+    // x's layout when it is channels-last, else in plain.
+    using tag = memory::format_tag;
+    const bool channels_last =
+        x_shape.size() == 4 &&
+        Get(node.inputs[0]).desc ==
+            Desc(x_shape, memory::data_type::f32, tag::acdb);
+    const Value x =
+        channels_last ? Get(node.inputs[0]) : AsPlain(node.inputs[0]);
+    Dims offsets(x_shape.size());
+    for (size_t i = 0; i < offsets.size(); ++i) offsets[i] = -pads[i];
+    const Desc view = x.desc.submemory_desc(y_shape, offsets);
+    const Value dst = NewArena(
+        channels_last ? Desc(y_shape, memory::data_type::f32, tag::acdb)
+                      : PlainDesc(y_shape));
+    AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(
+                     engine_, view, engine_, dst.desc, ScratchpadAttr())),
+                 {{DNNL_ARG_FROM, Value{x.buffer, view}}, {DNNL_ARG_TO, dst}});
+    Define(node.outputs[0], dst);
+    return;
+  }
   const Value x = AsPlain(node.inputs[0]);
   const Value dst = NewArena(PlainDesc(ShapeOf(node.outputs[0])));
   AddLoop(

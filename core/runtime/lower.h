@@ -20,6 +20,13 @@
 
 namespace esb::runtime::internal {
 
+// One oneDNN eltwise pass.
+struct EltwiseStep {
+  dnnl::algorithm alg;
+  float alpha;
+  float beta;
+};
+
 class PlanBuilder {
  public:
   // `shapes` holds every value's shape (graph::InferShapes). Nodes with an
@@ -71,6 +78,17 @@ class PlanBuilder {
   // x * HardSigmoid(x) (HardSwish as opset 13 writes it). Those nodes are
   // absorbed (Lower skips them) and `value` becomes the last one's output.
   void FuseEpilogue(std::string& value, dnnl::post_ops& ops);
+  // x * Sigmoid(x) or x * HardSigmoid(x) (alpha 1/6, beta 1/2) on `value`:
+  // the gate and the Mul are its only readers, the Mul the gate's only one,
+  // and neither value is a graph output.
+  struct GatedPair {
+    dnnl::algorithm alg;  // eltwise_swish or eltwise_hardswish.
+    float alpha;
+    float beta;
+    int gate;  // Node indices.
+    int mul;
+  };
+  std::optional<GatedPair> FindGatedPair(const std::string& value) const;
   // ActivationAttr's post-ops then FuseEpilogue's for the output `value` of
   // an FP32 producer.
   dnnl::primitive_attr EpilogueAttr(const graph::Activation& activation,
@@ -88,18 +106,24 @@ class PlanBuilder {
   absl::Status LowerGemm(int node_index, const graph::Node& node);
   absl::Status LowerMatMul(int node_index, const graph::Node& node);
   void LowerBatchNorm(const graph::Node& node);
-  void LowerEltwise(const graph::Node& node);
+  void LowerEltwise(int node_index, const graph::Node& node);
   void LowerPool(const graph::Node& node);
   void LowerBinary(const graph::Node& node);
   void LowerConcat(const graph::Node& node);
   void LowerTranspose(const graph::Node& node);
   void LowerSoftmax(const graph::Node& node);
-  // One oneDNN eltwise of node's first input into its output.
-  void AddEltwise(const graph::Node& node, dnnl::algorithm alg, float alpha,
-                  float beta, const dnnl::primitive_attr& attr);
+  // `steps` over value `input` into a new value `output`, one primitive
+  // each.
+  void AddEltwise(const std::string& input, const std::string& output,
+                  const std::vector<EltwiseStep>& steps);
   void LowerErf(const graph::Node& node);
   void LowerReduce(const graph::Node& node);
   void LowerPad(const graph::Node& node);
+  // A channel shuffle starting at `reshape` (Reshape [N, G, C/G, H, W],
+  // Transpose (0, 2, 1, 3, 4), Reshape back, each the previous one's only
+  // reader) as one reorder: true, with the Transpose and the second Reshape
+  // absorbed; false, changing nothing, for anything else.
+  bool LowerChannelShuffle(const graph::Node& reshape);
   void LowerExpand(const graph::Node& node);
   void LowerResize(const graph::Node& node);
   void LowerLayerNorm(const graph::Node& node);

@@ -31,8 +31,14 @@
 //   Softmax             softmax_forward on the plain layout.
 //   Transpose           reorder from a permuted-strides view to plain.
 //   Flatten, Reshape    no work: a plain view of the (plain) input buffer.
+//                       A channel shuffle (Reshape [N, G, C/G, H, W],
+//                       Transpose (0, 2, 1, 3, 4), Reshape back) is one
+//                       reorder between strided views, channels-last when
+//                       its input is.
 //   Identity            no work: the input's buffer and layout.
-//   Pad                 the PadConstant loop.
+//   Pad                 the PadConstant loop; a crop (no pad > 0: Slice,
+//                       Split) a reorder from a view of the input, keeping
+//                       channels-last.
 // Layouts stay blocked from op to op; a value is reordered only where a
 // consumer needs another layout (plain for loops, reshapes, Softmax, Gemm,
 // MatMul and graph outputs), once per (value, layout).
