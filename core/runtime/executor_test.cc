@@ -469,6 +469,38 @@ TEST(ExecutorTest, FusedEpiloguesMatchTheReference) {
   }
 }
 
+// x * Sigmoid(x) and x * HardSigmoid(x) on a graph input, which has no
+// producer to fuse them into: each pair runs as one swish or hardswish pass
+// (on either operand order), a gate that is also a graph output as its own
+// nodes, and a HardSigmoid of other parameters as two passes.
+TEST(ExecutorTest, StandaloneGatedActivationsMatchTheReference) {
+  for (const bool expose : {false, true}) {
+    Graph g;
+    g.inputs.push_back({"x", {kBatch, 5, 7}});
+    g.inputs.push_back({"z", {kBatch, 5, 7}});
+    Attributes hard;
+    hard.alpha = 1.0f / 6.0f;
+    hard.beta = 0.5f;
+    g.nodes.push_back({"sig", Op::kSigmoid, {"x"}, {"s"}, {}});
+    g.nodes.push_back({"silu", Op::kMul, {"x", "s"}, {"a"}, {}});
+    g.nodes.push_back({"hsig", Op::kHardSigmoid, {"z"}, {"h"}, hard});
+    g.nodes.push_back({"hswish", Op::kMul, {"h", "z"}, {"b"}, {}});
+    Attributes other;
+    other.alpha = 0.3f;
+    other.beta = 0.4f;
+    g.nodes.push_back({"hsig2", Op::kHardSigmoid, {"b"}, {"y"}, other});
+    g.outputs.push_back({"a", {}});
+    g.outputs.push_back({"y", {}});
+    if (expose) g.outputs.push_back({"h", {}});
+    for (int64_t batch : {1, 4}) {
+      CheckAgainstReference(g,
+                            {Random({batch, 5, 7}, 150, -8.0f, 8.0f),
+                             Random({batch, 5, 7}, 151, -8.0f, 8.0f)},
+                            absl::StrCat("gated, exposed ", expose));
+    }
+  }
+}
+
 // A residual Add after a conv runs as the conv's sum post-op, writing into
 // the skip value's buffer. Each case must compute what the nodes do: the
 // fused block (skip from an earlier conv, Relu after the Add), a skip that
