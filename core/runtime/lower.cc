@@ -132,8 +132,9 @@ std::optional<PlanBuilder::GatedPair> PlanBuilder::FindGatedPair(
           (mul.inputs[1] == value && mul.inputs[0] == g))) {
       continue;
     }
-    if (swish)
+    if (swish) {
       return GatedPair{algorithm::eltwise_swish, 1.0f, 0.0f, r[k], r[1 - k]};
+    }
     return GatedPair{algorithm::eltwise_hardswish, 1.0f / 6.0f, 0.5f, r[k],
                      r[1 - k]};
   }
