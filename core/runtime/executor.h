@@ -14,6 +14,10 @@
 // ops that accept them and are reordered to row-major only where an op or a
 // graph output needs it.
 //
+// A batch whose layers would not fit in the cache may run as slices of
+// fewer images, each on the plan of the slice's shape, in place in the
+// caller's inputs and outputs (batch_slices.h, slice_cache_bytes).
+//
 // Concurrency: a plan is immutable once built and shared by every Run with
 // its shapes; each Run executes on its own arena, memory objects and oneDNN
 // stream (plan.h), so concurrent Runs proceed in parallel. Only the plan
