@@ -107,6 +107,27 @@ PlanBuilder::PlanBuilder(
   }
 }
 
+bool PlanBuilder::FreeToFuse(int node) const {
+  return absorbed_.count(node) == 0 &&
+         (layers_ == nullptr || layers_->Find(node) == nullptr);
+}
+
+int PlanBuilder::FusibleReader(const std::string& value) const {
+  auto it = readers_.find(value);
+  if (graph_outputs_.count(value) || it == readers_.end() ||
+      it->second.size() != 1 || !FreeToFuse(it->second[0])) {
+    return -1;
+  }
+  return it->second[0];
+}
+
+bool PlanBuilder::IsChannelsLast(const std::string& name) {
+  const std::vector<int64_t>& shape = ShapeOf(name);
+  return shape.size() == 4 &&
+         Get(name).desc ==
+             Desc(shape, memory::data_type::f32, memory::format_tag::acdb);
+}
+
 std::optional<PlanBuilder::GatedPair> PlanBuilder::FindGatedPair(
     const std::string& value) const {
   auto it = readers_.find(value);
@@ -142,31 +163,21 @@ std::optional<PlanBuilder::GatedPair> PlanBuilder::FindGatedPair(
 }
 
 void PlanBuilder::FuseEpilogue(std::string& value, dnnl::post_ops& ops) {
-  auto free_to_fuse = [&](int i) {
-    return absorbed_.count(i) == 0 &&
-           (layers_ == nullptr || layers_->Find(i) == nullptr);
-  };
   for (;;) {
-    if (graph_outputs_.count(value)) return;
-    auto it = readers_.find(value);
-    if (it == readers_.end()) return;
-    const std::vector<int>& r = it->second;
-    if (r.size() == 1 && free_to_fuse(r[0])) {
-      const Node& n = graph_.nodes[r[0]];
+    if (const int next = FusibleReader(value); next >= 0) {
+      const Node& n = graph_.nodes[next];
       const std::vector<EltwiseStep> steps = EltwiseSteps(n);
       if (steps.empty()) return;
       for (const EltwiseStep& e : steps) {
         ops.append_eltwise(1.0f, e.alg, e.alpha, e.beta);
       }
-      absorbed_.insert(r[0]);
+      absorbed_.insert(next);
       value = n.outputs[0];
       continue;
     }
     // x * gate(x) as one step.
     std::optional<GatedPair> pair = FindGatedPair(value);
-    if (!pair || !free_to_fuse(pair->gate) || !free_to_fuse(pair->mul)) {
-      return;
-    }
+    if (!pair || !FreeToFuse(pair->gate) || !FreeToFuse(pair->mul)) return;
     ops.append_eltwise(1.0f, pair->alg, pair->alpha, pair->beta);
     absorbed_.insert(pair->gate);
     absorbed_.insert(pair->mul);
@@ -702,13 +713,10 @@ absl::Status PlanBuilder::LowerMatMul(int node_index, const Node& node) {
   // A following Add of a constant [m] (a Linear's bias, as exporters write
   // it) becomes the product's bias, when the MatMul has no activation.
   const graph::Tensor* bias = nullptr;
-  auto readers = readers_.find(out);
+  const int reader = FusibleReader(out);
   if (node.attrs.activation.kind == graph::Activation::Kind::kNone &&
-      readers != readers_.end() && readers->second.size() == 1 &&
-      graph_outputs_.count(out) == 0 &&
-      absorbed_.count(readers->second[0]) == 0 &&
-      (layers_ == nullptr || layers_->Find(readers->second[0]) == nullptr)) {
-    const Node& add = graph_.nodes[readers->second[0]];
+      reader >= 0) {
+    const Node& add = graph_.nodes[reader];
     if (add.op == Op::kAdd) {
       const std::string& other =
           add.inputs[0] == out ? add.inputs[1] : add.inputs[0];
@@ -718,7 +726,7 @@ absl::Status PlanBuilder::LowerMatMul(int node_index, const Node& node) {
                               ShapeOf(add.outputs[0]) == ShapeOf(out);
       if (per_column) {
         bias = c;
-        absorbed_.insert(readers->second[0]);
+        absorbed_.insert(reader);
         out = add.outputs[0];
       }
     }
@@ -769,15 +777,11 @@ void PlanBuilder::LowerBatchNorm(const Node& node) {
   // A BatchNorm no conv could take (DenseNet's, after a Concat) and the
   // Relu that alone follows it run as one primitive.
   std::string out = node.outputs[0];
-  auto readers = readers_.find(out);
-  if (readers != readers_.end() && readers->second.size() == 1 &&
-      graph_outputs_.count(out) == 0 &&
-      graph_.nodes[readers->second[0]].op == Op::kRelu &&
-      absorbed_.count(readers->second[0]) == 0 &&
-      (layers_ == nullptr || layers_->Find(readers->second[0]) == nullptr)) {
+  if (const int relu = FusibleReader(out);
+      relu >= 0 && graph_.nodes[relu].op == Op::kRelu) {
     flags = flags | dnnl::normalization_flags::fuse_norm_relu;
-    absorbed_.insert(readers->second[0]);
-    out = graph_.nodes[readers->second[0]].outputs[0];
+    absorbed_.insert(relu);
+    out = graph_.nodes[relu].outputs[0];
   }
   const dnnl::batch_normalization_forward::primitive_desc pd(
       dnnl::batch_normalization_forward::desc(
@@ -798,8 +802,7 @@ void PlanBuilder::LowerEltwise(int node_index, const Node& node) {
   // x * gate(x), where x's producer took no epilogue (an ESB layer's
   // output, a graph input): one swish or hardswish pass for both nodes.
   std::optional<GatedPair> pair = FindGatedPair(node.inputs[0]);
-  if (pair && pair->gate == node_index && absorbed_.count(pair->mul) == 0 &&
-      (layers_ == nullptr || layers_->Find(pair->mul) == nullptr)) {
+  if (pair && pair->gate == node_index && FreeToFuse(pair->mul)) {
     absorbed_.insert(pair->mul);
     AddEltwise(node.inputs[0], graph_.nodes[pair->mul].outputs[0],
                {{pair->alg, pair->alpha, pair->beta}});
@@ -1125,22 +1128,13 @@ bool PlanBuilder::LowerChannelShuffle(const Node& reshape) {
       split[4] != x_shape[3]) {
     return false;
   }
-  // The one node reading `value`, when nothing else does.
-  auto only_reader = [&](const std::string& value) -> int {
-    auto it = readers_.find(value);
-    if (graph_outputs_.count(value) || it == readers_.end() ||
-        it->second.size() != 1 || absorbed_.count(it->second[0])) {
-      return -1;
-    }
-    return it->second[0];
-  };
-  const int transpose = only_reader(reshape.outputs[0]);
+  const int transpose = FusibleReader(reshape.outputs[0]);
   if (transpose < 0 || graph_.nodes[transpose].op != Op::kTranspose ||
       graph_.nodes[transpose].attrs.perm !=
           std::vector<int64_t>{0, 2, 1, 3, 4}) {
     return false;
   }
-  const int merge = only_reader(graph_.nodes[transpose].outputs[0]);
+  const int merge = FusibleReader(graph_.nodes[transpose].outputs[0]);
   if (merge < 0 || graph_.nodes[merge].op != Op::kReshape ||
       ShapeOf(graph_.nodes[merge].outputs[0]) != x_shape) {
     return false;
@@ -1148,10 +1142,7 @@ bool PlanBuilder::LowerChannelShuffle(const Node& reshape) {
   // One reorder between two strided views of the same dims [N, G, C/G, H,
   // W], in x's layout when it is channels-last, else in plain.
   using tag = memory::format_tag;
-  const tag layout = Get(reshape.inputs[0]).desc ==
-                             Desc(x_shape, memory::data_type::f32, tag::acdb)
-                         ? tag::acdb
-                         : tag::abcd;
+  const tag layout = IsChannelsLast(reshape.inputs[0]) ? tag::acdb : tag::abcd;
   const Value x =
       As(reshape.inputs[0], Desc(x_shape, memory::data_type::f32, layout));
   const int64_t c = x_shape[1], h = x_shape[2], w = x_shape[3];
@@ -1182,10 +1173,7 @@ void PlanBuilder::LowerPad(const Node& node) {
     // Only cropping (a Slice or Split): one reorder from a view of x, in
     // x's layout when it is channels-last, else in plain.
     using tag = memory::format_tag;
-    const bool channels_last =
-        x_shape.size() == 4 &&
-        Get(node.inputs[0]).desc ==
-            Desc(x_shape, memory::data_type::f32, tag::acdb);
+    const bool channels_last = IsChannelsLast(node.inputs[0]);
     const Value x =
         channels_last ? Get(node.inputs[0]) : AsPlain(node.inputs[0]);
     Dims offsets(x_shape.size());

@@ -89,6 +89,14 @@ class PlanBuilder {
     int mul;
   };
   std::optional<GatedPair> FindGatedPair(const std::string& value) const;
+  // Whether node `node` may still be fused into its producer: not absorbed
+  // already and not an ESB layer.
+  bool FreeToFuse(int node) const;
+  // The one node reading `value` when it is free to fuse and `value` is not
+  // a graph output; -1 otherwise.
+  int FusibleReader(const std::string& value) const;
+  // Whether value `name` is 4-D and held channels-last (acdb).
+  bool IsChannelsLast(const std::string& name);
   // ActivationAttr's post-ops then FuseEpilogue's for the output `value` of
   // an FP32 producer.
   dnnl::primitive_attr EpilogueAttr(const graph::Activation& activation,
