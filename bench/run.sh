@@ -6,6 +6,7 @@
 #   bash bench/run.sh            # all
 #   bash bench/run.sh core       # quantizer and DDA only
 #   bash bench/run.sh runtime    # CPU inference throughput only
+#   bash bench/run.sh narrow     # few-row products: NarrowGemm vs oneDNN
 #   bash bench/run.sh service    # the job service (esb-server, esb-worker)
 #   bash bench/run.sh accel      # the accelerator model and the modelled array
 #   bash bench/run.sh agent      # esb-agent's serving overhead (sim backend)
@@ -34,6 +35,11 @@ if [[ $what == all || $what == runtime ]]; then
   echo "== CPU runtime (build/bench/esb_runtime_bench) =="
   build/bench/esb_runtime_bench --benchmark_color=false \
     models/lenet.onnx models/resnet.onnx "$resnet18"
+fi
+
+if [[ $what == all || $what == narrow ]]; then
+  echo "== few-row products (build/bench/esb_narrow_gemm_bench) =="
+  build/bench/esb_narrow_gemm_bench
 fi
 
 if [[ $what == all || $what == service ]]; then

@@ -309,6 +309,48 @@ TEST(ExecutorTest, MatMulWithBatchedA) {
   CheckBatches(g2, {10}, 7, "matmul 2-d");
 }
 
+// Products with 4 MiB of constant weights or more at one or two rows (a
+// classifier head at batch 1) run a loop of their own instead of oneDNN's
+// matmul; three rows and more run the matmul. Each must compute what the
+// node does: Gemm with B either way round, alpha, beta and C of [M] or
+// [1, M], with an activation, and MatMul with its Add absorbed as a bias.
+// M = 1003 leaves a tail of three columns after the blocks of four.
+TEST(ExecutorTest, LargeWeightProductsAtFewRowsMatchTheReference) {
+  constexpr int64_t kK = 1100, kM = 1003;  // 4.2 MiB of weights.
+  uint32_t seed = 200;
+  for (bool trans_b : {false, true}) {
+    for (const Shape& c : {Shape{kM}, Shape{1, kM}}) {
+      Attributes a;
+      a.trans_b = trans_b;
+      a.alpha = 0.5f;
+      a.beta = 2.0f;
+      a.activation = trans_b ? Activation{Activation::Kind::kRelu, 0, 0}
+                             : Activation{Activation::Kind::kClip, -3, 3};
+      Graph g = OneNode(
+          Op::kGemm, {kBatch, kK},
+          {{"b", Random(trans_b ? Shape{kM, kK} : Shape{kK, kM}, ++seed)},
+           {"c", Random(c, ++seed)}},
+          a);
+      for (int64_t rows : {1, 2, 3}) {
+        CheckAgainstReference(g, {Random({rows, kK}, ++seed)},
+                              absl::StrCat("gemm trans_b ", trans_b, " C rank ",
+                                           c.size(), " rows ", rows));
+      }
+    }
+  }
+  Graph g;
+  g.inputs.push_back({"x", {kBatch, kK}});
+  g.constants["w"] = Random({kK, kM}, ++seed);
+  g.constants["bias"] = Random({kM}, ++seed);
+  g.nodes.push_back({"mm", Op::kMatMul, {"x", "w"}, {"p"}, {}});
+  g.nodes.push_back({"add", Op::kAdd, {"p", "bias"}, {"y"}, {}});
+  g.outputs.push_back({"y", {}});
+  for (int64_t rows : {1, 2, 3}) {
+    CheckAgainstReference(g, {Random({rows, kK}, ++seed)},
+                          absl::StrCat("matmul + add rows ", rows));
+  }
+}
+
 // ---------------------------------------------------------------------------
 // BatchNormalization and elementwise activations.
 

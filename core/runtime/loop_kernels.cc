@@ -21,6 +21,39 @@ bool Next(std::vector<int64_t>& index, absl::Span<const int64_t> shape) {
   return false;
 }
 
+// out[c] = sum_i x[i] * w[c * k + i] for the four weight rows c, which
+// stream side by side. Cloned per vector ISA, picked at load time.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void Dot4(
+    const float* x, const float* w, int64_t k, float* out) {
+  const float* w0 = w;
+  const float* w1 = w0 + k;
+  const float* w2 = w1 + k;
+  const float* w3 = w2 + k;
+  float s0 = 0.0f;
+  float s1 = 0.0f;
+  float s2 = 0.0f;
+  float s3 = 0.0f;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+  for (int64_t i = 0; i < k; ++i) {
+    s0 += x[i] * w0[i];
+    s1 += x[i] * w1[i];
+    s2 += x[i] * w2[i];
+    s3 += x[i] * w3[i];
+  }
+  out[0] = s0;
+  out[1] = s1;
+  out[2] = s2;
+  out[3] = s3;
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) float Dot1(
+    const float* x, const float* w, int64_t k) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < k; ++i) s += x[i] * w[i];
+  return s;
+}
+
 }  // namespace
 
 void PadConstant(const float* x, absl::Span<const int64_t> x_shape,
@@ -287,6 +320,32 @@ void AveragePool(const float* x, absl::Span<const int64_t> x_shape,
       y[p * out_size + oi] =
           divisor > 0 ? static_cast<float>(sum / static_cast<double>(divisor))
                       : 0.0f;
+    }
+  }
+}
+
+void NarrowGemm(const float* x, int64_t rows, int64_t k, const float* w,
+                int64_t n, const float* bias,
+                const graph::Activation& activation, float* y) {
+  constexpr int kCols = 4;
+  const int64_t blocks = (n + kCols - 1) / kCols;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t j0 = b * kCols;
+    const int64_t cols = std::min<int64_t>(kCols, n - j0);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* out = y + r * n + j0;
+      if (cols == kCols) {
+        Dot4(x + r * k, w + j0 * k, k, out);
+      } else {
+        for (int64_t c = 0; c < cols; ++c) {
+          out[c] = Dot1(x + r * k, w + (j0 + c) * k, k);
+        }
+      }
+      for (int64_t c = 0; c < cols; ++c) {
+        const float v = out[c] + (bias != nullptr ? bias[j0 + c] : 0.0f);
+        out[c] = graph::Apply(activation, v);
+      }
     }
   }
 }

@@ -1,5 +1,6 @@
-// Plain-loop kernels for the cases oneDNN 2.6 cannot express. All tensors
-// are dense row-major float32; shapes are ONNX shapes (rank 0 is a scalar).
+// Plain-loop kernels for the cases oneDNN 2.6 cannot express, or expresses
+// slowly. All tensors are dense row-major float32; shapes are ONNX shapes
+// (rank 0 is a scalar).
 //
 //   PadConstant:     y[o] = x[o - begin] where that index is inside x, else
 //                    `value`; pads = begin..., end... over all dims, either
@@ -18,6 +19,13 @@
 //                    when ceil mode lets a window run past the end padding
 //                    with count_include_pad: oneDNN would count the overhang
 //                    in the divisor, ONNX Runtime and PyTorch do not.
+//   NarrowGemm:      y[r, j] = activation(bias[j] + sum_i x[r, i] * w[j, i])
+//                    for a product of few rows r: w holds one weight row per
+//                    output column, so each thread (OpenMP, over the
+//                    columns) streams its share of the weights once, four
+//                    rows side by side. oneDNN 2.6's matmul reads large
+//                    weights at about three quarters of that rate at one row
+//                    (bench/narrow_gemm_bench).
 //
 // Functions are thread-safe.
 #ifndef ESB_CORE_RUNTIME_LOOP_KERNELS_H_
@@ -53,6 +61,11 @@ void Resize(const float* x, absl::Span<const int64_t> x_shape,
 void AveragePool(const float* x, absl::Span<const int64_t> x_shape,
                  const graph::WindowGeometry& window, bool count_include_pad,
                  float* y);
+
+// x [rows, k], w [n, k], bias [n] or null, y [rows, n].
+void NarrowGemm(const float* x, int64_t rows, int64_t k, const float* w,
+                int64_t n, const float* bias,
+                const graph::Activation& activation, float* y);
 
 }  // namespace esb::runtime
 

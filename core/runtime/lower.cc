@@ -28,6 +28,18 @@ Desc AnyDesc(const std::vector<int64_t>& dims) {
   return Desc(dims, memory::data_type::f32, memory::format_tag::any);
 }
 
+// Whether a product of `rows` rows with constant [k, m] weights runs the
+// NarrowGemm loop (loop_kernels.h) instead of oneDNN's matmul: one or two
+// rows, and weights of at least 4 MiB, which a run streams from memory (at
+// three rows and more, or from cache, the matmul is as fast or faster;
+// bench/narrow_gemm_bench measures both).
+bool IsNarrowProduct(int64_t rows, int64_t k, int64_t m) {
+  constexpr int64_t kMaxRows = 2;
+  constexpr int64_t kMinWeightBytes = int64_t{4} << 20;
+  return rows <= kMaxRows &&
+         k * m * static_cast<int64_t>(sizeof(float)) >= kMinWeightBytes;
+}
+
 dnnl::primitive_attr ActivationAttr(const graph::Activation& activation) {
   dnnl::post_ops ops;
   switch (activation.kind) {
@@ -655,13 +667,30 @@ absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
     bias = AddConstant(folded->data(), bias_desc);
     plan_.owned_.push_back(std::move(folded));
   }
+  // alpha * op(B), plain [k, m], for packing.
+  std::vector<float> plain_b;
+  const auto source = [&] {
+    plain_b.resize(k * m);
+    for (int64_t i = 0; i < k; ++i) {
+      for (int64_t j = 0; j < m; ++j) {
+        plain_b[i * m + j] =
+            attrs.alpha * b->data[attrs.trans_b ? j * k + i : i * m + j];
+      }
+    }
+    return memory(PlainDesc({k, m}), engine_, plain_b.data());
+  };
+  if (b != nullptr && !attrs.trans_a && IsNarrowProduct(n, k, m) &&
+      (!has_bias || bias_desc.dims()[0] == 1)) {
+    return AddNarrowGemm(node_index, a, n, k, m, source,
+                         has_bias ? &bias : nullptr, attrs.activation, out);
+  }
   const Desc w_any = AnyDesc({k, m});
   auto desc = has_bias ? dnnl::matmul::desc(a_desc, w_any, bias_desc, dst_desc)
                        : dnnl::matmul::desc(a_desc, w_any, dst_desc);
   const dnnl::matmul::primitive_desc pd(
       desc, EpilogueAttr(attrs.activation, out), engine_);
 
-  // alpha * op(B), packed once per layout.
+  // Packed once per layout.
   Value weights{-1, Desc()};
   if (b == nullptr) {
     const Desc op_b({k, m}, memory::data_type::f32,
@@ -671,20 +700,8 @@ absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
     if (!runtime.ok()) return runtime.status();
     weights = *runtime;
   } else {
-    std::vector<float> plain_b;
-    auto packed = weights_.Get(
-        node_index, pd.weights_desc(),
-        [&] {
-          plain_b.resize(k * m);
-          for (int64_t i = 0; i < k; ++i) {
-            for (int64_t j = 0; j < m; ++j) {
-              plain_b[i * m + j] =
-                  attrs.alpha * b->data[attrs.trans_b ? j * k + i : i * m + j];
-            }
-          }
-          return memory(PlainDesc({k, m}), engine_, plain_b.data());
-        },
-        engine_, stream_);
+    auto packed =
+        weights_.Get(node_index, pd.weights_desc(), source, engine_, stream_);
     if (!packed.ok()) return packed.status();
     plan_.packed_.push_back(*packed);
     weights = AddConstant((*packed)->storage->data(), (*packed)->desc);
@@ -696,6 +713,30 @@ absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
   if (has_bias) args.push_back({DNNL_ARG_BIAS, bias});
   AddPrimitive(dnnl::matmul(pd), args);
   Define(out, dst);
+  return absl::OkStatus();
+}
+
+absl::Status PlanBuilder::AddNarrowGemm(
+    int node_index, const Value& a, int64_t rows, int64_t k, int64_t m,
+    const std::function<dnnl::memory()>& source, const Value* bias,
+    const graph::Activation& activation, const std::string& out) {
+  // [k, m] with k innermost: one weight row per output column.
+  const Desc by_column({k, m}, memory::data_type::f32, Dims{1, k});
+  auto packed = weights_.Get(node_index, by_column, source, engine_, stream_);
+  if (!packed.ok()) return packed.status();
+  plan_.packed_.push_back(*packed);
+  const Value weights =
+      AddConstant((*packed)->storage->data(), (*packed)->desc);
+  const Value dst = NewArena(PlainDesc({rows, m}));
+  std::vector<Value> args = {a, weights, dst};
+  if (bias != nullptr) args.push_back(*bias);
+  AddLoop(
+      [rows, k, m, activation](absl::Span<float* const> p) {
+        NarrowGemm(p[0], rows, k, p[1], m, p.size() > 3 ? p[3] : nullptr,
+                   activation, p[2]);
+      },
+      args);
+  Define(out, {dst.buffer, PlainDesc(ShapeOf(out))});
   return absl::OkStatus();
 }
 
@@ -732,6 +773,19 @@ absl::Status PlanBuilder::LowerMatMul(int node_index, const Node& node) {
     }
   }
   const Desc bias_desc = PlainDesc({1, m});
+  const auto source = [&] {
+    return memory(PlainDesc({k, m}), engine_,
+                  const_cast<float*>(b->data.data()));
+  };
+  if (b != nullptr && IsNarrowProduct(rows, k, m)) {
+    const Value bias_value =
+        bias != nullptr
+            ? AddConstant(const_cast<float*>(bias->data.data()), bias_desc)
+            : Value{-1, Desc()};
+    return AddNarrowGemm(node_index, a, rows, k, m, source,
+                         bias != nullptr ? &bias_value : nullptr,
+                         node.attrs.activation, out);
+  }
   const dnnl::matmul::primitive_desc pd(
       bias != nullptr
           ? dnnl::matmul::desc(a_desc, AnyDesc({k, m}), bias_desc, dst_desc)
@@ -744,13 +798,8 @@ absl::Status PlanBuilder::LowerMatMul(int node_index, const Node& node) {
     if (!runtime.ok()) return runtime.status();
     weights = *runtime;
   } else {
-    auto packed = weights_.Get(
-        node_index, pd.weights_desc(),
-        [&] {
-          return memory(PlainDesc({k, m}), engine_,
-                        const_cast<float*>(b->data.data()));
-        },
-        engine_, stream_);
+    auto packed =
+        weights_.Get(node_index, pd.weights_desc(), source, engine_, stream_);
     if (!packed.ok()) return packed.status();
     plan_.packed_.push_back(*packed);
     weights = AddConstant((*packed)->storage->data(), (*packed)->desc);

@@ -6,6 +6,7 @@
 #define ESB_CORE_RUNTIME_LOWER_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -113,6 +114,16 @@ class PlanBuilder {
   absl::Status LowerConv(int node_index, const graph::Node& node);
   absl::Status LowerGemm(int node_index, const graph::Node& node);
   absl::Status LowerMatMul(int node_index, const graph::Node& node);
+  // The NarrowGemm loop writing value `out` [rows, m] from plain `a`
+  // [rows, k] and node `node_index`'s weights, packed once from `source`
+  // (plain [k, m]) into one row per output column; `bias` ([1, m]) may be
+  // null.
+  absl::Status AddNarrowGemm(int node_index, const Value& a, int64_t rows,
+                             int64_t k, int64_t m,
+                             const std::function<dnnl::memory()>& source,
+                             const Value* bias,
+                             const graph::Activation& activation,
+                             const std::string& out);
   void LowerBatchNorm(const graph::Node& node);
   void LowerEltwise(int node_index, const graph::Node& node);
   void LowerPool(const graph::Node& node);

@@ -14,7 +14,10 @@
 //                       alpha and beta 1); Gemm's alpha folded into the
 //                       packed B, beta * C into the bias; A with leading batch
 //                       dims is viewed as [rows, K]; fused activation as a
-//                       post-op.
+//                       post-op. One or two rows on 4 MiB or more of
+//                       constant weights (a classifier head at batch 1)
+//                       run the NarrowGemm loop on the weights packed one
+//                       row per output column.
 //   BatchNormalization  batch_normalization_forward (global stats, scale,
 //                       shift) on the input's layout.
 //   Relu, Clip, LeakyRelu, Sigmoid
