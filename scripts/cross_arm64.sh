@@ -13,7 +13,7 @@
 #      libonnx;
 #   4. runs esb_agent_test, esb_zcu102_test (the board backend on its device
 #      emulator), esb_client_test, esb_client_agent_test, esb_format_test and
-#      esb_runtime_test's CpuPaths cases under
+#      esb_runtime_test's CpuPaths and NarrowGemm cases under
 #      `qemu-aarch64-static -L / -cpu cortex-a53`, each binary once (the
 #      few cases that take minutes under emulation, on x86-64 paths or on
 #      the quantizer's side, are left to the amd64 suite);
@@ -201,7 +201,7 @@ run_test client/esb_client_agent_test
 # The DDA fits (the quantizer's, not the board's) take a minute emulated;
 # the kernel-against-reference comparison has no AVX2 side on arm64.
 run_test core/esb/esb_format_test --gtest_filter='-DdaTest.Mse*:DdaTest.HistogramFit*:QuantizeTest.KernelMatchesReference*'
-run_test core/runtime/esb_runtime_test --gtest_filter='CpuPathsTest.*'
+run_test core/runtime/esb_runtime_test --gtest_filter='CpuPathsTest.*:NarrowGemmTest.*'
 # qemu's Cortex-A53 is the board's: NEON, no SVE, so no native int8.
 grep -q '^\[ cpu paths \] cpu aarch64: oneDNN ISA asimd; ESB layers on the reference path' \
   "$out/esb_agent_test.log" \

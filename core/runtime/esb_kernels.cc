@@ -6,15 +6,7 @@
 #include <array>
 
 #include "core/esb/layer_quant.h"
-
-// x86-64: one clone per ISA, picked at load time. Elsewhere (the board's
-// arm64) one function, vectorised for the target's baseline (NEON).
-#if defined(__x86_64__)
-#define ESB_CLONED_PER_ISA \
-  __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define ESB_CLONED_PER_ISA
-#endif
+#include "core/runtime/isa_clones.h"
 
 namespace esb::runtime::internal {
 namespace {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/runtime/dnnl_adapter.h"
+#include "core/runtime/isa_clones.h"
 
 namespace esb::runtime {
 namespace {
@@ -22,9 +23,9 @@ bool Next(std::vector<int64_t>& index, absl::Span<const int64_t> shape) {
 }
 
 // out[c] = sum_i x[i] * w[c * k + i] for the four weight rows c, which
-// stream side by side. Cloned per vector ISA, picked at load time.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void Dot4(
-    const float* x, const float* w, int64_t k, float* out) {
+// stream side by side.
+ESB_CLONED_PER_ISA void Dot4(const float* x, const float* w, int64_t k,
+                             float* out) {
   const float* w0 = w;
   const float* w1 = w0 + k;
   const float* w2 = w1 + k;
@@ -46,8 +47,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void Dot4(
   out[3] = s3;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) float Dot1(
-    const float* x, const float* w, int64_t k) {
+ESB_CLONED_PER_ISA float Dot1(const float* x, const float* w, int64_t k) {
   float s = 0.0f;
 #pragma omp simd reduction(+ : s)
   for (int64_t i = 0; i < k; ++i) s += x[i] * w[i];
