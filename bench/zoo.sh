@@ -12,7 +12,8 @@
 #   2. esbctl quantize --sb 2 (defaults otherwise: W4A4, 8-bit edges),
 #      --calib-count N random N(0,1) images, 2 threads, timed;
 #   3. ours (build/bench/esb_zoo_bench, 2 threads): FP32 on the ONNX model
-#      and ESB-int8 on the model.esbm it wrote, at batch 1 and 8;
+#      and ESB (int8 or exact f32 path) on the model.esbm it wrote, at
+#      batch 1 and 8;
 #   4. ONNX Runtime on the QDQ export model.esb.onnx at batch 8.
 # Every engine gets the same input (the export's model.npy, batch 1 is its
 # first image) in the same run, one engine at a time. The machine's speed
@@ -152,7 +153,7 @@ echo "ESB: esbctl quantize --sb 2 (W4A4, 8-bit first/last layers)," \
   "--calib-count $calib_count random N(0,1) images, 2 threads; its model.esbm" \
   "on the ESB executor. Ratios: ORT FP32 time / ours (>1: we are faster)."
 echo "Correctness on the batch of 8: FP32 outputs ours vs ORT; QDQ: ORT on" \
-  "model.esb.onnx, top-1 against our ESB-int8 output."
+  "model.esb.onnx, top-1 against our ESB output."
 echo
 /usr/bin/python3 bench/zoo_table.py --stat "$stat" "$results" "${names[@]}"
 echo

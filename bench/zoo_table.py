@@ -97,6 +97,7 @@ def main():
           f"| quantize s | QDQ .esb.onnx in ORT, b{b8} | notes |")
     print("|---" * 14 + "|")
     ratios = {"fp32_1": [], "fp32_8": [], "esb_1": [], "esb_8": []}
+    paths = {"int8 fast": 0, "exact f32": 0, "reference": 0}  # Models.
 
     def ratio(key, ort_ms, our_ms):
         if ort_ms is None or our_ms is None:
@@ -133,6 +134,9 @@ def main():
         desc = esb.get("description", "")
         if desc and "reference" in desc:
             notes.append(short(desc, 240))
+        for path in paths:
+            if f"{path} path on" in desc:
+                paths[path] += 1
 
         ort_out = load(os.path.join(d, f"ort_b{b8}.npy"))
         ours_out = load(os.path.join(d, f"fp32_b{b8}.npy"))
@@ -179,9 +183,12 @@ def main():
     print(f"Geometric means over the models with figures: FP32 ours/ORT "
           f"{geomean(ratios['fp32_1'])} at batch {b1} "
           f"({len(ratios['fp32_1'])} models), {geomean(ratios['fp32_8'])} "
-          f"at batch {b8}; ESB-int8/ORT FP32 {geomean(ratios['esb_1'])} at "
+          f"at batch {b8}; ESB/ORT FP32 {geomean(ratios['esb_1'])} at "
           f"batch {b1} ({len(ratios['esb_1'])} models), "
           f"{geomean(ratios['esb_8'])} at batch {b8}.")
+    print("ESB layers ran on the " + ", ".join(
+        f"{path} path in {n} models" for path, n in paths.items()) +
+          " (the executor's description; a model may use several).")
     return 0
 
 

@@ -142,11 +142,11 @@ TEST_F(AgentHealthTest, LogsAndReportsTheCpusCodePaths) {
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(status.cpu(), line);
 #if defined(__aarch64__)
-  // The board's build: the reference path for ESB layers and the scalar
+  // The board's build: the exact f32 path for ESB layers and the scalar
   // quantizer (the ISA, asimd on the Cortex-A53, scripts/cross_arm64.sh
   // checks).
   EXPECT_THAT(line, StartsWith("cpu aarch64: oneDNN ISA "));
-  EXPECT_THAT(line, ::testing::HasSubstr("ESB layers on the reference path"));
+  EXPECT_THAT(line, ::testing::HasSubstr("ESB layers on the exact f32 path"));
   EXPECT_THAT(line, ::testing::HasSubstr("quantizer scalar"));
 #elif defined(__x86_64__)
   EXPECT_THAT(line, StartsWith("cpu x86_64: oneDNN ISA "));

@@ -72,13 +72,13 @@ TEST_F(ModelRepositoryTest, DeploysAddVersionsAndTheLatestIsServed) {
   ASSERT_TRUE(v1.ok()) << v1.status();
   EXPECT_EQ((*v1)->version, 1);
   EXPECT_EQ((*v1)->sha256, Sha());
-  // The executor's path on this CPU (the reference one on the board's).
+  // The executor's path on this CPU (the exact f32 one on the board's).
   absl::StatusOr<runtime::CpuPaths> cpu = runtime::DetectCpuPaths();
   ASSERT_TRUE(cpu.ok()) << cpu.status();
   EXPECT_THAT((*v1)->description,
               HasSubstr(cpu->no_int8_reason.empty()
                             ? "sim: int8 fast path"
-                            : "sim: reference path on 4 of 4 layers"));
+                            : "sim: exact f32 path on 4 of 4 layers"));
   EXPECT_TRUE(env_->FileExists("/models/lenet/1/model.esbm"));
   auto v2 = repo->Deploy("lenet", Sha(), Esbm());
   ASSERT_TRUE(v2.ok()) << v2.status();

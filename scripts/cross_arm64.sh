@@ -12,8 +12,9 @@
 #   3. checks that every binary is an AArch64 ELF and that esb-agent links no
 #      libonnx;
 #   4. runs esb_agent_test, esb_zcu102_test (the board backend on its device
-#      emulator), esb_client_test, esb_client_agent_test, esb_format_test and
-#      esb_runtime_test's CpuPaths and NarrowGemm cases under
+#      emulator), esb_client_test, esb_client_agent_test, esb_format_test,
+#      esb_runtime_test's CpuPaths and NarrowGemm cases and
+#      esb_executor_test's EsbExecutorTest cases (the exact f32 path) under
 #      `qemu-aarch64-static -L / -cpu cortex-a53`, each binary once (the
 #      few cases that take minutes under emulation, on x86-64 paths or on
 #      the quantizer's side, are left to the amd64 suite);
@@ -33,7 +34,8 @@ BUILD=build-arm64
 JOBS=${ESB_JOBS:-2}
 QEMU=(qemu-aarch64-static -L / -cpu cortex-a53)
 TARGETS=(esb-agent esb_agent_test esb_zcu102_test esbctl esb_client_test
-  esb_client_agent_test esb_format_test esb_runtime_test esb_peak)
+  esb_client_agent_test esb_format_test esb_runtime_test esb_executor_test
+  esb_peak)
 
 log() { echo "cross_arm64: $*"; }
 die() {
@@ -162,7 +164,7 @@ log "built ${TARGETS[*]} in $((SECONDS - start)) s"
 BINARIES=(fpga_agent/esb-agent fpga_agent/esb_agent_test
   fpga_agent/esb_zcu102_test client/esbctl client/esb_client_test
   client/esb_client_agent_test core/esb/esb_format_test
-  core/runtime/esb_runtime_test)
+  core/runtime/esb_runtime_test core/runtime/esb_executor_test)
 for b in "${BINARIES[@]}"; do
   machine=$(readelf -h "$BUILD/$b" | sed -n 's/^ *Machine: *//p')
   [[ $machine == AArch64 ]] || die "$BUILD/$b is for '$machine', not AArch64"
@@ -202,8 +204,11 @@ run_test client/esb_client_agent_test
 # the kernel-against-reference comparison has no AVX2 side on arm64.
 run_test core/esb/esb_format_test --gtest_filter='-DdaTest.Mse*:DdaTest.HistogramFit*:QuantizeTest.KernelMatchesReference*'
 run_test core/runtime/esb_runtime_test --gtest_filter='CpuPathsTest.*:NarrowGemmTest.*'
+# The exact f32 path on arm64 oneDNN against the reference and the formulas
+# (the split and demo-model cases take too long emulated).
+run_test core/runtime/esb_executor_test --gtest_filter='EsbExecutorTest.*'
 # qemu's Cortex-A53 is the board's: NEON, no SVE, so no native int8.
-grep -q '^\[ cpu paths \] cpu aarch64: oneDNN ISA asimd; ESB layers on the reference path' \
+grep -q '^\[ cpu paths \] cpu aarch64: oneDNN ISA asimd; ESB layers on the exact f32 path' \
   "$out/esb_agent_test.log" \
   || die "esb_agent_test did not report the Cortex-A53's paths"
 log "esb_agent_test saw: $(sed -n 's/^\[ cpu paths \] //p' \

@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/env/digest.h"
 #include "core/runtime/esb_executor.h"
+#include "core/runtime/esb_paths_testing.h"
 #include "esb/v1/agent.grpc.pb.h"
 #include "fpga_agent/emulator.h"
 #include "fpga_agent/test_package.h"
@@ -249,7 +250,10 @@ TEST_F(AgentE2eTest, DeployInferAndServeAgainAfterAKill) {
   EXPECT_EQ(deployed.name(), "fashion");
   EXPECT_EQ(deployed.version(), 1);
   EXPECT_EQ(deployed.sha256(), Sha256Hex(agent::testing::DemoEsbm()));
-  EXPECT_THAT(deployed.description(), HasSubstr("sim: int8 fast path"));
+  // The host executor's path on this CPU.
+  EXPECT_THAT(deployed.description(),
+              HasSubstr(runtime::NoInt8Here().empty() ? "sim: int8 fast path"
+                                                      : "sim: exact f32 path"));
 
   // Every encoding gives the executor's bits.
   const std::vector<float> expected = Expected(10, 3);

@@ -69,6 +69,11 @@ size_t QuantizeToUint8(const Format& format, float alpha, const float* in,
   return QuantizeIntegral(format, alpha, in, out, n);
 }
 
+size_t QuantizeToFloatIntegers(const Format& format, float alpha,
+                               const float* in, float* out, size_t n) {
+  return QuantizeIntegral(format, alpha, in, out, n);
+}
+
 std::vector<float> OutputScales(const LayerQuant& q, float gemm_alpha) {
   const int shift =
       q.input_format.mantissa_bits() + q.weight_format.mantissa_bits();

@@ -17,9 +17,9 @@
 // Padding contributes integer 0 (0 is a level of every format). For Gemm,
 // bias[m] = beta * C[m] with C broadcast per output column (a scalar or [M]
 // C); other C shapes are refused for ESB layers. The reference accumulates
-// in int64; the int8 fast path (both formats fit int8/uint8, and the
-// reduction is short enough that |acc| < 2^31) accumulates in int32 with
-// identical results.
+// in int64; the executor's fast paths (int8 with s32 sums, or the integers
+// in f32, each within 2^24 per chunk of the reduction) give identical
+// results (core/runtime/esb_layers.h).
 #ifndef ESB_CORE_ESB_LAYER_QUANT_H_
 #define ESB_CORE_ESB_LAYER_QUANT_H_
 
@@ -58,6 +58,9 @@ size_t QuantizeToInt8(const Format& format, float alpha, const float* in,
                       int8_t* out, size_t n);
 size_t QuantizeToUint8(const Format& format, float alpha, const float* in,
                        uint8_t* out, size_t n);
+// The same integers as floats, each exact (every |integer| < 2^19).
+size_t QuantizeToFloatIntegers(const Format& format, float alpha,
+                               const float* in, float* out, size_t n);
 
 // s[m] as defined above.
 std::vector<float> OutputScales(const LayerQuant& q, float gemm_alpha);

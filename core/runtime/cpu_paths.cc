@@ -104,7 +104,7 @@ std::string DescribeCpuPaths(const CpuPaths& paths) {
       "cpu ", paths.arch, ": oneDNN ISA ", paths.dnnl_isa, "; ESB layers ",
       paths.no_int8_reason.empty()
           ? std::string{"on the int8 fast path (oneDNN native int8)"}
-          : absl::StrCat("on the reference path (", paths.no_int8_reason, ")"),
+          : absl::StrCat("on the exact f32 path (", paths.no_int8_reason, ")"),
       "; quantizer ", paths.vector_quantize ? "AVX2" : "scalar");
 }
 

@@ -12,7 +12,8 @@
 //             saturating int16. The board's Cortex-A53 (asimd) gets no
 //             native int8 kernels from Debian's oneDNN (its arm64 build
 //             JITs int8 for SVE-512 only), and other CPUs have no exactness
-//             check: ESB layers run the reference path there;
+//             check: ESB layers run the exact f32 path there (integers in
+//             f32, esb_layers.h);
 //   quantize  the quantizer's kernels (core/esb/quantize.h): AVX2, or the
 //             scalar reference loops.
 //
@@ -45,7 +46,7 @@ CpuPaths CpuPathsFor(absl::string_view arch, uint32_t dnnl_isa,
 // This CPU's paths. An error only when oneDNN's query fails.
 absl::StatusOr<CpuPaths> DetectCpuPaths();
 
-// "cpu aarch64: oneDNN ISA asimd; ESB layers on the reference path (oneDNN
+// "cpu aarch64: oneDNN ISA asimd; ESB layers on the exact f32 path (oneDNN
 // has no native int8 kernels for this CPU); quantizer scalar".
 std::string DescribeCpuPaths(const CpuPaths& paths);
 

@@ -46,7 +46,7 @@ TEST(CpuPathsTest, Arm64TakesTheReferencePathAndScalarQuantizer) {
   // The Cortex-A53: oneDNN's aarch64 value for asimd.
   const CpuPaths p = CpuPathsFor("aarch64", 0x1, false);
   EXPECT_EQ(DescribeCpuPaths(p),
-            "cpu aarch64: oneDNN ISA asimd; ESB layers on the reference path "
+            "cpu aarch64: oneDNN ISA asimd; ESB layers on the exact f32 path "
             "(oneDNN has no native int8 kernels for this CPU); quantizer "
             "scalar");
   // SVE has oneDNN int8 kernels, but none checked exact.
@@ -74,7 +74,7 @@ TEST(CpuPathsTest, ThisMachineIsDescribedAsItRuns) {
   EXPECT_EQ(CpuPathsLine(), DescribeCpuPaths(*p));
 #if defined(__aarch64__)
   // "asimd" on the board's Cortex-A53 (scripts/cross_arm64.sh checks that
-  // under qemu's model of it); ESB layers on the reference path anywhere.
+  // under qemu's model of it); ESB layers on the exact f32 path anywhere.
   EXPECT_THAT(p->dnnl_isa, ::testing::AnyOf(::testing::Eq("asimd"),
                                             ::testing::StartsWith("sve_")));
   EXPECT_THAT(p->no_int8_reason, ::testing::Not(IsEmpty()));

@@ -10,22 +10,26 @@
 // (pooling, Add, Concat, unfolded BatchNorm, Softmax..., and quantizable
 // nodes without an entry) runs in FP32 exactly as runtime::Executor runs it.
 //
-// Two implementations of a quantized layer, bit-identical by construction
-// and by test:
-//   reference  plain integer loops with int64 accumulators;
-//   int8 fast  oneDNN u8/s8 x s8 -> s32 convolution / matmul (weights
-//              packed once, no scales or post-ops), then a vectorised
-//              epilogue with Dequantize's float operations that writes
-//              floats or, when the output only feeds quantized layers
-//              reading it with one format and scale, their u8/s8 input
-//              directly. oneDNN's s32 output is exact only within 2^24, so
-//              a layer whose worst-case accumulator is larger has its
-//              reduction (K) split into equal chunks that each stay within
-//              it, run as one grouped convolution, and the epilogue adds
-//              the chunks' partial sums in int32.
-// kAuto takes the fast path for each layer whose formats fit int8 and whose
-// accumulators fit int32 (core/runtime/esb_layers.h lists the conditions);
-// the others run the reference, and Description() says which and why.
+// Three implementations of a quantized layer, bit-identical by
+// construction and by test:
+//   reference   plain integer loops with int64 accumulators;
+//   int8 fast   oneDNN u8/s8 x s8 -> s32 convolution / matmul (weights
+//               packed once, no scales or post-ops), then a vectorised
+//               epilogue with Dequantize's float operations that writes
+//               floats or, when the output only feeds int8 layers reading
+//               it with one format and scale, their u8/s8 input directly;
+//   exact f32   the same convolution / matmul in f32 on the integer views
+//               held as floats (exact while every sum stays within 2^24),
+//               for CPUs without an exact int8 path (no VNNI) and formats
+//               that do not fit int8; the same epilogue.
+// Either fast path is exact only within 2^24, so a layer whose worst-case
+// accumulator is larger has its reduction (K) split into equal chunks that
+// each stay within it, run as one grouped convolution, and the epilogue
+// adds the chunks' partial sums in int32.
+// kAuto takes the int8 path for each layer whose formats fit int8 where
+// the CPU has it, else the exact f32 path where the bounds allow, else the
+// reference (core/runtime/esb_layers.h lists the conditions), and
+// Description() says which and why. kExactFloat leaves out the int8 path;
 // kReference runs the reference everywhere.
 //
 // Thread-safe: Run may be called concurrently; runs proceed in parallel as
@@ -48,6 +52,9 @@
 
 namespace esb::runtime {
 
+// Which implementation runs a quantized layer (see the file comment).
+enum class LayerPath { kInt8, kFloat, kReference };
+
 struct EsbExecutorOptions {
   // OpenMP threads for a run, as ExecutorOptions::threads (0: the CPUs this
   // process may use).
@@ -58,9 +65,10 @@ struct EsbExecutorOptions {
   int max_idle_runs = ExecutorOptions{}.max_idle_runs;
   int max_concurrent_runs = ExecutorOptions{}.max_concurrent_runs;
   int64_t slice_cache_bytes = ExecutorOptions{}.slice_cache_bytes;
-  // kAuto: the int8 fast path for every layer that fits it, the reference
-  // for the rest. kReference: the reference path for every layer.
-  enum class Path { kAuto, kReference };
+  // kAuto: per layer, the int8 fast path where it is exact here, else the
+  // exact f32 path, else the reference. kExactFloat: as kAuto without the
+  // int8 path. kReference: the reference path for every layer.
+  enum class Path { kAuto, kExactFloat, kReference };
   Path path = Path::kAuto;
 };
 
@@ -89,30 +97,33 @@ class EsbExecutor {
   // Which path each layer takes, in one line: "int8 fast path on 4 of 4
   // layers", "int8 fast path on 4 of 4 layers (K split so that every
   // chunk's accumulator stays within 2^24: 2 layers in 2 chunks, 1 in 4)",
-  // or "int8 fast path on 3 of 4 layers; reference path on 1: b8 sb4
-  // signed weights do not fit int8 (layer 'fc1')".
+  // "int8 fast path on 3 of 4 layers; exact f32 path on 1 layer: b8 sb4
+  // signed weights do not fit int8 (layer 'fc1')", or "exact f32 path on
+  // 4 of 4 layers: the CPU has no VNNI, ... (layers 'c1', 'c2', 'c3' and 1
+  // more)". Layers with the same reason are listed together.
   std::string Description() const { return description_; }
 
-  // Per layer name: true when it runs on the int8 fast path.
-  const std::map<std::string, bool>& fast_layers() const { return fast_; }
-  // Per fast layer name: the chunks its K is split into (1: not split).
+  // The path of every quantized layer, by name.
+  const std::map<std::string, LayerPath>& layer_paths() const { return paths_; }
+  // Per fast layer name (either path): the chunks its K is split into (1:
+  // not split).
   const std::map<std::string, int64_t>& k_chunks() const { return k_chunks_; }
   // Fast layers whose epilogue writes the next layers' u8/s8 input.
   int requantized_layers() const { return requantized_; }
 
  private:
   EsbExecutor(std::unique_ptr<Executor> executor, std::string description,
-              std::map<std::string, bool> fast,
+              std::map<std::string, LayerPath> paths,
               std::map<std::string, int64_t> k_chunks, int requantized)
       : executor_(std::move(executor)),
         description_(std::move(description)),
-        fast_(std::move(fast)),
+        paths_(std::move(paths)),
         k_chunks_(std::move(k_chunks)),
         requantized_(requantized) {}
 
   const std::unique_ptr<Executor> executor_;
   const std::string description_;
-  const std::map<std::string, bool> fast_;
+  const std::map<std::string, LayerPath> paths_;
   const std::map<std::string, int64_t> k_chunks_;
   const int requantized_;
 };

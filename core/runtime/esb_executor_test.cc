@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "core/runtime/esb_paths_testing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -180,16 +182,21 @@ void ExpectBitIdentical(const Tensor& actual, const Tensor& expected,
 }
 
 struct Result {
-  Tensor fast;
+  Tensor fast;         // kAuto.
+  Tensor exact_float;  // kExactFloat.
   Tensor reference;
-  std::string description;
+  std::string description;        // kAuto's.
+  std::string float_description;  // kExactFloat's.
 };
 
+// The three paths on `x`; every test checks the exact f32 one against the
+// reference, so it runs on every CPU, VNNI or not.
 Result RunBoth(const Graph& g, const std::map<std::string, LayerQuant>& layers,
                const Tensor& x) {
   Result r;
-  for (auto path : {EsbExecutorOptions::Path::kAuto,
-                    EsbExecutorOptions::Path::kReference}) {
+  for (auto path :
+       {EsbExecutorOptions::Path::kAuto, EsbExecutorOptions::Path::kExactFloat,
+        EsbExecutorOptions::Path::kReference}) {
     EsbExecutorOptions options;
     options.path = path;
     auto executor = EsbExecutor::Create(g, layers, options);
@@ -201,12 +208,18 @@ Result RunBoth(const Graph& g, const std::map<std::string, LayerQuant>& layers,
     if (path == EsbExecutorOptions::Path::kAuto) {
       r.fast = (*y)[0];
       r.description = (*executor)->Description();
+    } else if (path == EsbExecutorOptions::Path::kExactFloat) {
+      r.exact_float = (*y)[0];
+      r.float_description = (*executor)->Description();
     } else {
       r.reference = (*y)[0];
     }
   }
   return r;
 }
+
+constexpr char kFloatRequested[] =
+    "exact f32 path on 1 of 1 layer: exact f32 path requested (layer 'n')";
 
 // ---------------------------------------------------------------------------
 // Conv.
@@ -282,8 +295,11 @@ TEST(EsbExecutorTest, ConvPathsAgreeWithTheFormulas) {
       const Graph g = OneNode(Op::kConv, x_decl, constants, c.attrs);
       const LayerQuant q{wf, Alphas(c.w[0], 0.2f), af, 0.11f};
       const Result r = RunBoth(g, {{"n", q}}, x);
-      EXPECT_EQ(r.description, "int8 fast path on 1 of 1 layers") << what;
+      EXPECT_EQ(r.description, FastHere({"n"})) << what;
+      EXPECT_EQ(r.float_description, kFloatRequested) << what;
       ExpectBitIdentical(r.fast, r.reference, what + " fast vs reference");
+      ExpectBitIdentical(r.exact_float, r.reference,
+                         what + " f32 vs reference");
       ExpectBitIdentical(r.reference,
                          ExpectedConv(x, w, c.bias ? &b : nullptr, c.attrs, q),
                          what + " reference vs formulas");
@@ -337,8 +353,11 @@ TEST(EsbExecutorTest, GemmAndMatMulPathsAgreeWithTheFormulas) {
       const int64_t m = c.attrs.trans_b ? c.b[0] : c.b[1];
       const LayerQuant q{wf, Alphas(m, 0.2f), af, 0.17f};
       const Result r = RunBoth(g, {{"n", q}}, x);
-      EXPECT_EQ(r.description, "int8 fast path on 1 of 1 layers") << what;
+      EXPECT_EQ(r.description, FastHere({"n"})) << what;
+      EXPECT_EQ(r.float_description, kFloatRequested) << what;
       ExpectBitIdentical(r.fast, r.reference, what + " fast vs reference");
+      ExpectBitIdentical(r.exact_float, r.reference,
+                         what + " f32 vs reference");
       ExpectBitIdentical(
           r.reference,
           ExpectedGemm(x, b, c.op == Op::kGemm ? &cmat : nullptr, c.attrs, q),
@@ -359,6 +378,8 @@ TEST(EsbExecutorTest, GemmTransARunsTheReferenceAndSaysSo) {
               HasSubstr("reference path on 1 of 1 layer: Gemm with trans_a"));
   ExpectBitIdentical(r.fast, ExpectedGemm(x, b, nullptr, a, q), "trans_a");
   ExpectBitIdentical(r.reference, r.fast, "trans_a paths");
+  EXPECT_THAT(r.float_description,
+              HasSubstr("reference path on 1 of 1 layer: Gemm with trans_a"));
 }
 
 // Two quantized layers in a row: the first one's epilogue writes the second
@@ -379,11 +400,18 @@ TEST(EsbExecutorTest, ChainedLayersRequantizeExactly) {
   const LayerQuant q2{F(4, 2, true), Alphas(4, 0.1f), F(4, 2, false), 0.2f};
   const Tensor x = Random({2, 3, 6, 6}, 4, -2.0f, 2.0f);
   const Result r = RunBoth(g, {{"c1", q1}, {"c2", q2}}, x);
-  EXPECT_EQ(r.description, "int8 fast path on 2 of 2 layers");
-  EXPECT_EQ(
-      (*EsbExecutor::Create(g, {{"c1", q1}, {"c2", q2}}))->requantized_layers(),
-      1);
+  EXPECT_EQ(r.description, FastHere({"c1", "c2"}));
+  // Either fast path's epilogue writes the next layer's integers.
+  EsbExecutorOptions exact_float;
+  exact_float.path = EsbExecutorOptions::Path::kExactFloat;
+  for (const EsbExecutorOptions& options :
+       {EsbExecutorOptions{}, exact_float}) {
+    auto e = EsbExecutor::Create(g, {{"c1", q1}, {"c2", q2}}, options);
+    ASSERT_TRUE(e.ok()) << e.status();
+    EXPECT_EQ((*e)->requantized_layers(), 1);
+  }
   ExpectBitIdentical(r.fast, r.reference, "chain fast vs reference");
+  ExpectBitIdentical(r.exact_float, r.reference, "chain f32 vs reference");
   const Tensor h = ExpectedConv(x, g.constants["w1"], nullptr, pad, q1);
   ExpectBitIdentical(
       r.reference,
@@ -394,16 +422,21 @@ TEST(EsbExecutorTest, ChainedLayersRequantizeExactly) {
 // ---------------------------------------------------------------------------
 // Formats that do not fit, and errors.
 
-TEST(EsbExecutorTest, WeightsThatDoNotFitInt8RunTheReference) {
+// b8 sb4 weights reach 240: not int8, but exact in f32.
+TEST(EsbExecutorTest, WeightsThatDoNotFitInt8RunExactF32) {
   const Tensor w = Random({12, 6}, 5, -1.0f, 1.0f);
   const Graph g = OneNode(Op::kGemm, {graph::kBatch, 12}, {{"w", w}}, {});
   const LayerQuant q{F(8, 4, true), Alphas(6, 0.1f), F(4, 2, true), 0.3f};
   const Tensor x = Random({3, 12}, 6, -1.0f, 1.0f);
   const Result r = RunBoth(g, {{"n", q}}, x);
-  EXPECT_EQ(r.description,
-            "reference path on 1 of 1 layer: b8 sb4 signed weights do not fit "
-            "int8 (layer 'n')");
+  const std::string cpu = NoInt8Here();
+  EXPECT_EQ(
+      r.description,
+      absl::StrCat("exact f32 path on 1 of 1 layer: ",
+                   cpu.empty() ? "b8 sb4 signed weights do not fit int8" : cpu,
+                   " (layer 'n')"));
   ExpectBitIdentical(r.fast, ExpectedGemm(x, w, nullptr, {}, q), "b8 sb4");
+  ExpectBitIdentical(r.reference, r.fast, "b8 sb4 paths");
 }
 
 // 1100 * 255 * 127 > 2^24: oneDNN's s32 output would not be exact, so K
@@ -415,11 +448,17 @@ TEST(EsbExecutorTest, LongReductionsWithLargeIntegersSplitK) {
       F(8, 7, true), {0.01f, 0.01f, 0.5f}, F(8, 8, false), 0.01f};
   const Tensor x = Random({2, 1100}, 6, 0.0f, 3.0f);
   const Result r = RunBoth(g, {{"n", q}}, x);
-  EXPECT_EQ(r.description,
-            "int8 fast path on 1 of 1 layers (K split so that every chunk's "
-            "accumulator stays within 2^24: 1 layer in 4 chunks)");
+  // The input is unsigned: both fast paths need the same 4 chunks.
+  const std::string split =
+      " (K split so that every chunk's accumulator stays within 2^24: 1 "
+      "layer in 4 chunks)";
+  EXPECT_EQ(r.description, FastHere({"n"}, split));
+  EXPECT_EQ(r.float_description,
+            absl::StrCat("exact f32 path on 1 of 1 layer", split,
+                         ": exact f32 path requested (layer 'n')"));
   ExpectBitIdentical(r.fast, ExpectedGemm(x, w, nullptr, {}, q), "long");
   ExpectBitIdentical(r.reference, r.fast, "long paths");
+  ExpectBitIdentical(r.exact_float, r.fast, "long f32");
 }
 
 // Conv over one and three spatial dims: the paths agree (the reference is
@@ -441,33 +480,78 @@ TEST(EsbExecutorTest, OneAndThreeSpatialDims) {
     const LayerQuant q{F(4, 2, true), Alphas(w_shape[0], 0.2f), F(4, 2, true),
                        0.1f};
     const Result r = RunBoth(g, {{"n", q}}, Random(x_shape, 2, -1.0f, 1.0f));
-    EXPECT_EQ(r.description, "int8 fast path on 1 of 1 layers");
+    EXPECT_EQ(r.description, FastHere({"n"}));
     ExpectBitIdentical(r.fast, r.reference,
                        std::to_string(x_shape.size() - 2) + "-D conv");
+    ExpectBitIdentical(r.exact_float, r.reference,
+                       std::to_string(x_shape.size() - 2) + "-D conv f32");
   }
 }
 
 TEST(EsbExecutorTest, MixedPathsAndUnquantizedNodesAreDescribed) {
-  Graph g;
-  g.inputs.push_back({"x", {graph::kBatch, 8}});
+  Graph g;  // A fixed batch: Gemm 't' reduces over it (trans_a).
+  g.inputs.push_back({"x", {2, 8}});
   g.constants["w1"] = Random({8, 8}, 1, -1.0f, 1.0f);
   g.constants["w2"] = Random({8, 8}, 2, -1.0f, 1.0f);
   g.constants["w3"] = Random({8, 4}, 3, -1.0f, 1.0f);
+  g.constants["w4"] = Random({2, 3}, 4, -1.0f, 1.0f);
+  Attributes trans_a;
+  trans_a.trans_a = true;
   g.nodes.push_back({"fc1", Op::kGemm, {"x", "w1"}, {"h1"}, {}});
   g.nodes.push_back({"fc2", Op::kGemm, {"h1", "w2"}, {"h2"}, {}});
-  g.nodes.push_back({"fc3", Op::kMatMul, {"h2", "w3"}, {"y"}, {}});
+  g.nodes.push_back({"fc3", Op::kMatMul, {"h2", "w3"}, {"h3"}, {}});
+  g.nodes.push_back({"t", Op::kGemm, {"h3", "w4"}, {"y"}, trans_a});
   g.outputs.push_back({"y", {}});
   const LayerQuant fits{F(4, 2, true), Alphas(8, 0.2f), F(4, 2, true), 0.3f};
   const LayerQuant wide{F(8, 4, true), Alphas(8, 0.2f), F(4, 2, true), 0.3f};
-  auto e = EsbExecutor::Create(g, {{"fc1", fits}, {"fc2", wide}});
+  const LayerQuant t{F(4, 2, true), Alphas(3, 0.2f), F(4, 2, true), 0.3f};
+  auto e = EsbExecutor::Create(g, {{"fc1", fits}, {"fc2", wide}, {"t", t}});
+  ASSERT_TRUE(e.ok()) << e.status();
+  const std::string cpu = NoInt8Here();
+  const std::string rest =
+      "reference path on 1 layer: Gemm with trans_a (the fast paths read A "
+      "row-major) (layer 't'); 1 Conv/Gemm/MatMul without a layer entry in "
+      "FP32";
+  if (cpu.empty()) {
+    EXPECT_EQ((*e)->Description(),
+              "int8 fast path on 1 of 3 layers; exact f32 path on 1 layer: b8 "
+              "sb4 signed weights do not fit int8 (layer 'fc2'); " +
+                  rest);
+  } else {
+    EXPECT_EQ((*e)->Description(),
+              absl::StrCat("exact f32 path on 2 of 3 layers: ", cpu,
+                           " (layers 'fc1', 'fc2'); ", rest));
+  }
+  EXPECT_EQ((*e)->layer_paths().at("fc1"),
+            cpu.empty() ? LayerPath::kInt8 : LayerPath::kFloat);
+  EXPECT_EQ((*e)->layer_paths().at("fc2"), LayerPath::kFloat);
+  EXPECT_EQ((*e)->layer_paths().at("t"), LayerPath::kReference);
+  EXPECT_EQ((*e)->layer_paths().count("fc3"), 0u);
+  EXPECT_TRUE((*e)->Run({Random({2, 8}, 4, -1.0f, 1.0f)}).ok());
+}
+
+// Five layers with one reason: three named, the rest counted.
+TEST(EsbExecutorTest, ManyLayersWithOneReasonAreCounted) {
+  Graph g;
+  g.inputs.push_back({"x", {graph::kBatch, 4}});
+  std::map<std::string, LayerQuant> layers;
+  std::string in = "x";
+  for (int i = 0; i < 5; ++i) {
+    const std::string name = absl::StrCat("fc", i);
+    g.constants["w" + name] = Random({4, 4}, i + 1, -1.0f, 1.0f);
+    g.nodes.push_back({name, Op::kGemm, {in, "w" + name}, {"h" + name}, {}});
+    in = "h" + name;
+    layers.emplace(
+        name, LayerQuant{F(4, 2, true), Alphas(4, 0.2f), F(4, 2, true), 0.3f});
+  }
+  g.outputs.push_back({in, {}});
+  EsbExecutorOptions options;
+  options.path = EsbExecutorOptions::Path::kExactFloat;
+  auto e = EsbExecutor::Create(g, layers, options);
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ((*e)->Description(),
-            "int8 fast path on 1 of 2 layers; reference path on 1 layer: b8 "
-            "sb4 signed weights do not fit int8 (layer 'fc2'); 1 "
-            "Conv/Gemm/MatMul without a layer entry in FP32");
-  EXPECT_TRUE((*e)->fast_layers().at("fc1"));
-  EXPECT_FALSE((*e)->fast_layers().at("fc2"));
-  EXPECT_TRUE((*e)->Run({Random({2, 8}, 4, -1.0f, 1.0f)}).ok());
+            "exact f32 path on 5 of 5 layers: exact f32 path requested "
+            "(layers 'fc0', 'fc1', 'fc2' and 2 more)");
 }
 
 TEST(EsbExecutorTest, BadLayerMapsAreRefusedByName) {

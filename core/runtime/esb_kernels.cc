@@ -183,6 +183,21 @@ const int32_t* AccRow(const int32_t* acc, const AccLayout& layout, int64_t r,
   return scratch;
 }
 
+// out[i] = in[i] for f32 integers within 2^24: exact.
+ESB_CLONED_PER_ISA void FloatsToInts(const float* in, int64_t n, int32_t* out) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int32_t>(in[i]);
+}
+
+// The same for f32 accumulators: the row as int32 in `ints` (its
+// layout.channels * layout.splits values), then as above into `scratch`.
+const int32_t* AccRow(const float* acc, const AccLayout& layout, int64_t r,
+                      int32_t* ints, int32_t* scratch) {
+  const int64_t n = layout.channels * layout.splits;
+  FloatsToInts(acc + r * n, n, ints);
+  return AccRow(ints, layout, 0, scratch);
+}
+
 void QuantizeBlock(const Format& format, float alpha, const float* in,
                    int64_t n, void* out) {
   if (format.is_signed()) {
@@ -223,44 +238,107 @@ void ReferenceLayer(const QuantizedLayer& layer, const LayerGeometry& g,
   }
 }
 
-void EpilogueToFloat(const QuantizedLayer& layer, const int32_t* acc,
-                     const AccLayout& layout, float* out) {
+namespace {
+
+// The rows of s32 accumulators, or of f32 ones converted to int32 first;
+// one reader per thread.
+class AccRows {
+ public:
+  AccRows(const int32_t* acc, const AccLayout& layout)
+      : ints_(acc), layout_(layout), scratch_(SplitScratch(layout)) {}
+  AccRows(const float* acc, const AccLayout& layout)
+      : floats_(acc),
+        layout_(layout),
+        converted_(layout.channels * layout.splits),
+        scratch_(SplitScratch(layout)) {}
+
+  const int32_t* Row(int64_t r) {
+    if (floats_ == nullptr) return AccRow(ints_, layout_, r, scratch_.data());
+    return AccRow(floats_, layout_, r, converted_.data(), scratch_.data());
+  }
+
+ private:
+  static std::vector<int32_t> SplitScratch(const AccLayout& layout) {
+    return std::vector<int32_t>(layout.splits > 1 ? layout.channels : 0);
+  }
+
+  const int32_t* ints_ = nullptr;
+  const float* floats_ = nullptr;
+  const AccLayout& layout_;
+  std::vector<int32_t> converted_;
+  std::vector<int32_t> scratch_;
+};
+
+template <typename Acc>
+void EpilogueToFloatImpl(const QuantizedLayer& layer, const Acc* acc,
+                         const AccLayout& layout, float* out) {
   const int64_t channels = layout.channels;
 #pragma omp parallel
   {
-    std::vector<int32_t> scratch(layout.splits > 1 ? channels : 0);
+    AccRows rows(acc, layout);
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < layout.rows; ++r) {
-      DequantizeRow(AccRow(acc, layout, r, scratch.data()), channels,
-                    layer.scales.data(), layer.bias.data(), layer.activation,
-                    layer.lo, layer.hi, out + r * channels);
+      DequantizeRow(rows.Row(r), channels, layer.scales.data(),
+                    layer.bias.data(), layer.activation, layer.lo, layer.hi,
+                    out + r * channels);
     }
   }
 }
 
-void EpilogueToInts(const QuantizedLayer& layer, const int32_t* acc,
-                    const AccLayout& layout, void* out) {
+// `out` holds the next layer's integers as u8/s8 for an int8 layer, as
+// floats for an exact f32 one.
+template <typename Acc>
+void EpilogueToIntsImpl(const QuantizedLayer& layer, const Acc* acc,
+                        const AccLayout& layout, void* out) {
   const Format& next = *layer.next_format;
+  const bool floats = !layer.int8();
   const int64_t rows = layout.rows, channels = layout.channels;
   const int64_t block = std::max<int64_t>(1, 4096 / channels);
   const int64_t blocks = (rows + block - 1) / block;
 #pragma omp parallel
   {
     std::vector<float> y(block * channels);
-    std::vector<int32_t> scratch(layout.splits > 1 ? channels : 0);
+    AccRows acc_rows(acc, layout);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t r0 = b * block, r1 = std::min(rows, r0 + block);
       for (int64_t r = r0; r < r1; ++r) {
-        DequantizeRow(AccRow(acc, layout, r, scratch.data()), channels,
-                      layer.scales.data(), layer.bias.data(), layer.activation,
-                      layer.lo, layer.hi, y.data() + (r - r0) * channels);
+        DequantizeRow(acc_rows.Row(r), channels, layer.scales.data(),
+                      layer.bias.data(), layer.activation, layer.lo, layer.hi,
+                      y.data() + (r - r0) * channels);
       }
-      // One byte per element for either storage type.
-      QuantizeBlock(next, layer.next_alpha, y.data(), (r1 - r0) * channels,
-                    static_cast<char*>(out) + r0 * channels);
+      const int64_t n = (r1 - r0) * channels;
+      if (floats) {
+        QuantizeToFloatIntegers(next, layer.next_alpha, y.data(),
+                                static_cast<float*>(out) + r0 * channels, n);
+      } else {  // One byte per element for either storage type.
+        QuantizeBlock(next, layer.next_alpha, y.data(), n,
+                      static_cast<char*>(out) + r0 * channels);
+      }
     }
   }
+}
+
+}  // namespace
+
+void EpilogueToFloat(const QuantizedLayer& layer, const int32_t* acc,
+                     const AccLayout& layout, float* out) {
+  EpilogueToFloatImpl(layer, acc, layout, out);
+}
+
+void EpilogueToFloat(const QuantizedLayer& layer, const float* acc,
+                     const AccLayout& layout, float* out) {
+  EpilogueToFloatImpl(layer, acc, layout, out);
+}
+
+void EpilogueToInts(const QuantizedLayer& layer, const int32_t* acc,
+                    const AccLayout& layout, void* out) {
+  EpilogueToIntsImpl(layer, acc, layout, out);
+}
+
+void EpilogueToInts(const QuantizedLayer& layer, const float* acc,
+                    const AccLayout& layout, void* out) {
+  EpilogueToIntsImpl(layer, acc, layout, out);
 }
 
 void QuantizeInput(const Format& format, float alpha, const float* in,
@@ -272,6 +350,18 @@ void QuantizeInput(const Format& format, float alpha, const float* in,
     const int64_t start = c * kChunk;
     QuantizeBlock(format, alpha, in + start, std::min(kChunk, n - start),
                   static_cast<char*>(out) + start);
+  }
+}
+
+void QuantizeInputToFloats(const Format& format, float alpha, const float* in,
+                           int64_t n, float* out) {
+  constexpr int64_t kChunk = 16384;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t start = c * kChunk;
+    QuantizeToFloatIntegers(format, alpha, in + start, out + start,
+                            std::min(kChunk, n - start));
   }
 }
 

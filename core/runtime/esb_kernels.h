@@ -11,20 +11,24 @@
 //   y = Dequantize(acc, s[m], bias[m], activation)   (int64 accumulators)
 // Output in the plain row-major layout of y.
 //
-// Fast path: oneDNN computes acc as s32 in a layout whose innermost dim is
+// Fast paths: oneDNN computes acc as s32 (int8 path) or as f32 holding
+// integers (exact f32 path) in a layout whose innermost dim is
 // the output channel ([rows, M]), or, for a layer split into S chunks of K
 // (esb_layers.h), S partial sums per output channel laid out per row as
 // [groups, S, M / groups]:
 //   acc[r, g*Mg + j] = sum over s of part[r, (g*S + s)*Mg + j]   (in int32)
+// (f32 partials, integers within 2^24, are converted to int32 exactly).
 // The epilogues below add the partials and finish the layer:
 //   EpilogueToFloat:  y[r,m] = act(float(acc[r,m]) * s[m] + bias[m]), the
 //                     very float operations of Dequantize (two roundings,
 //                     no FMA: built with -ffp-contract=off), vectorised
 //                     along m and threaded over rows.
-//   EpilogueToInts:   the same y, then QuantizeToUint8/Int8 with the next
+//   EpilogueToInts:   the same y, then QuantizeToUint8/Int8 (int8 path) or
+//                     QuantizeToFloatIntegers (exact f32) with the next
 //                     layer's input format and scale, a block of rows at a
 //                     time: bit-identical to quantizing the float output.
-//   QuantizeInput:    QuantizeToUint8/Int8 of n floats, threaded.
+//   QuantizeInput:    QuantizeToUint8/Int8 of n floats, threaded;
+//   QuantizeInputToFloats the same integers as floats.
 // Threads: OpenMP, omp_get_max_threads() of the caller.
 //
 // Functions are thread-safe.
@@ -66,17 +70,24 @@ struct AccLayout {
   int64_t splits = 1;
 };
 
-// out: [rows, channels] row-major.
+// out: [rows, channels] row-major. `acc` is s32, or f32 integers.
 void EpilogueToFloat(const QuantizedLayer& layer, const int32_t* acc,
                      const AccLayout& layout, float* out);
-// `out` is uint8_t* for an unsigned layer.next_format, else int8_t*.
+void EpilogueToFloat(const QuantizedLayer& layer, const float* acc,
+                     const AccLayout& layout, float* out);
+// `out` is, for an int8 layer, uint8_t* for an unsigned layer.next_format,
+// else int8_t*; for an exact f32 layer float* (the integers as floats).
 void EpilogueToInts(const QuantizedLayer& layer, const int32_t* acc,
+                    const AccLayout& layout, void* out);
+void EpilogueToInts(const QuantizedLayer& layer, const float* acc,
                     const AccLayout& layout, void* out);
 
 // `out` is uint8_t* for an unsigned format, else int8_t*; the format must
 // fit int8.
 void QuantizeInput(const Format& format, float alpha, const float* in,
                    int64_t n, void* out);
+void QuantizeInputToFloats(const Format& format, float alpha, const float* in,
+                           int64_t n, float* out);
 
 }  // namespace esb::runtime::internal
 

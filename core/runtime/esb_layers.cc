@@ -117,6 +117,7 @@ bool ChooseSplit(const Reduction& r, int64_t multiplier, int64_t max_l1,
 absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
                                        const Node& node, const LayerQuant& q,
                                        const std::string& no_fast_reason,
+                                       const std::string& no_int8_reason,
                                        const std::vector<int32_t>* integers) {
   QuantizedLayer layer(q);
   layer.name = node.name;
@@ -220,43 +221,68 @@ absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
     reduction.units = w->shape[0];
     reduction.channel_major = false;
   }
-  // VNNI multiplies u8 by s8: oneDNN shifts an s8 source by +128.
-  const int64_t multiplier = in.max_integer() + (in.is_signed() ? 128 : 0);
+  // Conditions both fast paths share; "" when they hold for `multiplier`.
+  auto common = [&](int64_t multiplier) -> std::string {
+    if (node.op == Op::kGemm && node.attrs.trans_a) {
+      return "Gemm with trans_a (the fast paths read A row-major)";
+    }
+    if (conv && (w->shape.size() < 3 || w->shape.size() > 5)) {
+      return "Conv with other than 1 to 3 spatial dims";
+    }
+    if (!conv && w->shape.size() != 2) {
+      return absl::StrCat("weights of shape ", graph::ShapeToString(w->shape),
+                          " are not 2-D");
+    }
+    if (layer.acc_bound > kInt32AccumulatorLimit) {
+      return absl::StrCat("worst-case |accumulator| ", layer.acc_bound,
+                          " exceeds int32");
+    }
+    if (!ChooseSplit(reduction, multiplier, max_l1, layer)) {
+      return absl::StrCat(
+          "no equal split of its ", reduction.units,
+          conv ? " input channels per group" : " K", " into at most ",
+          kMaxSplits,
+          " chunks keeps the worst-case |accumulator| of every chunk within "
+          "2^24, the exact range of oneDNN's output");
+    }
+    return "";
+  };
   if (!no_fast_reason.empty()) {
     layer.reason = no_fast_reason;
-  } else if (!in.fits_int8()) {
-    layer.reason = absl::StrCat("input ", in.ToString(), " does not fit ",
-                                in.is_signed() ? "int8" : "uint8");
-  } else if (!wf.is_signed() || !wf.fits_int8()) {
-    layer.reason = absl::StrCat(wf.ToString(), " weights do not fit int8");
-  } else if (node.op == Op::kGemm && node.attrs.trans_a) {
-    layer.reason = "Gemm with trans_a (the int8 path reads A row-major)";
-  } else if (conv && (w->shape.size() < 3 || w->shape.size() > 5)) {
-    layer.reason = "Conv with other than 1 to 3 spatial dims";
-  } else if (!conv && w->shape.size() != 2) {
-    layer.reason = absl::StrCat("weights of shape ",
-                                graph::ShapeToString(w->shape), " are not 2-D");
-  } else if (layer.acc_bound > kInt32AccumulatorLimit) {
-    layer.reason = absl::StrCat("worst-case |accumulator| ", layer.acc_bound,
-                                " exceeds int32");
-  } else if (!ChooseSplit(reduction, multiplier, max_l1, layer)) {
-    layer.reason = absl::StrCat(
-        "no equal split of its ", reduction.units,
-        conv ? " input channels per group" : " K", " into at most ", kMaxSplits,
-        " chunks keeps the worst-case |accumulator| of every chunk within "
-        "2^24, the exact range of oneDNN's int8 output");
+    return layer;
   }
-  layer.fast = layer.reason.empty();
+  std::string not_int8 = no_int8_reason;
+  if (not_int8.empty() && !in.fits_int8()) {
+    not_int8 = absl::StrCat("input ", in.ToString(), " does not fit ",
+                            in.is_signed() ? "int8" : "uint8");
+  } else if (not_int8.empty() && (!wf.is_signed() || !wf.fits_int8())) {
+    not_int8 = absl::StrCat(wf.ToString(), " weights do not fit int8");
+  }
+  if (not_int8.empty()) {
+    // VNNI multiplies u8 by s8: oneDNN shifts an s8 source by +128.
+    not_int8 = common(in.max_integer() + (in.is_signed() ? 128 : 0));
+    if (not_int8.empty()) {
+      layer.path = LayerPath::kInt8;
+      return layer;
+    }
+  }
+  const std::string not_float = common(in.max_integer());
+  if (not_float.empty()) {
+    layer.path = LayerPath::kFloat;
+    layer.reason = std::move(not_int8);
+  } else {
+    layer.reason = not_float;
+  }
   return layer;
 }
 
 bool ConvFamily(Op op) { return op == Op::kConv; }
 
-// Sets next_format on fast layers whose output only feeds fast layers of
-// the same family with one input format and scale.
+// Sets next_format on fast layers whose output only feeds layers on the
+// same fast path and of the same family, with one input format and scale.
 void LinkRequantization(const graph::Graph& graph, QuantizedLayers& layers) {
   for (auto& [index, layer] : layers.by_node) {
-    if (!layer.fast) continue;
+    if (!layer.fast()) continue;
     const Node& node = graph.nodes[index];
     const std::string& out = node.outputs[0];
     bool ok = true;
@@ -268,7 +294,7 @@ void LinkRequantization(const graph::Graph& graph, QuantizedLayers& layers) {
       for (const std::string& name : consumer.inputs) reads |= name == out;
       if (!reads) continue;
       const QuantizedLayer* c = layers.Find(static_cast<int>(j));
-      ok = c != nullptr && c->fast && consumer.inputs[0] == out &&
+      ok = c != nullptr && c->path == layer.path && consumer.inputs[0] == out &&
            ConvFamily(consumer.op) == ConvFamily(node.op);
       for (size_t i = 1; ok && i < consumer.inputs.size(); ++i) {
         ok = consumer.inputs[i] != out;
@@ -291,7 +317,8 @@ void LinkRequantization(const graph::Graph& graph, QuantizedLayers& layers) {
 
 absl::StatusOr<QuantizedLayers> PrepareLayers(
     const graph::Graph& graph, const std::map<std::string, LayerQuant>& layers,
-    const std::string& no_fast_reason, const WeightIntegers* integers) {
+    const std::string& no_fast_reason, const std::string& no_int8_reason,
+    const WeightIntegers* integers) {
   std::map<std::string, int> index_of;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     index_of[graph.nodes[i].name] = static_cast<int>(i);
@@ -314,7 +341,8 @@ absl::StatusOr<QuantizedLayers> PrepareLayers(
       auto found = integers->find(name);
       if (found != integers->end()) exact = &found->second;
     }
-    auto layer = Prepare(graph, node, quant, no_fast_reason, exact);
+    auto layer =
+        Prepare(graph, node, quant, no_fast_reason, no_int8_reason, exact);
     if (!layer.ok()) return layer.status();
     out.by_node.emplace(it->second, *std::move(layer));
   }

@@ -8,40 +8,55 @@
 // B; Gemm beta * C for a scalar or per-column C; none for MatMul) and the
 // fused activation in Dequantize's (kind, lo, hi) form.
 //
-// Path. The int8 fast path (oneDNN u8/s8 x s8 -> s32 with no scales or
-// post-ops) is exact when every s32 value oneDNN computes survives a round
-// trip through f32, because oneDNN 2.6's int8 kernels pass results through
-// f32 on the way out. Measured on avx512_core_vnni and avx2_vnni, past
-// 2^24: s8-source convolutions, matmuls and inner products are off by one;
-// u8-source brgemm kernels are exact but the avx2_vnni convolutions are
-// not; and an avx2_vnni convolution with an s8 source is off even below
-// 2^24 once the source shifted by +128 (VNNI multiplies u8 by s8, so oneDNN
-// adds 128 to an s8 source and subtracts 128 * sum w afterwards) takes the
-// sum past it. So the fast path bounds every value it asks oneDNN for:
-//   chunk_bound = (max_integer(input) + (signed input ? 128 : 0))
+// Paths. Both fast paths hand oneDNN the integer views and no scales or
+// post-ops, and are exact when every value oneDNN computes is:
+//
+// int8 (oneDNN u8/s8 x s8 -> s32). oneDNN 2.6's int8 kernels pass results
+// through f32 on the way out, so each s32 value must survive that round
+// trip. Measured on avx512_core_vnni and avx2_vnni, past 2^24: s8-source
+// convolutions, matmuls and inner products are off by one; u8-source
+// brgemm kernels are exact but the avx2_vnni convolutions are not; and an
+// avx2_vnni convolution with an s8 source is off even below 2^24 once the
+// source shifted by +128 (VNNI multiplies u8 by s8, so oneDNN adds 128 to
+// an s8 source and subtracts 128 * sum w afterwards) takes the sum past it.
+// Without VNNI oneDNN sums pairs of u8 x s8 products in saturating int16,
+// so the int8 path needs a VNNI CPU (CpuPaths).
+//
+// Exact f32 (oneDNN f32 convolution_direct / matmul on the integers held
+// as floats, f32 out). Products and sums of integers are exact in f32
+// while their magnitude stays within 2^24, and every partial sum oneDNN
+// forms, in whatever order and blocking, is a sum of a subset of the
+// products, bounded by the sum of their magnitudes. So it is exact on any
+// CPU under the same bound, without the +128 shift, and for any formats.
+//
+// So each fast path bounds every value it asks oneDNN for:
+//   chunk_bound = multiplier
 //                 * max over m and chunks of sum over the chunk |wi[m, .]|
+//   multiplier  = max_integer(input) + (int8 and signed input ? 128 : 0)
 // and when that exceeds 2^24 for the whole reduction (K), splits K into
 // `splits` equal chunks, the fewest that bring it within 2^24 for these very
 // weights: input channels per group for Conv (all kernel taps of a channel
 // stay together), K for Gemm/MatMul. A split layer runs as one grouped
 // convolution with groups * splits groups, group (g, s) reading chunk s of
-// group g's input channels and writing its own s32 partial sums of all of
+// group g's input channels and writing its own partial sums of all of
 // group g's output channels; the epilogue adds the partials in int32,
 // which is exact because the whole accumulator is bounded by
 //   acc_bound = max_integer(input) * max over m of sum |wi[m, .]|
 // and that must not exceed INT32_MAX. A Gemm/MatMul [rows, K] x [K, M] is
 // the 1x1 convolution of [1, K, rows, 1] channels-last, the very bytes of
 // row-major A. Unsplit layers run one convolution / matmul as before.
-// So a layer runs fast when
-//   - the CPU has VNNI (without it oneDNN's u8 x s8 products are summed
-//     pairwise in saturating int16),
+// A layer takes the int8 path when
+//   - the CPU allows it (`no_int8_reason` is empty),
 //   - the input format fits u8 (unsigned) or s8 (signed) and the weight
 //     format is signed and fits s8 (Format::fits_int8()),
-//   - acc_bound <= INT32_MAX and some equal split of K into at most
-//     kMaxSplits chunks keeps chunk_bound within 2^24, and
-//   - it is not a Gemm with trans_a, nor has Gemm/MatMul weights other than
-//     2-D.
-// Otherwise it runs the reference integer loops, and `reason` says why.
+//   - and the conditions common to both hold:
+//       acc_bound <= INT32_MAX and some equal split of K into at most
+//       kMaxSplits chunks keeps chunk_bound within 2^24, and
+//       it is not a Gemm with trans_a, nor has Gemm/MatMul weights other
+//       than 2-D, nor is a Conv with other than 1 to 3 spatial dims;
+// else the exact f32 path when the common conditions hold (with its own
+// multiplier), and `reason` says why not int8; else the reference integer
+// loops, and `reason` says why.
 //
 // Thread-compatible; immutable once prepared.
 #ifndef ESB_CORE_RUNTIME_ESB_LAYERS_H_
@@ -57,10 +72,11 @@
 #include "core/esb/format.h"
 #include "core/esb/layer_quant.h"
 #include "core/graph/graph.h"
+#include "core/runtime/esb_executor.h"
 
 namespace esb::runtime::internal {
 
-// Largest |value| the fast path asks of oneDNN: integers up to 2^24 are
+// Largest |value| the fast paths ask of oneDNN: integers up to 2^24 are
 // exact in f32.
 inline constexpr int64_t kExactAccumulatorLimit = int64_t{1} << 24;
 // Largest acc_bound of a fast layer: its partial sums are added in int32.
@@ -84,15 +100,19 @@ struct QuantizedLayer {
   float lo = 0.0f;
   float hi = 0.0f;
   int64_t acc_bound = 0;    // See the file comment.
-  int64_t splits = 1;       // Equal chunks of K on the fast path.
+  int64_t splits = 1;       // Equal chunks of K on a fast path.
   int64_t chunk_bound = 0;  // With `splits`; see the file comment.
 
-  bool fast = false;
-  std::string reason;  // Why not fast ("" when fast).
-  // Set on a fast layer whose output is read only by fast layers of the
-  // same kind (Conv -> Conv, Gemm/MatMul -> Gemm/MatMul), each as input 0
-  // with this one input format and scale, and is not a graph output: the
-  // epilogue then writes their u8/s8 input instead of floats.
+  LayerPath path = LayerPath::kReference;
+  // kInt8: "". kFloat: why not int8. kReference: why neither fast path.
+  std::string reason;
+  bool fast() const { return path != LayerPath::kReference; }
+  bool int8() const { return path == LayerPath::kInt8; }
+  // Set on a fast layer whose output is read only by layers on the same
+  // fast path and of the same kind (Conv -> Conv, Gemm/MatMul ->
+  // Gemm/MatMul), each as input 0 with this one input format and scale,
+  // and is not a graph output: the epilogue then writes their integer input
+  // (u8/s8, or f32 on the exact f32 path) instead of floats.
   std::optional<Format> next_format;
   float next_alpha = 0.0f;
 };
@@ -110,8 +130,9 @@ struct QuantizedLayers {
 
 // Prepares every layer of `layers` (keyed by node name). A non-empty
 // `no_fast_reason` puts every layer on the reference path with that reason
-// (e.g. "reference path requested"). INVALID_ARGUMENT naming the
-// layer when an entry names no node or a node that is not Conv, Gemm or
+// (e.g. "reference path requested"); a non-empty `no_int8_reason` (the
+// CPU's, CpuPaths) keeps every layer off the int8 path. INVALID_ARGUMENT naming
+// the layer when an entry names no node or a node that is not Conv, Gemm or
 // MatMul, when scales or weights are unusable (QuantizeWeights), when the
 // input scale is not finite and positive, or for a Gemm C that is not a
 // scalar or per-column; UNIMPLEMENTED when weights or bias are not
@@ -120,7 +141,7 @@ struct QuantizedLayers {
 // shape, instead of quantizing the float weights.
 absl::StatusOr<QuantizedLayers> PrepareLayers(
     const graph::Graph& graph, const std::map<std::string, LayerQuant>& layers,
-    const std::string& no_fast_reason,
+    const std::string& no_fast_reason, const std::string& no_int8_reason,
     const WeightIntegers* integers = nullptr);
 
 }  // namespace esb::runtime::internal

@@ -2,8 +2,10 @@
 //
 // Reference path: one loop step, plain float x -> ReferenceLayer -> plain
 // float y.
-// Fast path, per layer:
-//   x (float) --QuantizeInput--> xi (u8/s8)      skipped when the producer's
+// Fast paths, per layer (T is u8/s8 on the int8 path, f32 on the exact
+// f32 one, where xi holds the integers as floats and weights are f32 too;
+// acc is then f32):
+//   x (float) --QuantizeInput--> xi (T)          skipped when the producer's
 //                                                  epilogue wrote xi
 //   Conv:          convolution_forward, src xi channels-last, weights s8
 //                  (format_tag::any, packed once), dst s32 channels-last
@@ -24,6 +26,7 @@
 // Both paths hand their float output on in the same layout (channels-last
 // for Conv, plain for Gemm/MatMul), so the FP32 ops downstream run the same
 // primitives on the same bits whichever path a layer took.
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -63,21 +66,28 @@ memory::data_type IntegerType(const Format& format) {
   return format.is_signed() ? memory::data_type::s8 : memory::data_type::u8;
 }
 
+// The integer view's element type: u8/s8 on the int8 path, else f32.
+memory::data_type IntegerType(const Format& format, bool int8) {
+  return int8 ? IntegerType(format) : memory::data_type::f32;
+}
+
 std::string IntegerKey(const std::string& name, const Format& format,
-                       float alpha, bool channels_last) {
+                       float alpha, bool channels_last, bool int8) {
   uint32_t bits;
   std::memcpy(&bits, &alpha, sizeof(bits));
   return absl::StrCat(name, "|", format.ToString(), "|", bits, "|",
-                      channels_last ? "nhwc" : "plain");
+                      channels_last ? "nhwc" : "plain", int8 ? "" : "|f32");
 }
 
-// The s8 weights of a layer split into layer.splits chunks of K, in the
-// plain layout of the grouped convolution (file comment): row (g, s, j)
-// holds chunk s of output channel g * M / groups + j.
-std::vector<int8_t> SplitWeights(const QuantizedLayer& layer,
-                                 const LayerGeometry& g) {
+// The weights (T: int8_t or float) of a layer split into layer.splits
+// chunks of K, in the plain layout of the grouped convolution (file
+// comment): row (g, s, j) holds chunk s of output channel g * M / groups +
+// j.
+template <typename T>
+std::vector<T> SplitWeights(const QuantizedLayer& layer,
+                            const LayerGeometry& g) {
   const int64_t splits = layer.splits;
-  std::vector<int8_t> w8(layer.weights.size());
+  std::vector<T> w8(layer.weights.size());
   if (g.op == graph::Op::kConv) {  // [M, Cg, taps] = [G, Mg, S, Cc, taps].
     const int64_t m_count = layer.weight_shape[0];
     const int64_t mg = m_count / g.group;
@@ -88,8 +98,9 @@ std::vector<int8_t> SplitWeights(const QuantizedLayer& layer,
         for (int64_t j = 0; j < mg; ++j) {
           const int32_t* from =
               layer.weights.data() + ((grp * mg + j) * splits + s) * chunk;
-          std::copy(from, from + chunk,  // Fit s8.
-                    w8.data() + ((grp * splits + s) * mg + j) * chunk);
+          std::transform(from, from + chunk,
+                         w8.data() + ((grp * splits + s) * mg + j) * chunk,
+                         [](int32_t v) { return static_cast<T>(v); });
         }
       }
     }
@@ -101,10 +112,10 @@ std::vector<int8_t> SplitWeights(const QuantizedLayer& layer,
   const int64_t kc = k / splits;
   for (int64_t s = 0; s < splits; ++s) {
     for (int64_t m = 0; m < m_count; ++m) {
-      int8_t* to = w8.data() + (s * m_count + m) * kc;
+      T* to = w8.data() + (s * m_count + m) * kc;
       for (int64_t c = 0; c < kc; ++c) {
         const int64_t kk = s * kc + c;
-        to[c] = static_cast<int8_t>(
+        to[c] = static_cast<T>(
             layer.weights[g.trans_b ? m * k + kk : kk * m_count + m]);
       }
     }
@@ -130,7 +141,7 @@ absl::Status PlanBuilder::LowerQuantized(int node_index,
     g.trans_a = node.attrs.trans_a;
     g.trans_b = node.attrs.trans_b;
   }
-  if (layer.fast) return LowerQuantizedFast(node_index, node, layer, g);
+  if (layer.fast()) return LowerQuantizedFast(node_index, node, layer, g);
 
   const Value x = AsPlain(node.inputs[0]);
   const Value y = NewArena(PlainDesc(g.y_shape));
@@ -150,8 +161,8 @@ absl::Status PlanBuilder::LowerQuantized(int node_index,
 
 absl::StatusOr<PlanBuilder::Value> PlanBuilder::IntegerInput(
     const std::string& name, const Format& format, float alpha,
-    bool channels_last) {
-  const std::string key = IntegerKey(name, format, alpha, channels_last);
+    bool channels_last, bool int8) {
+  const std::string key = IntegerKey(name, format, alpha, channels_last, int8);
   auto it = integer_values_.find(key);
   if (it != integer_values_.end()) return it->second;
   if (values_.count(name) == 0 && graph_.FindConstant(name) == nullptr) {
@@ -163,13 +174,17 @@ absl::StatusOr<PlanBuilder::Value> PlanBuilder::IntegerInput(
   const Value x = channels_last
                       ? As(name, ChannelsLast(shape, memory::data_type::f32))
                       : AsPlain(name);
+  const memory::data_type type = IntegerType(format, int8);
   const Value xi =
-      NewArena(channels_last ? ChannelsLast(shape, IntegerType(format))
-                             : Plain(shape, IntegerType(format)));
+      NewArena(channels_last ? ChannelsLast(shape, type) : Plain(shape, type));
   AddLoop(
-      [format, alpha,
+      [format, alpha, int8,
        n = graph::NumElements(shape)](absl::Span<float* const> p) {
-        QuantizeInput(format, alpha, p[0], n, p[1]);
+        if (int8) {
+          QuantizeInput(format, alpha, p[0], n, p[1]);
+        } else {
+          QuantizeInputToFloats(format, alpha, p[0], n, p[1]);
+        }
       },
       {x, xi});
   integer_values_.emplace(key, xi);
@@ -182,10 +197,18 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
                                              const LayerGeometry& g) {
   const LayerQuant& q = layer.quant;
   const bool conv = node.op == graph::Op::kConv;
-  auto src = IntegerInput(node.inputs[0], q.input_format, q.input_alpha, conv);
+  const bool int8 = layer.int8();
+  auto src =
+      IntegerInput(node.inputs[0], q.input_format, q.input_alpha, conv, int8);
   if (!src.ok()) return src.status();
-  const auto s8 = memory::data_type::s8;
-  const auto s32 = memory::data_type::s32;
+  // Weights and accumulators: s8 and s32, or f32 and f32.
+  const auto weight_type =
+      int8 ? memory::data_type::s8 : memory::data_type::f32;
+  const auto acc_type = int8 ? memory::data_type::s32 : memory::data_type::f32;
+  // Strict f32 whatever ONEDNN_DEFAULT_FPMATH_MODE says: bf16 or tf32
+  // arithmetic would round the integers.
+  dnnl::primitive_attr attr = ScratchpadAttr();
+  attr.set_fpmath_mode(dnnl::fpmath_mode::strict);
 
   dnnl::primitive primitive;
   Desc weights_desc, plain_weights, dst_desc;
@@ -210,7 +233,7 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
                     layer.weight_shape.end());
       std::vector<int64_t> part_shape = g.y_shape;
       part_shape[1] *= layer.splits;
-      part = ChannelsLast(part_shape, s32);
+      part = ChannelsLast(part_shape, acc_type);
       for (int64_t d : g.window.dilations) dilations.push_back(d - 1);
       strides = g.window.strides;
       pads_begin = g.window.pads_begin;
@@ -218,20 +241,20 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
     } else {
       const int64_t k = g.x_shape.back();
       w_dims = {layer.splits, layout.channels, k / layer.splits, 1, 1};
-      src->desc =
-          ChannelsLast({1, k, layout.rows, 1}, IntegerType(q.input_format));
+      src->desc = ChannelsLast({1, k, layout.rows, 1},
+                               IntegerType(q.input_format, int8));
       part = ChannelsLast({1, layer.splits * layout.channels, layout.rows, 1},
-                          s32);
+                          acc_type);
       dilations = {0, 0};
     }
-    plain_weights = Desc(w_dims, s8, PlainStrides(w_dims));
+    plain_weights = Desc(w_dims, weight_type, PlainStrides(w_dims));
     const dnnl::convolution_forward::primitive_desc pd(
         dnnl::convolution_forward::desc(
             dnnl::prop_kind::forward_inference,
             dnnl::algorithm::convolution_direct, src->desc,
-            Desc(w_dims, s8, memory::format_tag::any), part, strides, dilations,
-            pads_begin, pads_end),
-        ScratchpadAttr(), engine_);
+            Desc(w_dims, weight_type, memory::format_tag::any), part, strides,
+            dilations, pads_begin, pads_end),
+        attr, engine_);
     primitive = dnnl::convolution_forward(pd);
     weights_desc = pd.weights_desc();
     dst_desc = pd.dst_desc();
@@ -243,17 +266,17 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
       w_dims.insert(w_dims.end(), layer.weight_shape.begin() + 1,
                     layer.weight_shape.end());
     }
-    plain_weights = Desc(w_dims, s8, PlainStrides(w_dims));
+    plain_weights = Desc(w_dims, weight_type, PlainStrides(w_dims));
     Dims dilations;
     for (int64_t d : g.window.dilations) dilations.push_back(d - 1);
     const dnnl::convolution_forward::primitive_desc pd(
         dnnl::convolution_forward::desc(
             dnnl::prop_kind::forward_inference,
             dnnl::algorithm::convolution_direct, src->desc,
-            Desc(w_dims, s8, memory::format_tag::any),
-            ChannelsLast(g.y_shape, s32), g.window.strides, dilations,
+            Desc(w_dims, weight_type, memory::format_tag::any),
+            ChannelsLast(g.y_shape, acc_type), g.window.strides, dilations,
             g.window.pads_begin, g.window.pads_end),
-        ScratchpadAttr(), engine_);
+        attr, engine_);
     primitive = dnnl::convolution_forward(pd);
     weights_desc = pd.weights_desc();
     dst_desc = pd.dst_desc();
@@ -262,27 +285,33 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
     // fast).
     const int64_t k = g.x_shape.back();
     const int64_t rows = layout.rows, channels = layout.channels;
-    plain_weights =
-        Desc({k, channels}, s8, g.trans_b ? Dims{1, k} : Dims{channels, 1});
-    src->desc = Plain({rows, k}, IntegerType(q.input_format));
+    plain_weights = Desc({k, channels}, weight_type,
+                         g.trans_b ? Dims{1, k} : Dims{channels, 1});
+    src->desc = Plain({rows, k}, IntegerType(q.input_format, int8));
     const dnnl::matmul::primitive_desc pd(
-        dnnl::matmul::desc(src->desc,
-                           Desc({k, channels}, s8, memory::format_tag::any),
-                           Plain({rows, channels}, s32)),
-        ScratchpadAttr(), engine_);
+        dnnl::matmul::desc(
+            src->desc,
+            Desc({k, channels}, weight_type, memory::format_tag::any),
+            Plain({rows, channels}, acc_type)),
+        attr, engine_);
     primitive = dnnl::matmul(pd);
     weights_desc = pd.weights_desc();
     dst_desc = pd.dst_desc();
   }
-  std::vector<int8_t> w8;
+  std::vector<int8_t> w8;  // Int8 path; the weights fit s8.
+  std::vector<float> w32;  // Exact f32 path.
   auto packed = weights_.Get(
       node_index, weights_desc,
       [&] {
-        if (layer.splits > 1) {
-          w8 = SplitWeights(layer, g);
-        } else {
-          w8.assign(layer.weights.begin(), layer.weights.end());  // Fit s8.
+        if (!int8) {
+          w32 = layer.splits > 1 ? SplitWeights<float>(layer, g)
+                                 : std::vector<float>(layer.weights.begin(),
+                                                      layer.weights.end());
+          return memory(plain_weights, engine_, w32.data());
         }
+        w8 = layer.splits > 1 ? SplitWeights<int8_t>(layer, g)
+                              : std::vector<int8_t>(layer.weights.begin(),
+                                                    layer.weights.end());
         return memory(plain_weights, engine_, w8.data());
       },
       engine_, stream_);
@@ -299,24 +328,34 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
   const std::string& out = node.outputs[0];
   if (layer.next_format.has_value()) {
     const Format& next = *layer.next_format;
-    const Value xi = NewArena(conv ? ChannelsLast(g.y_shape, IntegerType(next))
-                                   : Plain(g.y_shape, IntegerType(next)));
+    const memory::data_type type = IntegerType(next, int8);
+    const Value xi =
+        NewArena(conv ? ChannelsLast(g.y_shape, type) : Plain(g.y_shape, type));
     AddLoop(
-        [&layer, layout](absl::Span<float* const> p) {
-          EpilogueToInts(layer, reinterpret_cast<const int32_t*>(p[0]), layout,
-                         p[1]);
+        [&layer, layout, int8](absl::Span<float* const> p) {
+          if (int8) {
+            EpilogueToInts(layer, reinterpret_cast<const int32_t*>(p[0]),
+                           layout, p[1]);
+          } else {
+            EpilogueToInts(layer, p[0], layout, p[1]);
+          }
         },
         {acc, xi});
-    integer_values_.emplace(IntegerKey(out, next, layer.next_alpha, conv), xi);
+    integer_values_.emplace(IntegerKey(out, next, layer.next_alpha, conv, int8),
+                            xi);
     return absl::OkStatus();
   }
   const Value y =
       NewArena(conv ? ChannelsLast(g.y_shape, memory::data_type::f32)
                     : PlainDesc(g.y_shape));
   AddLoop(
-      [&layer, layout](absl::Span<float* const> p) {
-        EpilogueToFloat(layer, reinterpret_cast<const int32_t*>(p[0]), layout,
-                        p[1]);
+      [&layer, layout, int8](absl::Span<float* const> p) {
+        if (int8) {
+          EpilogueToFloat(layer, reinterpret_cast<const int32_t*>(p[0]), layout,
+                          p[1]);
+        } else {
+          EpilogueToFloat(layer, p[0], layout, p[1]);
+        }
       },
       {acc, y});
   Define(out, y);

@@ -1,6 +1,7 @@
-// The ESB executor on the demo models: the int8 fast path and the reference
-// path give bit-identical logits on 1000 Fashion-MNIST test images, for
-// W4A4 (sb 2), W4A8 and W8A8, with scales from pipeline::Calibrate.
+// The ESB executor on the demo models: the int8 fast path (where the CPU
+// has it), the exact f32 path and the reference path give bit-identical
+// logits on 1000 Fashion-MNIST test images, for W4A4 (sb 2), W4A8 and
+// W8A8, with scales from pipeline::Calibrate.
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -11,6 +12,7 @@
 
 #include "core/pipeline/calibrate.h"
 #include "core/runtime/esb_executor.h"
+#include "core/runtime/esb_paths_testing.h"
 #include "core/runtime/executor.h"
 #include "core/testing/demo.h"
 #include "gmock/gmock.h"
@@ -91,36 +93,56 @@ TEST_P(EsbModelTest, FastAndReferencePathsAreBitIdentical) {
     SCOPED_TRACE(GetParam() + " " + config.name);
     const auto layers = Layers(g, config);
     ASSERT_FALSE(layers.empty());
-    EsbExecutorOptions reference_options;
+    EsbExecutorOptions reference_options, float_options;
     reference_options.path = EsbExecutorOptions::Path::kReference;
+    float_options.path = EsbExecutorOptions::Path::kExactFloat;
     auto fast = EsbExecutor::Create(g, layers);
+    auto exact_float = EsbExecutor::Create(g, layers, float_options);
     auto reference = EsbExecutor::Create(g, layers, reference_options);
     ASSERT_TRUE(fast.ok()) << fast.status();
+    ASSERT_TRUE(exact_float.ok()) << exact_float.status();
     ASSERT_TRUE(reference.ok()) << reference.status();
     const std::string all = std::to_string(layers.size());
-    EXPECT_EQ((*fast)->Description(),
-              "int8 fast path on " + all + " of " + all + " layers");
+    const std::string cpu = NoInt8Here();
+    if (cpu.empty()) {
+      EXPECT_EQ((*fast)->Description(),
+                "int8 fast path on " + all + " of " + all + " layers");
+    } else {
+      EXPECT_THAT((*fast)->Description(),
+                  StartsWith("exact f32 path on " + all + " of " + all +
+                             " layers: " + cpu + " (layers '"));
+    }
+    EXPECT_THAT((*exact_float)->Description(),
+                StartsWith("exact f32 path on " + all + " of " + all +
+                           " layers: exact f32 path requested"));
     EXPECT_THAT((*reference)->Description(),
                 StartsWith("reference path on " + all + " of " + all));
     EXPECT_GT((*fast)->requantized_layers(), 0);
+    EXPECT_GT((*exact_float)->requantized_layers(), 0);
 
-    int64_t differing = 0, agree = 0;
+    int64_t differing = 0, float_differing = 0, agree = 0;
     for (int64_t start = 0; start < 1000; start += kBatch) {
       const std::vector<Tensor> x = {DemoBatch(test, start, kBatch)};
       auto a = (*fast)->Run(x);
+      auto f = (*exact_float)->Run(x);
       auto b = (*reference)->Run(x);
       ASSERT_TRUE(a.ok()) << a.status();
+      ASSERT_TRUE(f.ok()) << f.status();
       ASSERT_TRUE(b.ok()) << b.status();
       const std::vector<float>& ya = (*a)[0].data;
+      const std::vector<float>& yf = (*f)[0].data;
       const std::vector<float>& yb = (*b)[0].data;
       ASSERT_EQ(ya.size(), yb.size());
+      ASSERT_EQ(yf.size(), yb.size());
       for (size_t i = 0; i < ya.size(); i += 10) {
         differing += std::memcmp(&ya[i], &yb[i], 10 * sizeof(float)) != 0;
+        float_differing += std::memcmp(&yf[i], &yb[i], 10 * sizeof(float)) != 0;
         const int top1 = std::max_element(&ya[i], &ya[i] + 10) - &ya[i];
         agree += top1 == fp32_top1[start + i / 10];
       }
     }
     EXPECT_EQ(differing, 0) << "images whose logits differ";
+    EXPECT_EQ(float_differing, 0) << "images whose exact f32 logits differ";
     // The quantized models are still the same classifier.
     EXPECT_GT(agree, config.weight_bits == 4 ? 850 : 980);
     std::printf("%s %s: %s; top-1 agreement with FP32 %lld/1000\n",

@@ -1,10 +1,11 @@
-// Layers whose worst-case accumulator exceeds 2^24 run on the int8 fast path
-// with K split into chunks (esb_layers.h); their outputs equal the
-// reference path's bit for bit, for Conv (grouped, strided, 1-D), Gemm
+// Layers whose worst-case accumulator exceeds 2^24 run on the fast paths
+// (int8 where the CPU has VNNI, exact f32 on every CPU) with K split into
+// chunks (esb_layers.h); their outputs equal the reference path's bit for
+// bit, for Conv (grouped, strided, 1-D), Gemm
 // (with and without trans_b) and MatMul, unsigned and signed inputs, float
 // and requantized epilogues. The data drives the accumulators well past
 // 2^24, which each case checks from the integers, so an unsplit s32 result
-// passed through f32 would be off.
+// passed through f32, or an unsplit f32 sum, would be off.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -16,6 +17,7 @@
 
 #include "core/esb/quantize.h"
 #include "core/runtime/esb_executor.h"
+#include "core/runtime/esb_paths_testing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -150,23 +152,45 @@ void ExpectBitIdentical(const Tensor& actual, const Tensor& expected,
 }
 
 struct Result {
-  Tensor fast;
+  Tensor fast;         // kAuto.
+  Tensor exact_float;  // kExactFloat.
   Tensor reference;
-  std::string description;
+  std::string description;  // kAuto's.
+  std::string float_description;
   std::map<std::string, int64_t> k_chunks;  // Empty when a run failed.
+  std::map<std::string, int64_t> float_k_chunks;
 };
 
 // The fast path's K chunks of `layer`, 0 when it is not fast.
-int64_t Chunks(const Result& r, const std::string& layer) {
-  auto it = r.k_chunks.find(layer);
-  return it == r.k_chunks.end() ? 0 : it->second;
+int64_t Chunks(const std::map<std::string, int64_t>& k_chunks,
+               const std::string& layer) {
+  auto it = k_chunks.find(layer);
+  return it == k_chunks.end() ? 0 : it->second;
+}
+
+// The start of kAuto's description of one split layer on this CPU.
+std::string SplitHere() {
+  return NoInt8Here().empty() ? "int8 fast path on 1 of 1 layers (K split"
+                              : "exact f32 path on 1 of 1 layer (K split";
+}
+constexpr char kFloatSplit[] = "exact f32 path on 1 of 1 layer (K split";
+
+// The auto and the exact f32 path each split `layer` and equal the
+// reference bit for bit.
+void ExpectSplitAndExact(const Result& r, const std::string& layer,
+                         const std::string& what) {
+  EXPECT_GT(Chunks(r.k_chunks, layer), 1) << what;
+  EXPECT_GT(Chunks(r.float_k_chunks, layer), 1) << what;
+  ExpectBitIdentical(r.fast, r.reference, what);
+  ExpectBitIdentical(r.exact_float, r.reference, what + " f32");
 }
 
 Result RunBoth(const Graph& g, const std::map<std::string, LayerQuant>& layers,
                const Tensor& x) {
   Result r;
-  for (auto path : {EsbExecutorOptions::Path::kAuto,
-                    EsbExecutorOptions::Path::kReference}) {
+  for (auto path :
+       {EsbExecutorOptions::Path::kAuto, EsbExecutorOptions::Path::kExactFloat,
+        EsbExecutorOptions::Path::kReference}) {
     EsbExecutorOptions options;
     options.path = path;
     auto executor = EsbExecutor::Create(g, layers, options);
@@ -179,6 +203,10 @@ Result RunBoth(const Graph& g, const std::map<std::string, LayerQuant>& layers,
       r.fast = (*y)[0];
       r.description = (*executor)->Description();
       r.k_chunks = (*executor)->k_chunks();
+    } else if (path == EsbExecutorOptions::Path::kExactFloat) {
+      r.exact_float = (*y)[0];
+      r.float_description = (*executor)->Description();
+      r.float_k_chunks = (*executor)->k_chunks();
     } else {
       r.reference = (*y)[0];
     }
@@ -231,15 +259,13 @@ TEST(EsbSplitTest, ConvPathsAgreeBitForBit) {
     const LayerQuant q{kW8, FullScaleAlphas(w, 0, kW8),
                        c.signed_input ? kS8 : kU8, 0.5f};
     const Result r = RunBoth(g, {{"n", q}}, x);
-    EXPECT_THAT(r.description, HasSubstr("int8 fast path on 1 of 1 layers (K "
-                                         "split"))
-        << c.name;
-    EXPECT_GT(Chunks(r, "n"), 1) << c.name;
+    EXPECT_THAT(r.description, HasSubstr(SplitHere())) << c.name;
+    EXPECT_THAT(r.float_description, HasSubstr(kFloatSplit)) << c.name;
     if (c.attrs.dilations.empty()) {
       EXPECT_GT(FirstWindowAccumulator(x, w, c.attrs.group, q), k2To24)
           << c.name;
     }
-    ExpectBitIdentical(r.fast, r.reference, c.name);
+    ExpectSplitAndExact(r, "n", c.name);
   }
 }
 
@@ -251,8 +277,7 @@ TEST(EsbSplitTest, OneDimensionalConvSplits) {
   const Graph g = OneNode(Op::kConv, {graph::kBatch, 1024, 9}, {{"w", w}}, a);
   const LayerQuant q{kW8, FullScaleAlphas(w, 0, kW8), kU8, 0.5f};
   const Result r = RunBoth(g, {{"n", q}}, x);
-  EXPECT_GT(Chunks(r, "n"), 1);
-  ExpectBitIdentical(r.fast, r.reference, "1-D");
+  ExpectSplitAndExact(r, "n", "1-D");
 }
 
 TEST(EsbSplitTest, GemmAndMatMulPathsAgreeBitForBit) {
@@ -297,12 +322,10 @@ TEST(EsbSplitTest, GemmAndMatMulPathsAgreeBitForBit) {
     const LayerQuant q{kW8, FullScaleAlphas(b, tb ? 0 : 1, kW8),
                        c.signed_input ? kS8 : kU8, 0.5f};
     const Result r = RunBoth(g, {{"n", q}}, x);
-    EXPECT_THAT(r.description, HasSubstr("int8 fast path on 1 of 1 layers (K "
-                                         "split"))
-        << c.name;
-    EXPECT_GT(Chunks(r, "n"), 1) << c.name;
+    EXPECT_THAT(r.description, HasSubstr(SplitHere())) << c.name;
+    EXPECT_THAT(r.float_description, HasSubstr(kFloatSplit)) << c.name;
     EXPECT_GT(MaxGemmAccumulator(x, b, tb, q), k2To24) << c.name;
-    ExpectBitIdentical(r.fast, r.reference, c.name);
+    ExpectSplitAndExact(r, "n", c.name);
   }
 }
 
@@ -326,13 +349,15 @@ TEST(EsbSplitTest, ChainedSplitLayersRequantizeExactly) {
                       700.0f};
   const Tensor x = Random({1, 512, 4, 4}, 3, 0.4f, 1.0f);
   const Result r = RunBoth(g, {{"c1", q1}, {"c2", q2}}, x);
-  EXPECT_THAT(r.description, HasSubstr("int8 fast path on 2 of 2 layers"));
-  EXPECT_GT(Chunks(r, "c1"), 1);
-  EXPECT_GT(Chunks(r, "c2"), 1);
+  EXPECT_THAT(r.description,
+              HasSubstr(NoInt8Here().empty() ? "int8 fast path on 2 of 2 layers"
+                                             : "exact f32 path on 2 of 2"));
+  ExpectSplitAndExact(r, "c1", "chain c1");
+  EXPECT_GT(Chunks(r.k_chunks, "c2"), 1);
+  EXPECT_GT(Chunks(r.float_k_chunks, "c2"), 1);
   auto e = EsbExecutor::Create(g, {{"c1", q1}, {"c2", q2}});
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ((*e)->requantized_layers(), 1);
-  ExpectBitIdentical(r.fast, r.reference, "chain");
 }
 
 // The split is the fewest equal chunks for these weights: all K = 4096
@@ -354,8 +379,11 @@ TEST(EsbSplitTest, ChunkCountFollowsTheWeights) {
     const Graph g = OneNode(Op::kGemm, {graph::kBatch, 4096}, {{"w", w}}, {});
     const LayerQuant q{kW8, FullScaleAlphas(w, 1, kW8), kU8, 1.0f / 255.0f};
     const Result r = RunBoth(g, {{"n", q}}, x);
-    EXPECT_EQ(Chunks(r, "n"), chunks);
+    // An unsigned input: the same chunks on both fast paths.
+    EXPECT_EQ(Chunks(r.k_chunks, "n"), chunks);
+    EXPECT_EQ(Chunks(r.float_k_chunks, "n"), chunks);
     ExpectBitIdentical(r.fast, r.reference, std::to_string(chunks));
+    ExpectBitIdentical(r.exact_float, r.reference, std::to_string(chunks));
   }
 }
 
@@ -382,8 +410,9 @@ TEST(EsbSplitTest, SplitLayersAreDescribed) {
       EsbExecutor::Create(g, {{"fc1", full}, {"fc2", half}, {"fc3", small}});
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ((*e)->Description(),
-            "int8 fast path on 3 of 3 layers (K split so that every chunk's "
-            "accumulator stays within 2^24: 1 layer in 4 chunks, 1 in 8)");
+            FastHere({"fc1", "fc2", "fc3"},
+                     " (K split so that every chunk's accumulator stays within "
+                     "2^24: 1 layer in 4 chunks, 1 in 8)"));
   EXPECT_EQ((*e)->k_chunks(), (std::map<std::string, int64_t>{
                                   {"fc1", 8}, {"fc2", 4}, {"fc3", 1}}));
 }
@@ -401,6 +430,7 @@ TEST(EsbSplitTest, LayersBeyondTheSplitRunTheReference) {
       r1.description,
       HasSubstr("reference path on 1 of 1 layer: no equal split of "
                 "its 1 input channels per group into at most 64 chunks keeps"));
+  EXPECT_EQ(r1.float_description, r1.description);
   ExpectBitIdentical(r1.fast, r1.reference, "wide kernel");
 
   // K = 1031 is prime: no equal split into at most 64 chunks.
@@ -413,6 +443,7 @@ TEST(EsbSplitTest, LayersBeyondTheSplitRunTheReference) {
   EXPECT_THAT(
       r2.description,
       HasSubstr("no equal split of its 1031 K into at most 64 chunks keeps"));
+  EXPECT_EQ(r2.float_description, r2.description);
   ExpectBitIdentical(r2.fast, r2.reference, "prime K");
 
   // 255 * 127 * 70000 > 2^31: the partial sums would not fit int32.

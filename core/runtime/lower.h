@@ -153,12 +153,13 @@ class PlanBuilder {
   absl::Status LowerQuantizedFast(int node_index, const graph::Node& node,
                                   const QuantizedLayer& layer,
                                   const LayerGeometry& geometry);
-  // The u8/s8 integer view of value `name` for `format` and `alpha`,
-  // channels-last (Conv) or plain (Gemm/MatMul): the one a producer's
-  // epilogue wrote, or quantized here once from the float value.
+  // The integer view of value `name` for `format` and `alpha`, u8/s8
+  // (`int8`) or as f32, channels-last (Conv) or plain (Gemm/MatMul): the
+  // one a producer's epilogue wrote, or quantized here once from the float
+  // value.
   absl::StatusOr<Value> IntegerInput(const std::string& name,
                                      const Format& format, float alpha,
-                                     bool channels_last);
+                                     bool channels_last, bool int8);
 
   const graph::Graph& graph_;
   const std::map<std::string, std::vector<int64_t>>& shapes_;
