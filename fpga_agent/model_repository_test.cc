@@ -75,6 +75,8 @@ TEST_F(ModelRepositoryTest, DeploysAddVersionsAndTheLatestIsServed) {
   // The executor's path on this CPU (the exact f32 one on the board's).
   absl::StatusOr<runtime::CpuPaths> cpu = runtime::DetectCpuPaths();
   ASSERT_TRUE(cpu.ok()) << cpu.status();
+  // LeNet's middle layers (4-bit weights, unsigned inputs) take the int8
+  // path on every x86-64 CPU.
   EXPECT_THAT((*v1)->description,
               HasSubstr(cpu->no_int8_reason.empty()
                             ? "sim: int8 fast path"

@@ -555,7 +555,7 @@ absl::StatusOr<std::unique_ptr<CompiledModel>> Compiler::Compile(
   absl::Status st = InferBothShapes();
   if (!st.ok()) return st;
   absl::StatusOr<QuantizedLayers> q = runtime::internal::PrepareLayers(
-      graph_, model_.layers, "", "", &model_.weight_integers);
+      graph_, model_.layers, {}, &model_.weight_integers);
   if (!q.ok()) return q.status();
   quantized_ = *std::move(q);
   for (const graph::ValueInfo& v : graph_.outputs) {

@@ -82,9 +82,7 @@ CpuPaths CpuPathsFor(absl::string_view arch, uint32_t dnnl_isa,
     paths.no_int8_reason = "the int8 fast path is exact on x86-64 VNNI only";
   } else if (!Has(dnnl_isa, dnnl::cpu_isa::avx512_core_vnni) &&
              !Has(dnnl_isa, dnnl::cpu_isa::avx2_vnni)) {
-    paths.no_int8_reason =
-        "the CPU has no VNNI, so oneDNN would sum u8 x s8 products in "
-        "saturating int16";
+    paths.int16_pairs = true;
   }
   return paths;
 }
@@ -102,9 +100,12 @@ absl::StatusOr<CpuPaths> DetectCpuPaths() {
 std::string DescribeCpuPaths(const CpuPaths& paths) {
   return absl::StrCat(
       "cpu ", paths.arch, ": oneDNN ISA ", paths.dnnl_isa, "; ESB layers ",
-      paths.no_int8_reason.empty()
-          ? std::string{"on the int8 fast path (oneDNN native int8)"}
-          : absl::StrCat("on the exact f32 path (", paths.no_int8_reason, ")"),
+      !paths.no_int8_reason.empty()
+          ? absl::StrCat("on the exact f32 path (", paths.no_int8_reason, ")")
+      : paths.int16_pairs
+          ? std::string{"on the int8 fast path where pairs of products fit "
+                        "int16 (no VNNI), else the exact f32 path"}
+          : std::string{"on the int8 fast path (oneDNN native int8)"},
       "; quantizer ", paths.vector_quantize ? "AVX2" : "scalar");
 }
 

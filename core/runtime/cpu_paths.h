@@ -5,15 +5,17 @@
 //   isa       oneDNN's effective ISA (dnnl::get_effective_cpu_isa) by its
 //             oneDNN name: "avx512_core_vnni", "avx2", ... on x86-64;
 //             "asimd" (NEON), "sve_512", ... on aarch64;
-//   int8      whether EsbExecutor's int8 fast path may run here. Its
-//             exactness needs oneDNN's native u8/s8 x s8 -> s32 kernels to
-//             sum in 32 bits: on x86-64 the VNNI ones (AVX512-VNNI,
-//             AVX-VNNI); without VNNI oneDNN adds pairs of products in
-//             saturating int16. The board's Cortex-A53 (asimd) gets no
-//             native int8 kernels from Debian's oneDNN (its arm64 build
-//             JITs int8 for SVE-512 only), and other CPUs have no exactness
-//             check: ESB layers run the exact f32 path there (integers in
-//             f32, esb_layers.h);
+//   int8      whether EsbExecutor's int8 fast path may run here, and for
+//             which layers. On x86-64 VNNI (AVX512-VNNI, AVX-VNNI)
+//             oneDNN's u8/s8 x s8 -> s32 kernels sum in 32 bits, so every
+//             layer whose formats fit int8 may take it; without VNNI they
+//             add pairs of products in saturating int16, so only layers
+//             with an unsigned input whose pairs stay within int16 may
+//             (int16_pairs, esb_layers.h). The board's Cortex-A53 (asimd) gets
+//             no native int8 kernels from Debian's oneDNN (its arm64 build JITs
+//             int8 for SVE-512 only), and other CPUs have no exactness check:
+//             ESB layers run the exact f32 path there (integers in f32,
+//             esb_layers.h);
 //   quantize  the quantizer's kernels (core/esb/quantize.h): AVX2, or the
 //             scalar reference loops.
 //
@@ -34,6 +36,10 @@ struct CpuPaths {
   std::string dnnl_isa;
   // "" when EsbExecutor may take the int8 fast path; else why it may not.
   std::string no_int8_reason;
+  // oneDNN's int8 kernels here sum pairs of u8 x s8 products in saturating
+  // int16 (x86-64 without VNNI): the int8 path then runs only the layers
+  // whose pairs cannot saturate (esb_layers.h).
+  bool int16_pairs = false;
   bool vector_quantize = false;
 };
 
@@ -47,7 +53,9 @@ CpuPaths CpuPathsFor(absl::string_view arch, uint32_t dnnl_isa,
 absl::StatusOr<CpuPaths> DetectCpuPaths();
 
 // "cpu aarch64: oneDNN ISA asimd; ESB layers on the exact f32 path (oneDNN
-// has no native int8 kernels for this CPU); quantizer scalar".
+// has no native int8 kernels for this CPU); quantizer scalar", or on AVX2
+// "...; ESB layers on the int8 fast path where pairs of products fit int16
+// (no VNNI), else the exact f32 path; ...".
 std::string DescribeCpuPaths(const CpuPaths& paths);
 
 // DescribeCpuPaths(DetectCpuPaths()), or the query's error in that place.

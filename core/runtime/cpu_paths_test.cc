@@ -24,6 +24,7 @@ TEST(CpuPathsTest, VnniOnX86TakesTheInt8FastPath) {
         dnnl::cpu_isa::avx512_core_amx, dnnl::cpu_isa::avx2_vnni}) {
     const CpuPaths p = CpuPathsFor("x86_64", Bits(isa), true);
     EXPECT_THAT(p.no_int8_reason, IsEmpty()) << p.dnnl_isa;
+    EXPECT_FALSE(p.int16_pairs) << p.dnnl_isa;
   }
   const CpuPaths p =
       CpuPathsFor("x86_64", Bits(dnnl::cpu_isa::avx512_core_vnni), true);
@@ -32,14 +33,18 @@ TEST(CpuPathsTest, VnniOnX86TakesTheInt8FastPath) {
             "fast path (oneDNN native int8); quantizer AVX2");
 }
 
-TEST(CpuPathsTest, X86WithoutVnniTakesTheReferencePath) {
+TEST(CpuPathsTest, X86WithoutVnniSumsPairsInInt16) {
   for (dnnl::cpu_isa isa : {dnnl::cpu_isa::avx2, dnnl::cpu_isa::avx512_core,
                             dnnl::cpu_isa::sse41}) {
     const CpuPaths p = CpuPathsFor("x86_64", Bits(isa), true);
-    EXPECT_THAT(p.no_int8_reason, HasSubstr("no VNNI")) << p.dnnl_isa;
+    EXPECT_THAT(p.no_int8_reason, IsEmpty()) << p.dnnl_isa;
+    EXPECT_TRUE(p.int16_pairs) << p.dnnl_isa;
   }
-  EXPECT_EQ(CpuPathsFor("x86_64", Bits(dnnl::cpu_isa::avx2), true).dnnl_isa,
-            "avx2");
+  const CpuPaths avx2 = CpuPathsFor("x86_64", Bits(dnnl::cpu_isa::avx2), true);
+  EXPECT_EQ(DescribeCpuPaths(avx2),
+            "cpu x86_64: oneDNN ISA avx2; ESB layers on the int8 fast path "
+            "where pairs of products fit int16 (no VNNI), else the exact f32 "
+            "path; quantizer AVX2");
 }
 
 TEST(CpuPathsTest, Arm64TakesTheReferencePathAndScalarQuantizer) {
@@ -78,6 +83,7 @@ TEST(CpuPathsTest, ThisMachineIsDescribedAsItRuns) {
   EXPECT_THAT(p->dnnl_isa, ::testing::AnyOf(::testing::Eq("asimd"),
                                             ::testing::StartsWith("sve_")));
   EXPECT_THAT(p->no_int8_reason, ::testing::Not(IsEmpty()));
+  EXPECT_FALSE(p->int16_pairs);
   EXPECT_FALSE(p->vector_quantize);
 #endif
   std::cout << CpuPathsLine() << "\n";

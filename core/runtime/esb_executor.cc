@@ -14,13 +14,6 @@
 namespace esb::runtime {
 namespace {
 
-// Why no layer may take the fast path on this machine, or "".
-absl::StatusOr<std::string> MachineReason() {
-  absl::StatusOr<CpuPaths> paths = DetectCpuPaths();
-  if (!paths.ok()) return paths.status();
-  return std::move(paths->no_int8_reason);
-}
-
 // " (K split so that ...: 1 layer in 4 chunks, 2 in 8)" for the layers of
 // `path` that are split, or "".
 std::string SplitClause(const internal::QuantizedLayers& layers,
@@ -108,18 +101,18 @@ std::string Describe(const graph::Graph& graph,
 absl::StatusOr<std::unique_ptr<EsbExecutor>> EsbExecutor::Create(
     const graph::Graph& graph, const std::map<std::string, LayerQuant>& layers,
     const EsbExecutorOptions& options, const WeightIntegers* integers) {
-  std::string no_fast, no_int8;
+  internal::PathRules rules;
   if (options.path == EsbExecutorOptions::Path::kReference) {
-    no_fast = "reference path requested";
+    rules.no_fast = "reference path requested";
   } else if (options.path == EsbExecutorOptions::Path::kExactFloat) {
-    no_int8 = "exact f32 path requested";
+    rules.no_int8 = "exact f32 path requested";
   } else {
-    auto reason = MachineReason();
-    if (!reason.ok()) return reason.status();
-    no_int8 = *std::move(reason);
+    absl::StatusOr<CpuPaths> cpu = DetectCpuPaths();
+    if (!cpu.ok()) return cpu.status();
+    rules.no_int8 = std::move(cpu->no_int8_reason);
+    rules.int16_pairs = cpu->int16_pairs;
   }
-  auto prepared =
-      internal::PrepareLayers(graph, layers, no_fast, no_int8, integers);
+  auto prepared = internal::PrepareLayers(graph, layers, rules, integers);
   if (!prepared.ok()) return prepared.status();
   auto shared =
       std::make_shared<const internal::QuantizedLayers>(*std::move(prepared));

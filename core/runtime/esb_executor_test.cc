@@ -295,7 +295,7 @@ TEST(EsbExecutorTest, ConvPathsAgreeWithTheFormulas) {
       const Graph g = OneNode(Op::kConv, x_decl, constants, c.attrs);
       const LayerQuant q{wf, Alphas(c.w[0], 0.2f), af, 0.11f};
       const Result r = RunBoth(g, {{"n", q}}, x);
-      EXPECT_EQ(r.description, FastHere({"n"})) << what;
+      EXPECT_EQ(r.description, FastHere({"n"}, af, wf)) << what;
       EXPECT_EQ(r.float_description, kFloatRequested) << what;
       ExpectBitIdentical(r.fast, r.reference, what + " fast vs reference");
       ExpectBitIdentical(r.exact_float, r.reference,
@@ -353,7 +353,7 @@ TEST(EsbExecutorTest, GemmAndMatMulPathsAgreeWithTheFormulas) {
       const int64_t m = c.attrs.trans_b ? c.b[0] : c.b[1];
       const LayerQuant q{wf, Alphas(m, 0.2f), af, 0.17f};
       const Result r = RunBoth(g, {{"n", q}}, x);
-      EXPECT_EQ(r.description, FastHere({"n"})) << what;
+      EXPECT_EQ(r.description, FastHere({"n"}, af, wf)) << what;
       EXPECT_EQ(r.float_description, kFloatRequested) << what;
       ExpectBitIdentical(r.fast, r.reference, what + " fast vs reference");
       ExpectBitIdentical(r.exact_float, r.reference,
@@ -396,11 +396,13 @@ TEST(EsbExecutorTest, ChainedLayersRequantizeExactly) {
   g.nodes.push_back({"c1", Op::kConv, {"x", "w1"}, {"h"}, pad});
   g.nodes.push_back({"c2", Op::kConv, {"h", "w2", "b2"}, {"y"}, {}});
   g.outputs.push_back({"y", {}});
-  const LayerQuant q1{F(4, 2, true), Alphas(8, 0.2f), F(4, 2, true), 0.1f};
+  // Unsigned inputs: both layers take one fast path on every x86-64 CPU.
+  const LayerQuant q1{F(4, 2, true), Alphas(8, 0.2f), F(4, 2, false), 0.1f};
   const LayerQuant q2{F(4, 2, true), Alphas(4, 0.1f), F(4, 2, false), 0.2f};
-  const Tensor x = Random({2, 3, 6, 6}, 4, -2.0f, 2.0f);
+  const Tensor x = Random({2, 3, 6, 6}, 4, 0.0f, 2.0f);
   const Result r = RunBoth(g, {{"c1", q1}, {"c2", q2}}, x);
-  EXPECT_EQ(r.description, FastHere({"c1", "c2"}));
+  EXPECT_EQ(r.description,
+            FastHere({"c1", "c2"}, F(4, 2, false), F(4, 2, true)));
   // Either fast path's epilogue writes the next layer's integers.
   EsbExecutorOptions exact_float;
   exact_float.path = EsbExecutorOptions::Path::kExactFloat;
@@ -452,7 +454,8 @@ TEST(EsbExecutorTest, LongReductionsWithLargeIntegersSplitK) {
   const std::string split =
       " (K split so that every chunk's accumulator stays within 2^24: 1 "
       "layer in 4 chunks)";
-  EXPECT_EQ(r.description, FastHere({"n"}, split));
+  EXPECT_EQ(r.description,
+            FastHere({"n"}, F(8, 8, false), F(8, 7, true), split));
   EXPECT_EQ(r.float_description,
             absl::StrCat("exact f32 path on 1 of 1 layer", split,
                          ": exact f32 path requested (layer 'n')"));
@@ -473,18 +476,21 @@ TEST(EsbExecutorTest, OneAndThreeSpatialDims) {
   for (const auto& [x_shape, w_shape, attrs] :
        {std::tuple{Shape{2, 3, 11}, Shape{4, 3, 3}, a1},
         std::tuple{Shape{2, 2, 4, 5, 6}, Shape{3, 2, 2, 2, 3}, a3}}) {
-    const Tensor w = Random(w_shape, 1, -1.0f, 1.0f);
-    Shape decl = x_shape;
-    decl[0] = graph::kBatch;
-    const Graph g = OneNode(Op::kConv, decl, {{"w", w}}, attrs);
-    const LayerQuant q{F(4, 2, true), Alphas(w_shape[0], 0.2f), F(4, 2, true),
-                       0.1f};
-    const Result r = RunBoth(g, {{"n", q}}, Random(x_shape, 2, -1.0f, 1.0f));
-    EXPECT_EQ(r.description, FastHere({"n"}));
-    ExpectBitIdentical(r.fast, r.reference,
-                       std::to_string(x_shape.size() - 2) + "-D conv");
-    ExpectBitIdentical(r.exact_float, r.reference,
-                       std::to_string(x_shape.size() - 2) + "-D conv f32");
+    for (bool signed_input : {true, false}) {
+      const std::string what = absl::StrCat(x_shape.size() - 2, "-D conv, ",
+                                            signed_input ? "s" : "u", "8");
+      const Tensor w = Random(w_shape, 1, -1.0f, 1.0f);
+      Shape decl = x_shape;
+      decl[0] = graph::kBatch;
+      const Graph g = OneNode(Op::kConv, decl, {{"w", w}}, attrs);
+      const Format in = F(4, 2, signed_input);
+      const LayerQuant q{F(4, 2, true), Alphas(w_shape[0], 0.2f), in, 0.1f};
+      const Result r = RunBoth(
+          g, {{"n", q}}, Random(x_shape, 2, signed_input ? -1.0f : 0.0f, 1.0f));
+      EXPECT_EQ(r.description, FastHere({"n"}, in, F(4, 2, true))) << what;
+      ExpectBitIdentical(r.fast, r.reference, what);
+      ExpectBitIdentical(r.exact_float, r.reference, what + " f32");
+    }
   }
 }
 
@@ -507,7 +513,8 @@ TEST(EsbExecutorTest, MixedPathsAndUnquantizedNodesAreDescribed) {
   const LayerQuant t{F(4, 2, true), Alphas(3, 0.2f), F(4, 2, true), 0.3f};
   auto e = EsbExecutor::Create(g, {{"fc1", fits}, {"fc2", wide}, {"t", t}});
   ASSERT_TRUE(e.ok()) << e.status();
-  const std::string cpu = NoInt8Here();
+  // fc1's input is signed: the exact f32 path without VNNI.
+  const std::string cpu = NotInt8Here(F(4, 2, true), F(4, 2, true));
   const std::string rest =
       "reference path on 1 layer: Gemm with trans_a (the fast paths read A "
       "row-major) (layer 't'); 1 Conv/Gemm/MatMul without a layer entry in "
@@ -517,6 +524,12 @@ TEST(EsbExecutorTest, MixedPathsAndUnquantizedNodesAreDescribed) {
               "int8 fast path on 1 of 3 layers; exact f32 path on 1 layer: b8 "
               "sb4 signed weights do not fit int8 (layer 'fc2'); " +
                   rest);
+  } else if (NoInt8Here().empty()) {  // No VNNI.
+    EXPECT_EQ((*e)->Description(),
+              absl::StrCat("exact f32 path on 2 of 3 layers: ", cpu,
+                           " (layer 'fc1'), b8 sb4 signed weights do not fit "
+                           "int8 (layer 'fc2'); ",
+                           rest));
   } else {
     EXPECT_EQ((*e)->Description(),
               absl::StrCat("exact f32 path on 2 of 3 layers: ", cpu,
@@ -552,6 +565,77 @@ TEST(EsbExecutorTest, ManyLayersWithOneReasonAreCounted) {
   EXPECT_EQ((*e)->Description(),
             "exact f32 path on 5 of 5 layers: exact f32 path requested "
             "(layers 'fc0', 'fc1', 'fc2' and 2 more)");
+}
+
+// Where oneDNN sums pairs of u8 x s8 products in int16 (x86-64 without
+// VNNI), the int8 path takes unsigned inputs whose pairs stay within
+// 32767: 2 * 255 * 64 = 32640 does, 2 * 255 * 127 does not, and neither
+// does a signed input. The rule is injected, so it is checked on any CPU.
+TEST(EsbExecutorTest, Int16PairsBoundTheInt8Path) {
+  Graph g;
+  g.inputs.push_back({"x", {graph::kBatch, 4}});
+  std::map<std::string, LayerQuant> layers;
+  const std::vector<std::pair<std::string, LayerQuant>> cases = {
+      // u8 up to 255 with b4 sb1 weights (powers of two up to 64).
+      {"u8_w64", {F(4, 1, true), Alphas(4, 0.1f), F(8, 8, false), 0.1f}},
+      {"u8_w127", {F(8, 7, true), Alphas(4, 0.1f), F(8, 8, false), 0.1f}},
+      {"s8_w12", {F(4, 2, true), Alphas(4, 0.1f), F(4, 2, true), 0.1f}},
+      {"u4_w12", {F(4, 2, true), Alphas(4, 0.1f), F(4, 2, false), 0.1f}},
+  };
+  for (const auto& [name, q] : cases) {
+    g.constants["w" + name] = Random({4, 4}, 9, -1.0f, 1.0f);
+    g.nodes.push_back({name, Op::kGemm, {"x", "w" + name}, {name}, {}});
+    g.outputs.push_back({name, {}});
+    layers.emplace(name, q);
+  }
+  EXPECT_EQ(F(4, 1, true).max_integer(), 64);
+  EXPECT_EQ(F(8, 8, false).max_integer(), 255);
+  internal::PathRules rules;
+  rules.int16_pairs = true;
+  auto prepared = internal::PrepareLayers(g, layers, rules);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  std::map<std::string, const internal::QuantizedLayer*> by_name;
+  for (const auto& [index, layer] : prepared->by_node) {
+    by_name[layer.name] = &layer;
+  }
+  EXPECT_EQ(by_name.at("u8_w64")->path, LayerPath::kInt8);
+  EXPECT_EQ(by_name.at("u4_w12")->path, LayerPath::kInt8);
+  EXPECT_EQ(by_name.at("u8_w127")->path, LayerPath::kFloat);
+  EXPECT_EQ(by_name.at("u8_w127")->reason,
+            "the CPU has no VNNI, so oneDNN sums pairs of u8 x s8 products "
+            "in int16, which inputs up to 255 times b8 sb7 signed weights up "
+            "to 127 may overflow");
+  EXPECT_EQ(by_name.at("s8_w12")->path, LayerPath::kFloat);
+  EXPECT_EQ(by_name.at("s8_w12")->reason,
+            "the CPU has no VNNI, where oneDNN's int8 kernels are not exact "
+            "for a signed input");
+  // With VNNI (no int16 pairs) every one of them takes the int8 path.
+  prepared = internal::PrepareLayers(g, layers, {});
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  for (const auto& [index, layer] : prepared->by_node) {
+    EXPECT_EQ(layer.path, LayerPath::kInt8) << layer.name;
+  }
+}
+
+// Pairs of products at the int16 limit, 255 * (+-64) + 255 * (+-64), on
+// this CPU's int8 path: exact, as the rule above promises. A 3x3
+// convolution of 8 channels, so oneDNN's kernels pair products of
+// neighbouring channels and taps.
+TEST(EsbExecutorTest, PairsAtTheInt16LimitAreExact) {
+  Tensor w = Random({16, 8, 3, 3}, 11, -1.0f, 1.0f);
+  for (float& v : w.data) v = v < 0.0f ? -64.0f : 64.0f;
+  const Graph g = OneNode(Op::kConv, {graph::kBatch, 8, 6, 6}, {{"w", w}}, {});
+  // Integer views: b4 sb1 weights in units of alpha = 1, so 64 is the
+  // integer 64; b8 sb8 unsigned inputs in units of alpha / 128 = 1.
+  const LayerQuant q{F(4, 1, true), std::vector<float>(16, 1.0f),
+                     F(8, 8, false), 128.0f};
+  Tensor x = Random({2, 8, 6, 6}, 12, 0.0f, 1.0f);
+  for (float& v : x.data) v = v < 0.3f ? 0.0f : 255.0f;
+  const Result r = RunBoth(g, {{"n", q}}, x);
+  EXPECT_EQ(r.description, FastHere({"n"}, F(8, 8, false), F(4, 1, true)));
+  ExpectBitIdentical(r.fast, r.reference, "pairs at the limit");
+  ExpectBitIdentical(r.reference, ExpectedConv(x, w, nullptr, {}, q),
+                     "pairs at the limit vs formulas");
 }
 
 TEST(EsbExecutorTest, BadLayerMapsAreRefusedByName) {

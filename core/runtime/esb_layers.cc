@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -116,8 +115,7 @@ bool ChooseSplit(const Reduction& r, int64_t multiplier, int64_t max_l1,
 
 absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
                                        const Node& node, const LayerQuant& q,
-                                       const std::string& no_fast_reason,
-                                       const std::string& no_int8_reason,
+                                       const PathRules& rules,
                                        const std::vector<int32_t>* integers) {
   QuantizedLayer layer(q);
   layer.name = node.name;
@@ -247,16 +245,18 @@ absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
     }
     return "";
   };
-  if (!no_fast_reason.empty()) {
-    layer.reason = no_fast_reason;
+  if (!rules.no_fast.empty()) {
+    layer.reason = rules.no_fast;
     return layer;
   }
-  std::string not_int8 = no_int8_reason;
+  std::string not_int8 = rules.no_int8;
   if (not_int8.empty() && !in.fits_int8()) {
     not_int8 = absl::StrCat("input ", in.ToString(), " does not fit ",
                             in.is_signed() ? "int8" : "uint8");
   } else if (not_int8.empty() && (!wf.is_signed() || !wf.fits_int8())) {
     not_int8 = absl::StrCat(wf.ToString(), " weights do not fit int8");
+  } else if (not_int8.empty() && rules.int16_pairs) {
+    not_int8 = Int16PairReason(in, wf);
   }
   if (not_int8.empty()) {
     // VNNI multiplies u8 by s8: oneDNN shifts an s8 source by +128.
@@ -315,10 +315,24 @@ void LinkRequantization(const graph::Graph& graph, QuantizedLayers& layers) {
 
 }  // namespace
 
+std::string Int16PairReason(const Format& in, const Format& weights) {
+  if (in.is_signed()) {
+    return "the CPU has no VNNI, where oneDNN's int8 kernels are not exact "
+           "for a signed input";
+  }
+  constexpr int64_t kInt16Max = 32767;
+  const int64_t pair = int64_t{2} * in.max_integer() * weights.max_integer();
+  if (pair <= kInt16Max) return "";
+  return absl::StrCat(
+      "the CPU has no VNNI, so oneDNN sums pairs of u8 x s8 products in "
+      "int16, which inputs up to ",
+      in.max_integer(), " times ", weights.ToString(), " weights up to ",
+      weights.max_integer(), " may overflow");
+}
+
 absl::StatusOr<QuantizedLayers> PrepareLayers(
     const graph::Graph& graph, const std::map<std::string, LayerQuant>& layers,
-    const std::string& no_fast_reason, const std::string& no_int8_reason,
-    const WeightIntegers* integers) {
+    const PathRules& rules, const WeightIntegers* integers) {
   std::map<std::string, int> index_of;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     index_of[graph.nodes[i].name] = static_cast<int>(i);
@@ -341,8 +355,7 @@ absl::StatusOr<QuantizedLayers> PrepareLayers(
       auto found = integers->find(name);
       if (found != integers->end()) exact = &found->second;
     }
-    auto layer =
-        Prepare(graph, node, quant, no_fast_reason, no_int8_reason, exact);
+    auto layer = Prepare(graph, node, quant, rules, exact);
     if (!layer.ok()) return layer.status();
     out.by_node.emplace(it->second, *std::move(layer));
   }

@@ -19,8 +19,11 @@
 // avx2_vnni convolution with an s8 source is off even below 2^24 once the
 // source shifted by +128 (VNNI multiplies u8 by s8, so oneDNN adds 128 to
 // an s8 source and subtracts 128 * sum w afterwards) takes the sum past it.
-// Without VNNI oneDNN sums pairs of u8 x s8 products in saturating int16,
-// so the int8 path needs a VNNI CPU (CpuPaths).
+// Without VNNI (x86-64 AVX2 and older) oneDNN sums pairs of u8 x s8
+// products in saturating int16 before widening them to s32, so there the
+// int8 path takes a layer only when no pair can reach past 32767, and only
+// with an unsigned input: for an s8 one oneDNN's kernels without VNNI
+// (which rescale the weights) were measured off even with 4-bit weights.
 //
 // Exact f32 (oneDNN f32 convolution_direct / matmul on the integers held
 // as floats, f32 out). Products and sums of integers are exact in f32
@@ -46,9 +49,12 @@
 // the 1x1 convolution of [1, K, rows, 1] channels-last, the very bytes of
 // row-major A. Unsplit layers run one convolution / matmul as before.
 // A layer takes the int8 path when
-//   - the CPU allows it (`no_int8_reason` is empty),
+//   - the CPU allows it (PathRules::no_int8 is empty),
 //   - the input format fits u8 (unsigned) or s8 (signed) and the weight
 //     format is signed and fits s8 (Format::fits_int8()),
+//   - where the CPU sums pairs in int16 (PathRules::int16_pairs), the
+//     input is unsigned and 2 * max_integer(input) * max_integer(weights)
+//     <= 32767 (Int16PairReason),
 //   - and the conditions common to both hold:
 //       acc_bound <= INT32_MAX and some equal split of K into at most
 //       kMaxSplits chunks keeps chunk_bound within 2^24, and
@@ -128,10 +134,29 @@ struct QuantizedLayers {
   }
 };
 
-// Prepares every layer of `layers` (keyed by node name). A non-empty
-// `no_fast_reason` puts every layer on the reference path with that reason
-// (e.g. "reference path requested"); a non-empty `no_int8_reason` (the
-// CPU's, CpuPaths) keeps every layer off the int8 path. INVALID_ARGUMENT naming
+// What the paths may take, from EsbExecutorOptions::Path and CpuPaths.
+struct PathRules {
+  // Non-empty: every layer runs the reference, for this reason (e.g.
+  // "reference path requested").
+  std::string no_fast;
+  // Non-empty: no layer takes the int8 path, for this reason.
+  std::string no_int8;
+  // The CPU's int8 kernels sum pairs of u8 x s8 products in saturating
+  // int16 (CpuPaths::int16_pairs): the int8 path then takes only layers
+  // with a u8 source whose every pair stays within int16.
+  bool int16_pairs = false;
+};
+
+// Where oneDNN sums pairs of u8 x s8 products in saturating int16
+// (PathRules::int16_pairs), why a layer with input format `in` and weight
+// format `weights` (both fitting int8) may not take the int8 path, or "".
+// Signed inputs may not: oneDNN 2.6's s8-source kernels without VNNI were
+// measured inexact even for 4-bit weights. Unsigned ones may when
+// 2 * max_integer(in) * max_integer(weights) <= 32767.
+std::string Int16PairReason(const Format& in, const Format& weights);
+
+// Prepares every layer of `layers` (keyed by node name) under `rules`.
+// INVALID_ARGUMENT naming
 // the layer when an entry names no node or a node that is not Conv, Gemm or
 // MatMul, when scales or weights are unusable (QuantizeWeights), when the
 // input scale is not finite and positive, or for a Gemm C that is not a
@@ -141,8 +166,7 @@ struct QuantizedLayers {
 // shape, instead of quantizing the float weights.
 absl::StatusOr<QuantizedLayers> PrepareLayers(
     const graph::Graph& graph, const std::map<std::string, LayerQuant>& layers,
-    const std::string& no_fast_reason, const std::string& no_int8_reason,
-    const WeightIntegers* integers = nullptr);
+    const PathRules& rules, const WeightIntegers* integers = nullptr);
 
 }  // namespace esb::runtime::internal
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/pipeline/calibrate.h"
 #include "core/runtime/esb_executor.h"
 #include "core/runtime/esb_paths_testing.h"
@@ -22,6 +23,7 @@ namespace esb::runtime {
 namespace {
 
 using graph::Tensor;
+using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 using demo::DemoBatch;
@@ -103,14 +105,30 @@ TEST_P(EsbModelTest, FastAndReferencePathsAreBitIdentical) {
     ASSERT_TRUE(exact_float.ok()) << exact_float.status();
     ASSERT_TRUE(reference.ok()) << reference.status();
     const std::string all = std::to_string(layers.size());
-    const std::string cpu = NoInt8Here();
-    if (cpu.empty()) {
+    // Each layer on the int8 path where this CPU takes it for its formats,
+    // else on the exact f32 path, and the description says why.
+    int int8 = 0;
+    for (const auto& [name, q] : layers) {
+      const std::string why = NotInt8Here(q.input_format, q.weight_format);
+      EXPECT_EQ((*fast)->layer_paths().at(name),
+                why.empty() ? LayerPath::kInt8 : LayerPath::kFloat)
+          << name;
+      if (why.empty()) {
+        ++int8;
+      } else {
+        EXPECT_THAT((*fast)->Description(), HasSubstr(why)) << name;
+      }
+    }
+    if (int8 == static_cast<int>(layers.size())) {
       EXPECT_EQ((*fast)->Description(),
                 "int8 fast path on " + all + " of " + all + " layers");
+    } else if (int8 > 0) {
+      EXPECT_THAT((*fast)->Description(),
+                  StartsWith(absl::StrCat("int8 fast path on ", int8, " of ",
+                                          all, " layers; exact f32 path on ")));
     } else {
       EXPECT_THAT((*fast)->Description(),
-                  StartsWith("exact f32 path on " + all + " of " + all +
-                             " layers: " + cpu + " (layers '"));
+                  StartsWith("exact f32 path on " + all + " of " + all));
     }
     EXPECT_THAT((*exact_float)->Description(),
                 StartsWith("exact f32 path on " + all + " of " + all +

@@ -1,5 +1,7 @@
-// Test helpers: what EsbExecutor reports on this CPU for layers that fit
-// the int8 fast path (the int8 path with VNNI, else the exact f32 path).
+// Test helpers: what EsbExecutor reports on this CPU for layers whose
+// formats fit int8 (the int8 path with VNNI; without it, the int8 path
+// for unsigned inputs whose pairs of products fit int16, else the exact
+// f32 path).
 #ifndef ESB_CORE_RUNTIME_ESB_PATHS_TESTING_H_
 #define ESB_CORE_RUNTIME_ESB_PATHS_TESTING_H_
 
@@ -8,21 +10,34 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/esb/format.h"
 #include "core/runtime/cpu_paths.h"
+#include "core/runtime/esb_layers.h"
 
 namespace esb::runtime {
 
-// "" when this CPU takes the int8 fast path, else why not (CpuPaths).
+// Why no layer takes the int8 fast path on this CPU, whatever its formats
+// (CpuPaths::no_int8_reason), or "".
 inline std::string NoInt8Here() {
   absl::StatusOr<CpuPaths> paths = DetectCpuPaths();
   return paths.ok() ? paths->no_int8_reason : paths.status().ToString();
 }
 
-// The description of kAuto for layers `names` whose formats fit int8,
-// all on this CPU's fast path. `split`: the K split clause, or "".
+// Why a layer with input format `in` and weight format `weights`, both
+// fitting int8, does not take the int8 fast path on this CPU, or "".
+inline std::string NotInt8Here(const Format& in, const Format& weights) {
+  absl::StatusOr<CpuPaths> paths = DetectCpuPaths();
+  if (!paths.ok()) return paths.status().ToString();
+  if (!paths->no_int8_reason.empty()) return paths->no_int8_reason;
+  return paths->int16_pairs ? internal::Int16PairReason(in, weights) : "";
+}
+
+// The description of kAuto for layers `names`, all with formats `in` and
+// `weights` that fit int8. `split`: the K split clause, or "".
 inline std::string FastHere(const std::vector<std::string>& names,
+                            const Format& in, const Format& weights,
                             const std::string& split = "") {
-  const std::string reason = NoInt8Here();
+  const std::string reason = NotInt8Here(in, weights);
   const size_t n = names.size();
   if (reason.empty()) {
     return absl::StrCat("int8 fast path on ", n, " of ", n, " layers", split);

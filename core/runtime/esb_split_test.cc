@@ -168,10 +168,11 @@ int64_t Chunks(const std::map<std::string, int64_t>& k_chunks,
   return it == k_chunks.end() ? 0 : it->second;
 }
 
-// The start of kAuto's description of one split layer on this CPU.
-std::string SplitHere() {
-  return NoInt8Here().empty() ? "int8 fast path on 1 of 1 layers (K split"
-                              : "exact f32 path on 1 of 1 layer (K split";
+// The start of kAuto's description of one split layer with formats `in`
+// and `w` on this CPU.
+std::string SplitHere(const Format& in, const Format& w) {
+  return NotInt8Here(in, w).empty() ? "int8 fast path on 1 of 1 layers (K split"
+                                    : "exact f32 path on 1 of 1 layer (K split";
 }
 constexpr char kFloatSplit[] = "exact f32 path on 1 of 1 layer (K split";
 
@@ -259,7 +260,9 @@ TEST(EsbSplitTest, ConvPathsAgreeBitForBit) {
     const LayerQuant q{kW8, FullScaleAlphas(w, 0, kW8),
                        c.signed_input ? kS8 : kU8, 0.5f};
     const Result r = RunBoth(g, {{"n", q}}, x);
-    EXPECT_THAT(r.description, HasSubstr(SplitHere())) << c.name;
+    EXPECT_THAT(r.description,
+                HasSubstr(SplitHere(q.input_format, q.weight_format)))
+        << c.name;
     EXPECT_THAT(r.float_description, HasSubstr(kFloatSplit)) << c.name;
     if (c.attrs.dilations.empty()) {
       EXPECT_GT(FirstWindowAccumulator(x, w, c.attrs.group, q), k2To24)
@@ -322,7 +325,9 @@ TEST(EsbSplitTest, GemmAndMatMulPathsAgreeBitForBit) {
     const LayerQuant q{kW8, FullScaleAlphas(b, tb ? 0 : 1, kW8),
                        c.signed_input ? kS8 : kU8, 0.5f};
     const Result r = RunBoth(g, {{"n", q}}, x);
-    EXPECT_THAT(r.description, HasSubstr(SplitHere())) << c.name;
+    EXPECT_THAT(r.description,
+                HasSubstr(SplitHere(q.input_format, q.weight_format)))
+        << c.name;
     EXPECT_THAT(r.float_description, HasSubstr(kFloatSplit)) << c.name;
     EXPECT_GT(MaxGemmAccumulator(x, b, tb, q), k2To24) << c.name;
     ExpectSplitAndExact(r, "n", c.name);
@@ -349,9 +354,9 @@ TEST(EsbSplitTest, ChainedSplitLayersRequantizeExactly) {
                       700.0f};
   const Tensor x = Random({1, 512, 4, 4}, 3, 0.4f, 1.0f);
   const Result r = RunBoth(g, {{"c1", q1}, {"c2", q2}}, x);
-  EXPECT_THAT(r.description,
-              HasSubstr(NoInt8Here().empty() ? "int8 fast path on 2 of 2 layers"
-                                             : "exact f32 path on 2 of 2"));
+  EXPECT_THAT(r.description, HasSubstr(NotInt8Here(kU8, kW8).empty()
+                                           ? "int8 fast path on 2 of 2 layers"
+                                           : "exact f32 path on 2 of 2"));
   ExpectSplitAndExact(r, "c1", "chain c1");
   EXPECT_GT(Chunks(r.k_chunks, "c2"), 1);
   EXPECT_GT(Chunks(r.float_k_chunks, "c2"), 1);
@@ -387,6 +392,22 @@ TEST(EsbSplitTest, ChunkCountFollowsTheWeights) {
   }
 }
 
+// Weights up to 64 (b4 sb1) with u8 inputs take the int8 path even where
+// oneDNN sums pairs in int16 (2 * 255 * 64 <= 32767), so the split is
+// exercised there too: 255 * 64 * 2048 > 2^24 needs 2 chunks.
+TEST(EsbSplitTest, SmallWeightsSplitOnTheInt8PathWithoutVnni) {
+  const Format w4 = F(4, 1, true);
+  Tensor w = Random({2048, 5}, 13, -1.0f, 1.0f);
+  for (float& v : w.data) v = v < -0.2f ? -1.0f : 1.0f;
+  const Graph g = OneNode(Op::kGemm, {graph::kBatch, 2048}, {{"w", w}}, {});
+  const LayerQuant q{w4, FullScaleAlphas(w, 1, w4), kU8, 1.0f / 255.0f};
+  const Result r = RunBoth(g, {{"n", q}}, Random({3, 2048}, 14, 0.8f, 1.0f));
+  EXPECT_THAT(r.description, HasSubstr(SplitHere(kU8, w4)));
+  EXPECT_EQ(Chunks(r.k_chunks, "n"), 2);
+  ExpectBitIdentical(r.fast, r.reference, "b4 sb1 split");
+  ExpectBitIdentical(r.exact_float, r.reference, "b4 sb1 split f32");
+}
+
 TEST(EsbSplitTest, SplitLayersAreDescribed) {
   Graph g;
   g.inputs.push_back({"x", {graph::kBatch, 4096}});
@@ -410,7 +431,7 @@ TEST(EsbSplitTest, SplitLayersAreDescribed) {
       EsbExecutor::Create(g, {{"fc1", full}, {"fc2", half}, {"fc3", small}});
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ((*e)->Description(),
-            FastHere({"fc1", "fc2", "fc3"},
+            FastHere({"fc1", "fc2", "fc3"}, kU8, kW8,
                      " (K split so that every chunk's accumulator stays within "
                      "2^24: 1 layer in 4 chunks, 1 in 8)"));
   EXPECT_EQ((*e)->k_chunks(), (std::map<std::string, int64_t>{
