@@ -4,13 +4,16 @@
 //
 //   esb_zoo_bench --model M.onnx --input X.npy [--esbm model.esbm]
 //                 --out DIR [--batches 1,8] [--threads 2] [--warmup 3]
-//                 [--min_runs 7] [--min_seconds 2]
+//                 [--min_runs 7] [--min_seconds 2] [--engines fp32,esb]
+//                 [--esb_path auto|exact_float|reference]
 //
 // Engines: "fp32" is runtime::Executor on the imported and optimised model
 // (what `esbctl run` runs); "esb" is runtime::EsbExecutor on the package
 // read back and unpacked with its integer codes (what esb-agent runs). For
 // each engine and batch B the input is the first B items of X (cycled when
-// X holds fewer). The first run (which builds the plan) is timed on its
+// X holds fewer). --esb_path picks EsbExecutorOptions::Path, so that
+// bench/check_paths.sh can compare the paths' outputs bit for bit on a
+// whole model. The first run (which builds the plan) is timed on its
 // own, then --warmup more runs, then runs timed one at a time until there
 // are at least --min_runs and --min_seconds have passed; the figures are
 // the median and the minimum of those.
@@ -58,6 +61,9 @@ ABSL_FLAG(int, threads, 2, "OpenMP threads per run.");
 ABSL_FLAG(int, warmup, 3, "Untimed runs after the first.");
 ABSL_FLAG(int, min_runs, 7, "Fewest timed runs.");
 ABSL_FLAG(double, min_seconds, 2, "Least time spent in timed runs.");
+ABSL_FLAG(std::string, engines, "fp32,esb", "Engines to run: fp32, esb.");
+ABSL_FLAG(std::string, esb_path, "auto",
+          "The ESB layers' path: auto, exact_float or reference.");
 
 namespace {
 
@@ -175,7 +181,8 @@ absl::StatusOr<std::unique_ptr<esb::runtime::Executor>> Fp32Executor(
 }
 
 absl::StatusOr<std::unique_ptr<esb::runtime::EsbExecutor>> EsbExecutor(
-    const std::string& path, int threads) {
+    const std::string& path, int threads,
+    esb::runtime::EsbExecutorOptions::Path esb_path) {
   absl::StatusOr<std::string> bytes =
       esb::ReadFileToString(esb::Env::Default(), path);
   if (!bytes.ok()) return bytes.status();
@@ -187,6 +194,7 @@ absl::StatusOr<std::unique_ptr<esb::runtime::EsbExecutor>> EsbExecutor(
   if (!model.ok()) return model.status();
   esb::runtime::EsbExecutorOptions options;
   options.threads = threads;
+  options.path = esb_path;
   return esb::runtime::EsbExecutor::Create(model->graph, model->layers, options,
                                            &model->weight_integers);
 }
@@ -217,6 +225,29 @@ int main(int argc, char** argv) {
     }
     batches.push_back(b);
   }
+  bool run_fp32 = false, run_esb = false;
+  for (absl::string_view e :
+       absl::StrSplit(absl::GetFlag(FLAGS_engines), ',')) {
+    if (e == "fp32") {
+      run_fp32 = true;
+    } else if (e == "esb") {
+      run_esb = true;
+    } else {
+      return Usage(
+          absl::StrCat("--engines: '", e, "' is neither fp32 nor esb"));
+    }
+  }
+  using Path = esb::runtime::EsbExecutorOptions::Path;
+  const std::string path_flag = absl::GetFlag(FLAGS_esb_path);
+  Path esb_path = Path::kAuto;
+  if (path_flag == "exact_float") {
+    esb_path = Path::kExactFloat;
+  } else if (path_flag == "reference") {
+    esb_path = Path::kReference;
+  } else if (path_flag != "auto") {
+    return Usage(absl::StrCat("--esb_path: '", path_flag,
+                              "' is not auto, exact_float or reference"));
+  }
   const int threads = absl::GetFlag(FLAGS_threads);
   Options options;
   options.warmup = absl::GetFlag(FLAGS_warmup);
@@ -231,17 +262,21 @@ int main(int argc, char** argv) {
   }
   const std::string suffix = absl::StrCat("_b", batches.back(), ".npy");
 
-  if (auto fp32 = Fp32Executor(model, threads); !fp32.ok()) {
-    PrintError("fp32", fp32.status());
-  } else {
-    Measure(
-        "fp32", [&](const std::vector<Tensor>& in) { return (*fp32)->Run(in); },
-        *x, batches, options, out + "/fp32" + suffix);
+  if (run_fp32) {
+    auto fp32 = Fp32Executor(model, threads);
+    if (!fp32.ok()) {
+      PrintError("fp32", fp32.status());
+    } else {
+      Measure(
+          "fp32",
+          [&](const std::vector<Tensor>& in) { return (*fp32)->Run(in); }, *x,
+          batches, options, out + "/fp32" + suffix);
+    }
   }
 
   const std::string esbm = absl::GetFlag(FLAGS_esbm);
-  if (esbm.empty()) return 0;
-  auto esb = EsbExecutor(esbm, threads);
+  if (esbm.empty() || !run_esb) return 0;
+  auto esb = EsbExecutor(esbm, threads, esb_path);
   if (!esb.ok()) {
     PrintError("esb", esb.status());
     return 0;
