@@ -295,7 +295,10 @@ TEST(EsbExecutorTest, ConvPathsAgreeWithTheFormulas) {
       const Graph g = OneNode(Op::kConv, x_decl, constants, c.attrs);
       const LayerQuant q{wf, Alphas(c.w[0], 0.2f), af, 0.11f};
       const Result r = RunBoth(g, {{"n", q}}, x);
-      EXPECT_EQ(r.description, FastHere({"n"}, af, wf)) << what;
+      const bool pointwise = c.w[2] == 1 && c.w[3] == 1 &&
+                             c.attrs.pads.empty() && c.attrs.strides.empty() &&
+                             c.attrs.group == 1;
+      EXPECT_EQ(r.description, FastHere({"n"}, af, wf, pointwise)) << what;
       EXPECT_EQ(r.float_description, kFloatRequested) << what;
       ExpectBitIdentical(r.fast, r.reference, what + " fast vs reference");
       ExpectBitIdentical(r.exact_float, r.reference,
@@ -353,7 +356,7 @@ TEST(EsbExecutorTest, GemmAndMatMulPathsAgreeWithTheFormulas) {
       const int64_t m = c.attrs.trans_b ? c.b[0] : c.b[1];
       const LayerQuant q{wf, Alphas(m, 0.2f), af, 0.17f};
       const Result r = RunBoth(g, {{"n", q}}, x);
-      EXPECT_EQ(r.description, FastHere({"n"}, af, wf)) << what;
+      EXPECT_EQ(r.description, FastHere({"n"}, af, wf, true)) << what;
       EXPECT_EQ(r.float_description, kFloatRequested) << what;
       ExpectBitIdentical(r.fast, r.reference, what + " fast vs reference");
       ExpectBitIdentical(r.exact_float, r.reference,
@@ -402,7 +405,7 @@ TEST(EsbExecutorTest, ChainedLayersRequantizeExactly) {
   const Tensor x = Random({2, 3, 6, 6}, 4, 0.0f, 2.0f);
   const Result r = RunBoth(g, {{"c1", q1}, {"c2", q2}}, x);
   EXPECT_EQ(r.description,
-            FastHere({"c1", "c2"}, F(4, 2, false), F(4, 2, true)));
+            FastHere({"c1", "c2"}, F(4, 2, false), F(4, 2, true), false));
   // Either fast path's epilogue writes the next layer's integers.
   EsbExecutorOptions exact_float;
   exact_float.path = EsbExecutorOptions::Path::kExactFloat;
@@ -455,7 +458,7 @@ TEST(EsbExecutorTest, LongReductionsWithLargeIntegersSplitK) {
       " (K split so that every chunk's accumulator stays within 2^24: 1 "
       "layer in 4 chunks)";
   EXPECT_EQ(r.description,
-            FastHere({"n"}, F(8, 8, false), F(8, 7, true), split));
+            FastHere({"n"}, F(8, 8, false), F(8, 7, true), false, split));
   EXPECT_EQ(r.float_description,
             absl::StrCat("exact f32 path on 1 of 1 layer", split,
                          ": exact f32 path requested (layer 'n')"));
@@ -487,7 +490,8 @@ TEST(EsbExecutorTest, OneAndThreeSpatialDims) {
       const LayerQuant q{F(4, 2, true), Alphas(w_shape[0], 0.2f), in, 0.1f};
       const Result r = RunBoth(
           g, {{"n", q}}, Random(x_shape, 2, signed_input ? -1.0f : 0.0f, 1.0f));
-      EXPECT_EQ(r.description, FastHere({"n"}, in, F(4, 2, true))) << what;
+      EXPECT_EQ(r.description, FastHere({"n"}, in, F(4, 2, true), false))
+          << what;
       ExpectBitIdentical(r.fast, r.reference, what);
       ExpectBitIdentical(r.exact_float, r.reference, what + " f32");
     }
@@ -513,8 +517,7 @@ TEST(EsbExecutorTest, MixedPathsAndUnquantizedNodesAreDescribed) {
   const LayerQuant t{F(4, 2, true), Alphas(3, 0.2f), F(4, 2, true), 0.3f};
   auto e = EsbExecutor::Create(g, {{"fc1", fits}, {"fc2", wide}, {"t", t}});
   ASSERT_TRUE(e.ok()) << e.status();
-  // fc1's input is signed: the exact f32 path without VNNI.
-  const std::string cpu = NotInt8Here(F(4, 2, true), F(4, 2, true));
+  const std::string cpu = NotInt8Here(F(4, 2, true), F(4, 2, true), true);
   const std::string rest =
       "reference path on 1 layer: Gemm with trans_a (the fast paths read A "
       "row-major) (layer 't'); 1 Conv/Gemm/MatMul without a layer entry in "
@@ -524,12 +527,6 @@ TEST(EsbExecutorTest, MixedPathsAndUnquantizedNodesAreDescribed) {
               "int8 fast path on 1 of 3 layers; exact f32 path on 1 layer: b8 "
               "sb4 signed weights do not fit int8 (layer 'fc2'); " +
                   rest);
-  } else if (NoInt8Here().empty()) {  // No VNNI.
-    EXPECT_EQ((*e)->Description(),
-              absl::StrCat("exact f32 path on 2 of 3 layers: ", cpu,
-                           " (layer 'fc1'), b8 sb4 signed weights do not fit "
-                           "int8 (layer 'fc2'); ",
-                           rest));
   } else {
     EXPECT_EQ((*e)->Description(),
               absl::StrCat("exact f32 path on 2 of 3 layers: ", cpu,
@@ -568,28 +565,73 @@ TEST(EsbExecutorTest, ManyLayersWithOneReasonAreCounted) {
 }
 
 // Where oneDNN sums pairs of u8 x s8 products in int16 (x86-64 without
-// VNNI), the int8 path takes unsigned inputs whose pairs stay within
-// 32767: 2 * 255 * 64 = 32640 does, 2 * 255 * 127 does not, and neither
-// does a signed input. The rule is injected, so it is checked on any CPU.
+// VNNI), the int8 path takes a layer whose pairs stay within 32767, and a
+// signed input only into a matmul: 2 * 255 * 64 = 32640 passes, 2 * 255 *
+// 127 does not; a signed b4 sb2 input shifted by 128 (up to 140) passes
+// into a Gemm or a pointwise Conv but not a 3x3 Conv, and with b8 sb7
+// weights not at all. The rule is injected, so it is checked on any CPU.
 TEST(EsbExecutorTest, Int16PairsBoundTheInt8Path) {
   Graph g;
-  g.inputs.push_back({"x", {graph::kBatch, 4}});
+  g.inputs.push_back({"x", {graph::kBatch, 4, 3, 3}});
+  g.inputs.push_back({"v", {graph::kBatch, 4}});
   std::map<std::string, LayerQuant> layers;
-  const std::vector<std::pair<std::string, LayerQuant>> cases = {
-      // u8 up to 255 with b4 sb1 weights (powers of two up to 64).
-      {"u8_w64", {F(4, 1, true), Alphas(4, 0.1f), F(8, 8, false), 0.1f}},
-      {"u8_w127", {F(8, 7, true), Alphas(4, 0.1f), F(8, 8, false), 0.1f}},
-      {"s8_w12", {F(4, 2, true), Alphas(4, 0.1f), F(4, 2, true), 0.1f}},
-      {"u4_w12", {F(4, 2, true), Alphas(4, 0.1f), F(4, 2, false), 0.1f}},
+  struct Case {
+    std::string name;
+    Op op;
+    Shape w;
+    Attributes attrs;
+    LayerQuant q;
   };
-  for (const auto& [name, q] : cases) {
-    g.constants["w" + name] = Random({4, 4}, 9, -1.0f, 1.0f);
-    g.nodes.push_back({name, Op::kGemm, {"x", "w" + name}, {name}, {}});
-    g.outputs.push_back({name, {}});
-    layers.emplace(name, q);
+  Attributes same;
+  same.pads = {1, 1, 1, 1};
+  const Format s4 = F(4, 2, true), u8 = F(8, 8, false);
+  const std::vector<Case> cases = {
+      // u8 up to 255 with b4 sb1 weights (powers of two up to 64).
+      {"u8_w64",
+       Op::kGemm,
+       {4, 4},
+       {},
+       {F(4, 1, true), Alphas(4, 0.1f), u8, 0.1f}},
+      {"u8_w127",
+       Op::kGemm,
+       {4, 4},
+       {},
+       {F(8, 7, true), Alphas(4, 0.1f), u8, 0.1f}},
+      {"s4_gemm", Op::kGemm, {4, 4}, {}, {s4, Alphas(4, 0.1f), s4, 0.1f}},
+      {"s4_gemm_w127",
+       Op::kGemm,
+       {4, 4},
+       {},
+       {F(8, 7, true), Alphas(4, 0.1f), s4, 0.1f}},
+      {"s4_pointwise",
+       Op::kConv,
+       {4, 4, 1, 1},
+       {},
+       {s4, Alphas(4, 0.1f), s4, 0.1f}},
+      {"s4_3x3",
+       Op::kConv,
+       {4, 4, 3, 3},
+       same,
+       {s4, Alphas(4, 0.1f), s4, 0.1f}},
+      {"u4_3x3",
+       Op::kConv,
+       {4, 4, 3, 3},
+       same,
+       {s4, Alphas(4, 0.1f), F(4, 2, false), 0.1f}},
+  };
+  for (const Case& c : cases) {
+    g.constants["w" + c.name] = Random(c.w, 9, -1.0f, 1.0f);
+    g.nodes.push_back({c.name,
+                       c.op,
+                       {c.op == Op::kConv ? "x" : "v", "w" + c.name},
+                       {c.name},
+                       c.attrs});
+    g.outputs.push_back({c.name, {}});
+    layers.emplace(c.name, c.q);
   }
   EXPECT_EQ(F(4, 1, true).max_integer(), 64);
-  EXPECT_EQ(F(8, 8, false).max_integer(), 255);
+  EXPECT_EQ(u8.max_integer(), 255);
+  EXPECT_EQ(s4.max_integer(), 12);
   internal::PathRules rules;
   rules.int16_pairs = true;
   auto prepared = internal::PrepareLayers(g, layers, rules);
@@ -598,22 +640,35 @@ TEST(EsbExecutorTest, Int16PairsBoundTheInt8Path) {
   for (const auto& [index, layer] : prepared->by_node) {
     by_name[layer.name] = &layer;
   }
-  EXPECT_EQ(by_name.at("u8_w64")->path, LayerPath::kInt8);
-  EXPECT_EQ(by_name.at("u4_w12")->path, LayerPath::kInt8);
+  for (const char* name : {"u8_w64", "s4_gemm", "s4_pointwise", "u4_3x3"}) {
+    EXPECT_EQ(by_name.at(name)->path, LayerPath::kInt8) << name;
+    EXPECT_EQ(by_name.at(name)->as_matmul, std::string{name} == "s4_pointwise")
+        << name;
+  }
+  const std::string overflow =
+      "the CPU has no VNNI, so oneDNN sums pairs of u8 x s8 products in "
+      "int16, which ";
   EXPECT_EQ(by_name.at("u8_w127")->path, LayerPath::kFloat);
   EXPECT_EQ(by_name.at("u8_w127")->reason,
-            "the CPU has no VNNI, so oneDNN sums pairs of u8 x s8 products "
-            "in int16, which inputs up to 255 times b8 sb7 signed weights up "
-            "to 127 may overflow");
-  EXPECT_EQ(by_name.at("s8_w12")->path, LayerPath::kFloat);
-  EXPECT_EQ(by_name.at("s8_w12")->reason,
-            "the CPU has no VNNI, where oneDNN's int8 kernels are not exact "
-            "for a signed input");
-  // With VNNI (no int16 pairs) every one of them takes the int8 path.
+            overflow +
+                "inputs up to 255 times b8 sb7 signed weights up to 127 "
+                "may overflow");
+  EXPECT_EQ(by_name.at("s4_gemm_w127")->path, LayerPath::kFloat);
+  EXPECT_EQ(by_name.at("s4_gemm_w127")->reason,
+            overflow +
+                "signed inputs shifted to up to 140 times b8 sb7 "
+                "signed weights up to 127 may overflow");
+  EXPECT_EQ(by_name.at("s4_3x3")->path, LayerPath::kFloat);
+  EXPECT_EQ(by_name.at("s4_3x3")->reason,
+            "the CPU has no VNNI, where oneDNN's int8 convolutions are not "
+            "exact for a signed input");
+  // With VNNI (no int16 pairs) every one of them takes the int8 path, and
+  // Convs run as convolutions.
   prepared = internal::PrepareLayers(g, layers, {});
   ASSERT_TRUE(prepared.ok()) << prepared.status();
   for (const auto& [index, layer] : prepared->by_node) {
     EXPECT_EQ(layer.path, LayerPath::kInt8) << layer.name;
+    EXPECT_FALSE(layer.as_matmul) << layer.name;
   }
 }
 
@@ -632,7 +687,8 @@ TEST(EsbExecutorTest, PairsAtTheInt16LimitAreExact) {
   Tensor x = Random({2, 8, 6, 6}, 12, 0.0f, 1.0f);
   for (float& v : x.data) v = v < 0.3f ? 0.0f : 255.0f;
   const Result r = RunBoth(g, {{"n", q}}, x);
-  EXPECT_EQ(r.description, FastHere({"n"}, F(8, 8, false), F(4, 1, true)));
+  EXPECT_EQ(r.description,
+            FastHere({"n"}, F(8, 8, false), F(4, 1, true), false));
   ExpectBitIdentical(r.fast, r.reference, "pairs at the limit");
   ExpectBitIdentical(r.reference, ExpectedConv(x, w, nullptr, {}, q),
                      "pairs at the limit vs formulas");

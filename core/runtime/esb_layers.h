@@ -21,9 +21,10 @@
 // an s8 source and subtracts 128 * sum w afterwards) takes the sum past it.
 // Without VNNI (x86-64 AVX2 and older) oneDNN sums pairs of u8 x s8
 // products in saturating int16 before widening them to s32, so there the
-// int8 path takes a layer only when no pair can reach past 32767, and only
-// with an unsigned input: for an s8 one oneDNN's kernels without VNNI
-// (which rescale the weights) were measured off even with 4-bit weights.
+// int8 path takes a layer only when no pair can reach past 32767; and an
+// s8 source only into a matmul: oneDNN's int8 convolutions without VNNI
+// (which rescale the weights of an s8 source) were measured off even with
+// 4-bit weights, while its matmul shifts the source to u8 exactly.
 //
 // Exact f32 (oneDNN f32 convolution_direct / matmul on the integers held
 // as floats, f32 out). Products and sums of integers are exact in f32
@@ -52,9 +53,10 @@
 //   - the CPU allows it (PathRules::no_int8 is empty),
 //   - the input format fits u8 (unsigned) or s8 (signed) and the weight
 //     format is signed and fits s8 (Format::fits_int8()),
-//   - where the CPU sums pairs in int16 (PathRules::int16_pairs), the
-//     input is unsigned and 2 * max_integer(input) * max_integer(weights)
-//     <= 32767 (Int16PairReason),
+//   - where the CPU sums pairs in int16 (PathRules::int16_pairs), no pair
+//     can pass 32767 and a signed input runs as a matmul (Int16PairReason:
+//     an unsplit Gemm or MatMul, or an unsplit pointwise Conv, which then
+//     runs as the matmul of its channels-last input),
 //   - and the conditions common to both hold:
 //       acc_bound <= INT32_MAX and some equal split of K into at most
 //       kMaxSplits chunks keeps chunk_bound within 2^24, and
@@ -114,6 +116,10 @@ struct QuantizedLayer {
   std::string reason;
   bool fast() const { return path != LayerPath::kReference; }
   bool int8() const { return path == LayerPath::kInt8; }
+  // An int8 pointwise Conv (1x1 kernel, stride 1, no padding, one group)
+  // that runs as oneDNN's matmul of its channels-last input, the only int8
+  // kernel exact for a signed input without VNNI (PathRules::int16_pairs).
+  bool as_matmul = false;
   // Set on a fast layer whose output is read only by layers on the same
   // fast path and of the same kind (Conv -> Conv, Gemm/MatMul ->
   // Gemm/MatMul), each as input 0 with this one input format and scale,
@@ -150,10 +156,14 @@ struct PathRules {
 // Where oneDNN sums pairs of u8 x s8 products in saturating int16
 // (PathRules::int16_pairs), why a layer with input format `in` and weight
 // format `weights` (both fitting int8) may not take the int8 path, or "".
-// Signed inputs may not: oneDNN 2.6's s8-source kernels without VNNI were
-// measured inexact even for 4-bit weights. Unsigned ones may when
-// 2 * max_integer(in) * max_integer(weights) <= 32767.
-std::string Int16PairReason(const Format& in, const Format& weights);
+// `as_matmul`: the layer runs as oneDNN's matmul (an unsplit Gemm, MatMul
+// or pointwise Conv) rather than a convolution. A signed input may not
+// take oneDNN 2.6's int8 convolutions without VNNI: they were measured
+// inexact even with 4-bit weights. Otherwise the pairs must stay within
+// int16: 2 * (max_integer(in) + 128 if signed) * max_integer(weights) <=
+// 32767 (the matmul adds 128 to an s8 source, as VNNI's kernels do).
+std::string Int16PairReason(const Format& in, const Format& weights,
+                            bool as_matmul);
 
 // Prepares every layer of `layers` (keyed by node name) under `rules`.
 // INVALID_ARGUMENT naming

@@ -25,19 +25,23 @@ inline std::string NoInt8Here() {
 
 // Why a layer with input format `in` and weight format `weights`, both
 // fitting int8, does not take the int8 fast path on this CPU, or "".
-inline std::string NotInt8Here(const Format& in, const Format& weights) {
+// `as_matmul`: the layer is an unsplit Gemm, MatMul or pointwise Conv.
+inline std::string NotInt8Here(const Format& in, const Format& weights,
+                               bool as_matmul) {
   absl::StatusOr<CpuPaths> paths = DetectCpuPaths();
   if (!paths.ok()) return paths.status().ToString();
   if (!paths->no_int8_reason.empty()) return paths->no_int8_reason;
-  return paths->int16_pairs ? internal::Int16PairReason(in, weights) : "";
+  return paths->int16_pairs ? internal::Int16PairReason(in, weights, as_matmul)
+                            : "";
 }
 
 // The description of kAuto for layers `names`, all with formats `in` and
-// `weights` that fit int8. `split`: the K split clause, or "".
+// `weights` that fit int8, and all matmuls or not (NotInt8Here). `split`:
+// the K split clause, or "".
 inline std::string FastHere(const std::vector<std::string>& names,
                             const Format& in, const Format& weights,
-                            const std::string& split = "") {
-  const std::string reason = NotInt8Here(in, weights);
+                            bool as_matmul, const std::string& split = "") {
+  const std::string reason = NotInt8Here(in, weights, as_matmul);
   const size_t n = names.size();
   if (reason.empty()) {
     return absl::StrCat("int8 fast path on ", n, " of ", n, " layers", split);

@@ -171,8 +171,9 @@ int64_t Chunks(const std::map<std::string, int64_t>& k_chunks,
 // The start of kAuto's description of one split layer with formats `in`
 // and `w` on this CPU.
 std::string SplitHere(const Format& in, const Format& w) {
-  return NotInt8Here(in, w).empty() ? "int8 fast path on 1 of 1 layers (K split"
-                                    : "exact f32 path on 1 of 1 layer (K split";
+  return NotInt8Here(in, w, /*as_matmul=*/false).empty()
+             ? "int8 fast path on 1 of 1 layers (K split"
+             : "exact f32 path on 1 of 1 layer (K split";
 }
 constexpr char kFloatSplit[] = "exact f32 path on 1 of 1 layer (K split";
 
@@ -354,7 +355,7 @@ TEST(EsbSplitTest, ChainedSplitLayersRequantizeExactly) {
                       700.0f};
   const Tensor x = Random({1, 512, 4, 4}, 3, 0.4f, 1.0f);
   const Result r = RunBoth(g, {{"c1", q1}, {"c2", q2}}, x);
-  EXPECT_THAT(r.description, HasSubstr(NotInt8Here(kU8, kW8).empty()
+  EXPECT_THAT(r.description, HasSubstr(NotInt8Here(kU8, kW8, false).empty()
                                            ? "int8 fast path on 2 of 2 layers"
                                            : "exact f32 path on 2 of 2"));
   ExpectSplitAndExact(r, "c1", "chain c1");
@@ -431,7 +432,7 @@ TEST(EsbSplitTest, SplitLayersAreDescribed) {
       EsbExecutor::Create(g, {{"fc1", full}, {"fc2", half}, {"fc3", small}});
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ((*e)->Description(),
-            FastHere({"fc1", "fc2", "fc3"}, kU8, kW8,
+            FastHere({"fc1", "fc2", "fc3"}, kU8, kW8, false,
                      " (K split so that every chunk's accumulator stays within "
                      "2^24: 1 layer in 4 chunks, 1 in 8)"));
   EXPECT_EQ((*e)->k_chunks(), (std::map<std::string, int64_t>{
