@@ -20,8 +20,10 @@
 //               it with one format and scale, their u8/s8 input directly;
 //   exact f32   the same convolution / matmul in f32 on the integer views
 //               held as floats (exact while every sum stays within 2^24),
-//               for CPUs without an exact int8 path (no VNNI) and formats
-//               that do not fit int8; the same epilogue.
+//               for formats that do not fit int8 and layers the CPU's int8
+//               kernels cannot run exactly (without VNNI: pairs of
+//               products past int16, signed inputs into convolutions;
+//               esb_layers.h); the same epilogue.
 // Either fast path is exact only within 2^24, so a layer whose worst-case
 // accumulator is larger has its reduction (K) split into equal chunks that
 // each stay within it, run as one grouped convolution, and the epilogue

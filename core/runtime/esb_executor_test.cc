@@ -424,6 +424,43 @@ TEST(EsbExecutorTest, ChainedLayersRequantizeExactly) {
       "chain reference vs formulas");
 }
 
+// A chain across the two fast paths: b8 sb4 weights do not fit int8, so
+// c1 and c3 take the exact f32 path wherever c2 takes the int8 one, and
+// each epilogue writes the integers of the next layer's path (floats into
+// c3, u8 into c2 where it is int8).
+TEST(EsbExecutorTest, ChainsAcrossThePathsRequantizeExactly) {
+  Attributes pad;
+  pad.pads = {1, 1, 1, 1};
+  pad.activation.kind = Activation::Kind::kRelu;
+  Graph g;
+  g.inputs.push_back({"x", {graph::kBatch, 3, 6, 6}});
+  g.constants["w1"] = Random({8, 3, 3, 3}, 1, -1.0f, 1.0f);
+  g.constants["w2"] = Random({8, 8, 3, 3}, 2, -1.0f, 1.0f);
+  g.constants["w3"] = Random({4, 8, 1, 1}, 3, -1.0f, 1.0f);
+  g.nodes.push_back({"c1", Op::kConv, {"x", "w1"}, {"h1"}, pad});
+  g.nodes.push_back({"c2", Op::kConv, {"h1", "w2"}, {"h2"}, pad});
+  g.nodes.push_back({"c3", Op::kConv, {"h2", "w3"}, {"y"}, {}});
+  g.outputs.push_back({"y", {}});
+  const std::map<std::string, LayerQuant> layers = {
+      {"c1", {F(8, 4, true), Alphas(8, 0.02f), F(4, 2, false), 0.1f}},
+      {"c2", {F(4, 2, true), Alphas(8, 0.1f), F(4, 2, false), 0.2f}},
+      {"c3", {F(8, 4, true), Alphas(4, 0.02f), F(4, 2, false), 0.2f}},
+  };
+  const Tensor x = Random({2, 3, 6, 6}, 4, 0.0f, 2.0f);
+  const Result r = RunBoth(g, layers, x);
+  auto e = EsbExecutor::Create(g, layers);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ((*e)->layer_paths().at("c1"), LayerPath::kFloat);
+  EXPECT_EQ((*e)->layer_paths().at("c2"),
+            NotInt8Here(F(4, 2, false), F(4, 2, true), false).empty()
+                ? LayerPath::kInt8
+                : LayerPath::kFloat);
+  EXPECT_EQ((*e)->layer_paths().at("c3"), LayerPath::kFloat);
+  EXPECT_EQ((*e)->requantized_layers(), 2);
+  ExpectBitIdentical(r.fast, r.reference, "mixed chain vs reference");
+  ExpectBitIdentical(r.exact_float, r.reference, "mixed chain f32");
+}
+
 // ---------------------------------------------------------------------------
 // Formats that do not fit, and errors.
 

@@ -285,13 +285,13 @@ void EpilogueToFloatImpl(const QuantizedLayer& layer, const Acc* acc,
   }
 }
 
-// `out` holds the next layer's integers as u8/s8 for an int8 layer, as
-// floats for an exact f32 one.
+// `out` holds the next layers' integers as u8/s8 when they are on the
+// int8 path (layer.next_int8), as floats when on the exact f32 one.
 template <typename Acc>
 void EpilogueToIntsImpl(const QuantizedLayer& layer, const Acc* acc,
                         const AccLayout& layout, void* out) {
   const Format& next = *layer.next_format;
-  const bool floats = !layer.int8();
+  const bool floats = !layer.next_int8;
   const int64_t rows = layout.rows, channels = layout.channels;
   const int64_t block = std::max<int64_t>(1, 4096 / channels);
   const int64_t blocks = (rows + block - 1) / block;

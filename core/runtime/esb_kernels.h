@@ -23,10 +23,11 @@
 //                     very float operations of Dequantize (two roundings,
 //                     no FMA: built with -ffp-contract=off), vectorised
 //                     along m and threaded over rows.
-//   EpilogueToInts:   the same y, then QuantizeToUint8/Int8 (int8 path) or
-//                     QuantizeToFloatIntegers (exact f32) with the next
-//                     layer's input format and scale, a block of rows at a
-//                     time: bit-identical to quantizing the float output.
+//   EpilogueToInts:   the same y, then QuantizeToUint8/Int8 (next layers
+//                     on the int8 path) or QuantizeToFloatIntegers (exact
+//                     f32) with the next layers' input format and scale, a
+//                     block of rows at a time: bit-identical to quantizing
+//                     the float output.
 //   QuantizeInput:    QuantizeToUint8/Int8 of n floats, threaded;
 //   QuantizeInputToFloats the same integers as floats.
 // Threads: OpenMP, omp_get_max_threads() of the caller.
@@ -75,8 +76,9 @@ void EpilogueToFloat(const QuantizedLayer& layer, const int32_t* acc,
                      const AccLayout& layout, float* out);
 void EpilogueToFloat(const QuantizedLayer& layer, const float* acc,
                      const AccLayout& layout, float* out);
-// `out` is, for an int8 layer, uint8_t* for an unsigned layer.next_format,
-// else int8_t*; for an exact f32 layer float* (the integers as floats).
+// `out` is, when the next layers are on the int8 path (layer.next_int8),
+// uint8_t* for an unsigned layer.next_format, else int8_t*; when they are
+// on the exact f32 path float* (the integers as floats).
 void EpilogueToInts(const QuantizedLayer& layer, const int32_t* acc,
                     const AccLayout& layout, void* out);
 void EpilogueToInts(const QuantizedLayer& layer, const float* acc,

@@ -269,7 +269,9 @@ absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
   } else if (not_int8.empty() && (!wf.is_signed() || !wf.fits_int8())) {
     not_int8 = absl::StrCat(wf.ToString(), " weights do not fit int8");
   } else if (not_int8.empty() && rules.int16_pairs) {
-    layer.as_matmul = conv && PointwiseConv(node, w->shape);
+    // Only a signed input needs the matmul: for u8 the convolutions are
+    // exact, and faster than oneDNN's AVX2 int8 matmul.
+    layer.as_matmul = conv && in.is_signed() && PointwiseConv(node, w->shape);
     not_int8 = Int16PairReason(in, wf, !conv || layer.as_matmul);
   }
   if (not_int8.empty()) {
@@ -299,8 +301,8 @@ absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
 
 bool ConvFamily(Op op) { return op == Op::kConv; }
 
-// Sets next_format on fast layers whose output only feeds layers on the
-// same fast path and of the same family, with one input format and scale.
+// Sets next_format on fast layers whose output only feeds fast layers of
+// the same family, all on one path, with one input format and scale.
 void LinkRequantization(const graph::Graph& graph, QuantizedLayers& layers) {
   for (auto& [index, layer] : layers.by_node) {
     if (!layer.fast()) continue;
@@ -315,13 +317,14 @@ void LinkRequantization(const graph::Graph& graph, QuantizedLayers& layers) {
       for (const std::string& name : consumer.inputs) reads |= name == out;
       if (!reads) continue;
       const QuantizedLayer* c = layers.Find(static_cast<int>(j));
-      ok = c != nullptr && c->path == layer.path && consumer.inputs[0] == out &&
+      ok = c != nullptr && c->fast() && consumer.inputs[0] == out &&
            ConvFamily(consumer.op) == ConvFamily(node.op);
       for (size_t i = 1; ok && i < consumer.inputs.size(); ++i) {
         ok = consumer.inputs[i] != out;
       }
       if (ok && first != nullptr) {
-        ok = c->quant.input_format == first->quant.input_format &&
+        ok = c->path == first->path &&
+             c->quant.input_format == first->quant.input_format &&
              std::bit_cast<uint32_t>(c->quant.input_alpha) ==
                  std::bit_cast<uint32_t>(first->quant.input_alpha);
       }
@@ -330,6 +333,7 @@ void LinkRequantization(const graph::Graph& graph, QuantizedLayers& layers) {
     if (ok && first != nullptr) {
       layer.next_format = first->quant.input_format;
       layer.next_alpha = first->quant.input_alpha;
+      layer.next_int8 = first->int8();
     }
   }
 }

@@ -120,13 +120,15 @@ struct QuantizedLayer {
   // that runs as oneDNN's matmul of its channels-last input, the only int8
   // kernel exact for a signed input without VNNI (PathRules::int16_pairs).
   bool as_matmul = false;
-  // Set on a fast layer whose output is read only by layers on the same
-  // fast path and of the same kind (Conv -> Conv, Gemm/MatMul ->
-  // Gemm/MatMul), each as input 0 with this one input format and scale,
-  // and is not a graph output: the epilogue then writes their integer input
-  // (u8/s8, or f32 on the exact f32 path) instead of floats.
+  // Set on a fast layer whose output is read only by fast layers of the
+  // same kind (Conv -> Conv, Gemm/MatMul -> Gemm/MatMul), all on one path
+  // (`next_int8`: the int8 one, which may differ from this layer's), each
+  // as input 0 with this one input format and scale, and is not a graph
+  // output: the epilogue then writes their integer input (u8/s8 for the
+  // int8 path, floats for the exact f32 one) instead of floats.
   std::optional<Format> next_format;
   float next_alpha = 0.0f;
+  bool next_int8 = false;
 };
 
 struct QuantizedLayers {

@@ -331,7 +331,7 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
   const std::string& out = node.outputs[0];
   if (layer.next_format.has_value()) {
     const Format& next = *layer.next_format;
-    const memory::data_type type = IntegerType(next, int8);
+    const memory::data_type type = IntegerType(next, layer.next_int8);
     const Value xi =
         NewArena(conv ? ChannelsLast(g.y_shape, type) : Plain(g.y_shape, type));
     AddLoop(
@@ -344,8 +344,8 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
           }
         },
         {acc, xi});
-    integer_values_.emplace(IntegerKey(out, next, layer.next_alpha, conv, int8),
-                            xi);
+    integer_values_.emplace(
+        IntegerKey(out, next, layer.next_alpha, conv, layer.next_int8), xi);
     return absl::OkStatus();
   }
   const Value y =
