@@ -295,10 +295,7 @@ TEST(EsbExecutorTest, ConvPathsAgreeWithTheFormulas) {
       const Graph g = OneNode(Op::kConv, x_decl, constants, c.attrs);
       const LayerQuant q{wf, Alphas(c.w[0], 0.2f), af, 0.11f};
       const Result r = RunBoth(g, {{"n", q}}, x);
-      const bool pointwise = c.w[2] == 1 && c.w[3] == 1 &&
-                             c.attrs.pads.empty() && c.attrs.strides.empty() &&
-                             c.attrs.group == 1;
-      EXPECT_EQ(r.description, FastHere({"n"}, af, wf, pointwise)) << what;
+      EXPECT_EQ(r.description, FastHere({"n"}, af, wf, false)) << what;
       EXPECT_EQ(r.float_description, kFloatRequested) << what;
       ExpectBitIdentical(r.fast, r.reference, what + " fast vs reference");
       ExpectBitIdentical(r.exact_float, r.reference,
@@ -605,8 +602,8 @@ TEST(EsbExecutorTest, ManyLayersWithOneReasonAreCounted) {
 // VNNI), the int8 path takes a layer whose pairs stay within 32767, and a
 // signed input only into a matmul: 2 * 255 * 64 = 32640 passes, 2 * 255 *
 // 127 does not; a signed b4 sb2 input shifted by 128 (up to 140) passes
-// into a Gemm or a pointwise Conv but not a 3x3 Conv, and with b8 sb7
-// weights not at all. The rule is injected, so it is checked on any CPU.
+// into a Gemm but not a Conv, and with b8 sb7 weights not at all. The rule is
+// injected, so it is checked on any CPU.
 TEST(EsbExecutorTest, Int16PairsBoundTheInt8Path) {
   Graph g;
   g.inputs.push_back({"x", {graph::kBatch, 4, 3, 3}});
@@ -677,10 +674,8 @@ TEST(EsbExecutorTest, Int16PairsBoundTheInt8Path) {
   for (const auto& [index, layer] : prepared->by_node) {
     by_name[layer.name] = &layer;
   }
-  for (const char* name : {"u8_w64", "s4_gemm", "s4_pointwise", "u4_3x3"}) {
+  for (const char* name : {"u8_w64", "s4_gemm", "u4_3x3"}) {
     EXPECT_EQ(by_name.at(name)->path, LayerPath::kInt8) << name;
-    EXPECT_EQ(by_name.at(name)->as_matmul, std::string{name} == "s4_pointwise")
-        << name;
   }
   const std::string overflow =
       "the CPU has no VNNI, so oneDNN sums pairs of u8 x s8 products in "
@@ -695,17 +690,18 @@ TEST(EsbExecutorTest, Int16PairsBoundTheInt8Path) {
             overflow +
                 "signed inputs shifted to up to 140 times b8 sb7 "
                 "signed weights up to 127 may overflow");
-  EXPECT_EQ(by_name.at("s4_3x3")->path, LayerPath::kFloat);
-  EXPECT_EQ(by_name.at("s4_3x3")->reason,
-            "the CPU has no VNNI, where oneDNN's int8 convolutions are not "
-            "exact for a signed input");
-  // With VNNI (no int16 pairs) every one of them takes the int8 path, and
-  // Convs run as convolutions.
+  for (const char* name : {"s4_3x3", "s4_pointwise"}) {
+    EXPECT_EQ(by_name.at(name)->path, LayerPath::kFloat) << name;
+    EXPECT_EQ(by_name.at(name)->reason,
+              "the CPU has no VNNI, where oneDNN's int8 convolutions are not "
+              "exact for a signed input")
+        << name;
+  }
+  // With VNNI (no int16 pairs) every one of them takes the int8 path.
   prepared = internal::PrepareLayers(g, layers, {});
   ASSERT_TRUE(prepared.ok()) << prepared.status();
   for (const auto& [index, layer] : prepared->by_node) {
     EXPECT_EQ(layer.path, LayerPath::kInt8) << layer.name;
-    EXPECT_FALSE(layer.as_matmul) << layer.name;
   }
 }
 

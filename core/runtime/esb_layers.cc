@@ -113,19 +113,6 @@ bool ChooseSplit(const Reduction& r, int64_t multiplier, int64_t max_l1,
   return false;
 }
 
-// A Conv that is a matmul of its channels-last input: 1x1 kernel, stride
-// 1, no padding, one group.
-bool PointwiseConv(const Node& node, const std::vector<int64_t>& w_shape) {
-  auto ones = [](const std::vector<int64_t>& v) {
-    return std::all_of(v.begin(), v.end(), [](int64_t x) { return x == 1; });
-  };
-  return node.attrs.group == 1 &&
-         ones(std::vector<int64_t>(w_shape.begin() + 2, w_shape.end())) &&
-         ones(node.attrs.strides) &&
-         std::all_of(node.attrs.pads.begin(), node.attrs.pads.end(),
-                     [](int64_t p) { return p == 0; });
-}
-
 absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
                                        const Node& node, const LayerQuant& q,
                                        const PathRules& rules,
@@ -269,26 +256,20 @@ absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
   } else if (not_int8.empty() && (!wf.is_signed() || !wf.fits_int8())) {
     not_int8 = absl::StrCat(wf.ToString(), " weights do not fit int8");
   } else if (not_int8.empty() && rules.int16_pairs) {
-    // Only a signed input needs the matmul: for u8 the convolutions are
-    // exact, and faster than oneDNN's AVX2 int8 matmul.
-    layer.as_matmul = conv && in.is_signed() && PointwiseConv(node, w->shape);
-    not_int8 = Int16PairReason(in, wf, !conv || layer.as_matmul);
+    not_int8 = Int16PairReason(in, wf, /*matmul=*/!conv);
   }
   if (not_int8.empty()) {
     // VNNI multiplies u8 by s8: oneDNN shifts an s8 source by +128.
     not_int8 = common(in.max_integer() + (in.is_signed() ? 128 : 0));
-    if (layer.splits > 1) {  // A split runs as a grouped convolution.
-      layer.as_matmul = false;
-      if (not_int8.empty() && rules.int16_pairs) {
-        not_int8 = Int16PairReason(in, wf, /*as_matmul=*/false);
-      }
+    if (layer.splits > 1 && not_int8.empty() && rules.int16_pairs) {
+      // A split runs as a grouped convolution.
+      not_int8 = Int16PairReason(in, wf, /*matmul=*/false);
     }
     if (not_int8.empty()) {
       layer.path = LayerPath::kInt8;
       return layer;
     }
   }
-  layer.as_matmul = false;
   const std::string not_float = common(in.max_integer());
   if (not_float.empty()) {
     layer.path = LayerPath::kFloat;
@@ -341,8 +322,8 @@ void LinkRequantization(const graph::Graph& graph, QuantizedLayers& layers) {
 }  // namespace
 
 std::string Int16PairReason(const Format& in, const Format& weights,
-                            bool as_matmul) {
-  if (in.is_signed() && !as_matmul) {
+                            bool matmul) {
+  if (in.is_signed() && !matmul) {
     return "the CPU has no VNNI, where oneDNN's int8 convolutions are not "
            "exact for a signed input";
   }

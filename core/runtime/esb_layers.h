@@ -55,8 +55,7 @@
 //     format is signed and fits s8 (Format::fits_int8()),
 //   - where the CPU sums pairs in int16 (PathRules::int16_pairs), no pair
 //     can pass 32767 and a signed input runs as a matmul (Int16PairReason:
-//     an unsplit Gemm or MatMul, or an unsplit pointwise Conv, which then
-//     runs as the matmul of its channels-last input),
+//     an unsplit Gemm or MatMul),
 //   - and the conditions common to both hold:
 //       acc_bound <= INT32_MAX and some equal split of K into at most
 //       kMaxSplits chunks keeps chunk_bound within 2^24, and
@@ -116,10 +115,6 @@ struct QuantizedLayer {
   std::string reason;
   bool fast() const { return path != LayerPath::kReference; }
   bool int8() const { return path == LayerPath::kInt8; }
-  // An int8 pointwise Conv (1x1 kernel, stride 1, no padding, one group)
-  // that runs as oneDNN's matmul of its channels-last input, the only int8
-  // kernel exact for a signed input without VNNI (PathRules::int16_pairs).
-  bool as_matmul = false;
   // Set on a fast layer whose output is read only by fast layers of the
   // same kind (Conv -> Conv, Gemm/MatMul -> Gemm/MatMul), all on one path
   // (`next_int8`: the int8 one, which may differ from this layer's), each
@@ -158,14 +153,14 @@ struct PathRules {
 // Where oneDNN sums pairs of u8 x s8 products in saturating int16
 // (PathRules::int16_pairs), why a layer with input format `in` and weight
 // format `weights` (both fitting int8) may not take the int8 path, or "".
-// `as_matmul`: the layer runs as oneDNN's matmul (an unsplit Gemm, MatMul
-// or pointwise Conv) rather than a convolution. A signed input may not
-// take oneDNN 2.6's int8 convolutions without VNNI: they were measured
-// inexact even with 4-bit weights. Otherwise the pairs must stay within
-// int16: 2 * (max_integer(in) + 128 if signed) * max_integer(weights) <=
-// 32767 (the matmul adds 128 to an s8 source, as VNNI's kernels do).
+// `matmul`: the layer runs as oneDNN's matmul (an unsplit Gemm or MatMul)
+// rather than a convolution. A signed input may not take oneDNN 2.6's int8
+// convolutions without VNNI: they were measured inexact even with 4-bit
+// weights. Otherwise the pairs must stay within int16: 2 * (max_integer(in)
+// + 128 if signed) * max_integer(weights) <= 32767 (the matmul adds 128 to
+// an s8 source, as VNNI's kernels do).
 std::string Int16PairReason(const Format& in, const Format& weights,
-                            bool as_matmul);
+                            bool matmul);
 
 // Prepares every layer of `layers` (keyed by node name) under `rules`.
 // INVALID_ARGUMENT naming

@@ -10,9 +10,7 @@
 //   Conv:          convolution_forward, src xi channels-last, weights s8
 //                  (format_tag::any, packed once), dst s32 channels-last
 //   Gemm, MatMul:  matmul, src xi [rows, K] plain, weights s8 [K, M]
-//                  (format_tag::any, packed once), dst s32 [rows, M]; so
-//                  too an int8 Conv with as_matmul (esb_layers.h), on its
-//                  channels-last xi as [N * spatial, C]
+//                  (format_tag::any, packed once), dst s32 [rows, M]
 //   Split into S chunks of K (esb_layers.h), any op:
 //                  one grouped convolution_forward with groups * S groups,
 //                  weights s8 [groups * S, M / groups, C / (groups * S),
@@ -260,7 +258,7 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
     primitive = dnnl::convolution_forward(pd);
     weights_desc = pd.weights_desc();
     dst_desc = pd.dst_desc();
-  } else if (conv && !layer.as_matmul) {
+  } else if (conv) {
     // Grouped weights are [G, M/G, C/G, k...]: the same row-major data.
     Dims w_dims = layer.weight_shape;
     if (g.group > 1) {
@@ -284,12 +282,11 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
     dst_desc = pd.dst_desc();
   } else {
     // A with leading batch dims is viewed as [rows, K] (trans_a is never
-    // fast); a pointwise Conv's channels-last input as [N * spatial, C],
-    // with its weights [M, C, 1...] as B^T.
-    const int64_t k = conv ? g.x_shape[1] : g.x_shape.back();
+    // fast).
+    const int64_t k = g.x_shape.back();
     const int64_t rows = layout.rows, channels = layout.channels;
     plain_weights = Desc({k, channels}, weight_type,
-                         conv || g.trans_b ? Dims{1, k} : Dims{channels, 1});
+                         g.trans_b ? Dims{1, k} : Dims{channels, 1});
     src->desc = Plain({rows, k}, IntegerType(q.input_format, int8));
     const dnnl::matmul::primitive_desc pd(
         dnnl::matmul::desc(

@@ -107,11 +107,11 @@ TEST_P(EsbModelTest, FastAndReferencePathsAreBitIdentical) {
     const std::string all = std::to_string(layers.size());
     // Each layer on the int8 path where this CPU takes it for its formats,
     // else on the exact f32 path, and the description says why. The demo
-    // models' one signed input is their first Conv's, not a pointwise one.
+    // models' one signed input is their first Conv's.
     int int8 = 0;
     for (const auto& [name, q] : layers) {
       const std::string why =
-          NotInt8Here(q.input_format, q.weight_format, /*as_matmul=*/false);
+          NotInt8Here(q.input_format, q.weight_format, /*matmul=*/false);
       EXPECT_EQ((*fast)->layer_paths().at(name),
                 why.empty() ? LayerPath::kInt8 : LayerPath::kFloat)
           << name;

@@ -25,23 +25,23 @@ inline std::string NoInt8Here() {
 
 // Why a layer with input format `in` and weight format `weights`, both
 // fitting int8, does not take the int8 fast path on this CPU, or "".
-// `as_matmul`: the layer is an unsplit Gemm, MatMul or pointwise Conv.
+// `matmul`: the layer is an unsplit Gemm or MatMul.
 inline std::string NotInt8Here(const Format& in, const Format& weights,
-                               bool as_matmul) {
+                               bool matmul) {
   absl::StatusOr<CpuPaths> paths = DetectCpuPaths();
   if (!paths.ok()) return paths.status().ToString();
   if (!paths->no_int8_reason.empty()) return paths->no_int8_reason;
-  return paths->int16_pairs ? internal::Int16PairReason(in, weights, as_matmul)
+  return paths->int16_pairs ? internal::Int16PairReason(in, weights, matmul)
                             : "";
 }
 
 // The description of kAuto for layers `names`, all with formats `in` and
-// `weights` that fit int8, and all matmuls or not (NotInt8Here). `split`:
+// `weights` that fit int8, and all matmuls or none (NotInt8Here). `split`:
 // the K split clause, or "".
 inline std::string FastHere(const std::vector<std::string>& names,
                             const Format& in, const Format& weights,
-                            bool as_matmul, const std::string& split = "") {
-  const std::string reason = NotInt8Here(in, weights, as_matmul);
+                            bool matmul, const std::string& split = "") {
+  const std::string reason = NotInt8Here(in, weights, matmul);
   const size_t n = names.size();
   if (reason.empty()) {
     return absl::StrCat("int8 fast path on ", n, " of ", n, " layers", split);

@@ -171,7 +171,7 @@ int64_t Chunks(const std::map<std::string, int64_t>& k_chunks,
 // The start of kAuto's description of one split layer with formats `in`
 // and `w` on this CPU.
 std::string SplitHere(const Format& in, const Format& w) {
-  return NotInt8Here(in, w, /*as_matmul=*/false).empty()
+  return NotInt8Here(in, w, /*matmul=*/false).empty()
              ? "int8 fast path on 1 of 1 layers (K split"
              : "exact f32 path on 1 of 1 layer (K split";
 }
