@@ -382,15 +382,27 @@ TEST(EsbExecutorTest, GemmTransARunsTheReferenceAndSaysSo) {
               HasSubstr("reference path on 1 of 1 layer: Gemm with trans_a"));
 }
 
-// Two quantized layers in a row: the first one's epilogue writes the second
-// one's integer input.
-TEST(EsbExecutorTest, ChainedLayersRequantizeExactly) {
+// 3x3 "same" padding with a fused Relu.
+Attributes PaddedRelu() {
   Attributes pad;
   pad.pads = {1, 1, 1, 1};
   pad.activation.kind = Activation::Kind::kRelu;
+  return pad;
+}
+
+// The chain tests' start: input x [N, 3, 6, 6] and c1's weights w1.
+Graph ChainInput() {
   Graph g;
   g.inputs.push_back({"x", {graph::kBatch, 3, 6, 6}});
   g.constants["w1"] = Random({8, 3, 3, 3}, 1, -1.0f, 1.0f);
+  return g;
+}
+
+// Two quantized layers in a row: the first one's epilogue writes the second
+// one's integer input.
+TEST(EsbExecutorTest, ChainedLayersRequantizeExactly) {
+  const Attributes pad = PaddedRelu();
+  Graph g = ChainInput();
   g.constants["w2"] = Random({4, 8, 3, 3}, 2, -1.0f, 1.0f);
   g.constants["b2"] = Random({4}, 3, -1.0f, 1.0f);
   g.nodes.push_back({"c1", Op::kConv, {"x", "w1"}, {"h"}, pad});
@@ -426,12 +438,8 @@ TEST(EsbExecutorTest, ChainedLayersRequantizeExactly) {
 // each epilogue writes the integers of the next layer's path (floats into
 // c3, u8 into c2 where it is int8).
 TEST(EsbExecutorTest, ChainsAcrossThePathsRequantizeExactly) {
-  Attributes pad;
-  pad.pads = {1, 1, 1, 1};
-  pad.activation.kind = Activation::Kind::kRelu;
-  Graph g;
-  g.inputs.push_back({"x", {graph::kBatch, 3, 6, 6}});
-  g.constants["w1"] = Random({8, 3, 3, 3}, 1, -1.0f, 1.0f);
+  const Attributes pad = PaddedRelu();
+  Graph g = ChainInput();
   g.constants["w2"] = Random({8, 8, 3, 3}, 2, -1.0f, 1.0f);
   g.constants["w3"] = Random({4, 8, 1, 1}, 3, -1.0f, 1.0f);
   g.nodes.push_back({"c1", Op::kConv, {"x", "w1"}, {"h1"}, pad});

@@ -255,15 +255,13 @@ absl::StatusOr<QuantizedLayer> Prepare(const graph::Graph& graph,
                             in.is_signed() ? "int8" : "uint8");
   } else if (not_int8.empty() && (!wf.is_signed() || !wf.fits_int8())) {
     not_int8 = absl::StrCat(wf.ToString(), " weights do not fit int8");
-  } else if (not_int8.empty() && rules.int16_pairs) {
-    not_int8 = Int16PairReason(in, wf, /*matmul=*/!conv);
   }
   if (not_int8.empty()) {
     // VNNI multiplies u8 by s8: oneDNN shifts an s8 source by +128.
     not_int8 = common(in.max_integer() + (in.is_signed() ? 128 : 0));
-    if (layer.splits > 1 && not_int8.empty() && rules.int16_pairs) {
-      // A split runs as a grouped convolution.
-      not_int8 = Int16PairReason(in, wf, /*matmul=*/false);
+    if (not_int8.empty() && rules.int16_pairs) {
+      // A split runs as a grouped convolution, not a matmul.
+      not_int8 = Int16PairReason(in, wf, !conv && layer.splits == 1);
     }
     if (not_int8.empty()) {
       layer.path = LayerPath::kInt8;
