@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/graph/passes.h"
 #include "core/graph/shapes.h"
 #include "core/runtime/batch_slices.h"
@@ -829,6 +830,109 @@ TEST(ExecutorTest, ConcatFlattenReshapeTransposeSoftmaxIdentityPad) {
   pad.pads = {0, 1, 0, 2, 0, 0, -1, 1};
   pad.value = 0.75f;
   CheckBatches(OneNode(Op::kPad, {}, {}, pad), {2, 3, 4}, 88, "pad");
+}
+
+// Concats of conv outputs along every axis, so that the inputs arrive in
+// the convs' blocked or channels-last layouts: channel counts that fill
+// whole blocks of 8 and 16 (one copy per image and input) and ones that do
+// not (oneDNN's concat), and a plain input beside them.
+TEST(ExecutorTest, ConcatsOfConvOutputsMatchTheReference) {
+  struct Case {
+    int64_t axis;
+    std::vector<int64_t> channels;  // Of each conv; the input x has 4.
+    bool input_too;                 // x joins the concat, first.
+  };
+  const std::vector<Case> cases = {
+      {1, {16, 32}, false}, {1, {8, 24, 16}, false}, {1, {5, 8}, false},
+      {1, {16, 8}, true},   {0, {16, 16}, false},    {0, {4, 4}, true},
+      {2, {8, 8}, false},   {2, {4, 4}, true},       {3, {16, 16}, false},
+      {3, {5, 5}, false},   {3, {4}, true},
+  };
+  for (const Case& c : cases) {
+    Graph g;
+    g.inputs.push_back({"x", {kBatch, 4, 6, 7}});
+    Node cat{"cat", Op::kConcat, {}, {"y"}, {}};
+    cat.attrs.axis = c.axis;
+    if (c.input_too) cat.inputs.push_back("x");
+    for (size_t i = 0; i < c.channels.size(); ++i) {
+      const std::string w = absl::StrCat("w", i);
+      const std::string out = absl::StrCat("c", i);
+      g.constants[w] =
+          Random({c.channels[i], 4, 3, 3}, 150 + static_cast<uint32_t>(i));
+      Attributes conv;
+      conv.pads = {1, 1, 1, 1};
+      g.nodes.push_back(
+          {absl::StrCat("conv", i), Op::kConv, {"x", w}, {out}, conv});
+      cat.inputs.push_back(out);
+    }
+    g.nodes.push_back(cat);
+    g.outputs.push_back({"y", {}});
+    CheckBatches(g, {4, 6, 7}, 152,
+                 absl::StrCat("concat axis ", c.axis, " of channels ",
+                              absl::StrJoin(c.channels, ","),
+                              c.input_too ? " and the input" : ""));
+  }
+}
+
+// Inception-v3's avg_pool2d(padding=1) exports as a zero Pad and an
+// AveragePool that counts the padding; they run as one pool. The same
+// pairs where the pool may not take the Pad (its own padding left out of
+// the divisor, ceil mode, a nonzero pad value, a padded channel dim, the
+// Pad's output read elsewhere) must give the reference's results too.
+TEST(ExecutorTest, PadsBeforeAveragePoolsMatchTheReference) {
+  struct Case {
+    std::string what;
+    std::vector<int64_t> pad;       // All dims, begin then end.
+    std::vector<int64_t> own_pads;  // The pool's.
+    bool include = false;
+    bool ceil = false;
+    float value = 0.0f;
+    bool shared = false;
+  };
+  const std::vector<Case> cases = {
+      {"inception's", {0, 0, 1, 1, 0, 0, 1, 1}, {}},
+      {"uneven", {0, 0, 2, 0, 0, 0, 1, 3}, {}},
+      {"own pads counted", {0, 0, 1, 0, 0, 0, 0, 1}, {1, 0, 0, 1}, true},
+      {"own pads left out", {0, 0, 1, 1, 0, 0, 1, 1}, {1, 1, 1, 1}, false},
+      {"ceil mode", {0, 0, 1, 1, 0, 0, 1, 1}, {}, false, true},
+      {"value 0.5", {0, 0, 1, 1, 0, 0, 1, 1}, {}, false, false, 0.5f},
+      {"channels padded", {0, 1, 1, 1, 0, 0, 1, 1}, {}},
+      {"pad read elsewhere",
+       {0, 0, 1, 1, 0, 0, 1, 1},
+       {},
+       false,
+       false,
+       0.0f,
+       true},
+  };
+  for (const Case& c : cases) {
+    for (bool after_conv : {false, true}) {
+      Graph g;
+      g.inputs.push_back({"x", {kBatch, 8, 7, 6}});
+      std::string in = "x";
+      if (after_conv) {
+        g.constants["w"] = Random({8, 8, 1, 1}, 160);
+        g.nodes.push_back({"conv", Op::kConv, {"x", "w"}, {"c"}, {}});
+        in = "c";
+      }
+      Attributes pad;
+      pad.pads = c.pad;
+      pad.value = c.value;
+      g.nodes.push_back({"pad", Op::kPad, {in}, {"p"}, pad});
+      Attributes pool;
+      pool.kernel = {3, 3};
+      pool.strides = {2, 1};
+      pool.pads = c.own_pads;
+      pool.count_include_pad = c.include;
+      pool.ceil_mode = c.ceil;
+      g.nodes.push_back({"pool", Op::kAveragePool, {"p"}, {"y"}, pool});
+      g.outputs.push_back({"y", {}});
+      if (c.shared) g.outputs.push_back({"p", {}});
+      CheckBatches(g, {8, 7, 6}, 161,
+                   absl::StrCat("pad then pool, ", c.what,
+                                after_conv ? ", after a conv" : ""));
+    }
+  }
 }
 
 // ShuffleNet's unit: a channel shuffle (Reshape, Transpose, Reshape) of a

@@ -1,8 +1,11 @@
 #include "core/runtime/loop_kernels.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "core/runtime/dnnl_adapter.h"
@@ -345,6 +348,46 @@ void NarrowGemm(const float* x, int64_t rows, int64_t k, const float* w,
       for (int64_t c = 0; c < cols; ++c) {
         const float v = out[c] + (bias != nullptr ? bias[j0 + c] : 0.0f);
         out[c] = graph::Apply(activation, v);
+      }
+    }
+  }
+}
+
+void ConcatSlabs(absl::Span<const float* const> inputs,
+                 absl::Span<const int64_t> slabs, int64_t outer, float* y) {
+  int64_t row = 0;
+  for (int64_t slab : slabs) row += slab;
+  const int64_t total = outer * row;
+  if (total == 0) return;
+  // Each thread copies one contiguous range of y; below this many floats
+  // the threads' start-up costs more than the copy.
+  constexpr int64_t kMinParallelFloats = int64_t{1} << 16;
+#pragma omp parallel if (total >= kMinParallelFloats)
+  {
+    const int threads = omp_get_num_threads();
+    const int thread = omp_get_thread_num();
+    const int64_t begin = total * thread / threads;
+    const int64_t end = total * (thread + 1) / threads;
+    int64_t r = begin / row;
+    int64_t in_row = begin - r * row;
+    size_t i = 0;
+    while (in_row >= slabs[i]) in_row -= slabs[i++];
+    for (int64_t at = begin; at < end;) {
+      const int64_t n = std::min(slabs[i] - in_row, end - at);
+      std::memcpy(y + at, inputs[i] + r * slabs[i] + in_row,
+                  static_cast<size_t>(n) * sizeof(float));
+      at += n;
+      in_row = 0;
+      if (++i == slabs.size()) {
+        i = 0;
+        ++r;
+      }
+      // Skip empty slabs.
+      while (at < end && slabs[i] == 0) {
+        if (++i == slabs.size()) {
+          i = 0;
+          ++r;
+        }
       }
     }
   }

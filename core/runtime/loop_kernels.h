@@ -67,6 +67,10 @@ void NarrowGemm(const float* x, int64_t rows, int64_t k, const float* w,
                 int64_t n, const float* bias,
                 const graph::Activation& activation, float* y);
 
+// inputs[i] holds outer * slabs[i] floats; y holds outer * sum(slabs).
+void ConcatSlabs(absl::Span<const float* const> inputs,
+                 absl::Span<const int64_t> slabs, int64_t outer, float* y);
+
 }  // namespace esb::runtime
 
 #endif  // ESB_CORE_RUNTIME_LOOP_KERNELS_H_

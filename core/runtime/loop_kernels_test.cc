@@ -1,5 +1,7 @@
 #include "core/runtime/loop_kernels.h"
 
+#include <omp.h>
+
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -67,6 +69,47 @@ TEST(NarrowGemmTest, MatchesTheSumOnEveryShapeAndEpilogue) {
     }
   }
   EXPECT_GT(checked, 10000);
+}
+
+// ConcatSlabs against the copy written out element by element, on slab
+// mixes with empty and one-float slabs, one row and many, and totals on
+// both sides of the threshold where the rows split over the threads (so
+// that a thread's range starts and ends inside slabs and rows).
+TEST(ConcatSlabsTest, PutsEachSlabInItsPlaceOnEveryThreadCount) {
+  const std::vector<std::vector<int64_t>> mixes = {
+      {3}, {1, 1}, {4, 0, 5}, {0, 7}, {7, 0}, {1000, 33, 1}, {65536, 1}};
+  const int previous = omp_get_max_threads();
+  int checked = 0;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    for (const std::vector<int64_t>& slabs : mixes) {
+      for (int64_t outer : {1, 3, 70}) {
+        std::vector<std::vector<float>> inputs;
+        std::vector<const float*> pointers;
+        int64_t row = 0;
+        for (size_t i = 0; i < slabs.size(); ++i) {
+          inputs.push_back(
+              Random(outer * slabs[i], 7 + static_cast<uint32_t>(i)));
+          row += slabs[i];
+        }
+        for (const auto& in : inputs) pointers.push_back(in.data());
+        std::vector<float> y(static_cast<size_t>(outer * row), -42.0f);
+        ConcatSlabs(pointers, slabs, outer, y.data());
+        std::vector<float> expected;
+        for (int64_t r = 0; r < outer; ++r) {
+          for (size_t i = 0; i < slabs.size(); ++i) {
+            expected.insert(expected.end(), inputs[i].begin() + r * slabs[i],
+                            inputs[i].begin() + (r + 1) * slabs[i]);
+          }
+        }
+        ASSERT_EQ(y, expected) << threads << " threads, " << outer
+                               << " rows of slabs " << slabs.size();
+        ++checked;
+      }
+    }
+  }
+  omp_set_num_threads(previous);
+  EXPECT_EQ(checked, 63);
 }
 
 }  // namespace

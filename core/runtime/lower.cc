@@ -1080,6 +1080,7 @@ void PlanBuilder::LowerConcat(const Node& node) {
                : Get(name));
     descs.push_back(inputs.back().desc);
   }
+  if (LowerConcatSlabs(node, common, inputs)) return;
   const dnnl::concat::primitive_desc pd =
       common
           ? dnnl::concat::primitive_desc(
@@ -1095,6 +1096,58 @@ void PlanBuilder::LowerConcat(const Node& node) {
   }
   AddPrimitive(dnnl::concat(pd), args);
   Define(node.outputs[0], dst);
+}
+
+bool PlanBuilder::LowerConcatSlabs(
+    const Node& node, const std::optional<memory::format_tag>& common,
+    const std::vector<Value>& inputs) {
+  using tag = memory::format_tag;
+  const std::vector<int64_t>& y_shape = ShapeOf(node.outputs[0]);
+  const size_t rank = y_shape.size();
+  const size_t axis = static_cast<size_t>(node.attrs.axis);
+  // The dims from outermost to innermost in memory.
+  std::vector<size_t> order(rank);
+  for (size_t d = 0; d < rank; ++d) order[d] = d;
+  if (!common) {
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (inputs[i].desc != PlainDesc(ShapeOf(node.inputs[i]))) return false;
+    }
+  } else if (*common == tag::acdb) {
+    order = {0, 2, 3, 1};
+  } else if (*common == tag::aBcd8b || *common == tag::aBcd16b) {
+    // Whole channel blocks keep each input's rows contiguous; blocks
+    // are innermost, so only the channel axis qualifies.
+    const int64_t block = *common == tag::aBcd8b ? 8 : 16;
+    if (axis != 1) return false;
+    for (const std::string& name : node.inputs) {
+      if (ShapeOf(name)[1] % block != 0) return false;
+    }
+  }
+  const size_t at = static_cast<size_t>(
+      std::find(order.begin(), order.end(), axis) - order.begin());
+  int64_t outer = 1;
+  for (size_t k = 0; k < at; ++k) outer *= y_shape[order[k]];
+  std::vector<int64_t> slabs;
+  for (const std::string& name : node.inputs) {
+    const std::vector<int64_t>& shape = ShapeOf(name);
+    int64_t slab = 1;
+    for (size_t k = at; k < rank; ++k) slab *= shape[order[k]];
+    slabs.push_back(slab);
+  }
+  const Value dst =
+      NewArena(common ? Desc(y_shape, memory::data_type::f32, *common)
+                      : PlainDesc(y_shape));
+  std::vector<Value> args = inputs;
+  args.push_back(dst);
+  AddLoop(
+      [slabs, outer](absl::Span<float* const> p) {
+        const absl::Span<float* const> in = p.first(p.size() - 1);
+        ConcatSlabs(std::vector<const float*>(in.begin(), in.end()), slabs,
+                    outer, p.back());
+      },
+      args);
+  Define(node.outputs[0], dst);
+  return true;
 }
 
 void PlanBuilder::LowerTranspose(const Node& node) {
@@ -1214,7 +1267,42 @@ bool PlanBuilder::LowerChannelShuffle(const Node& reshape) {
   return true;
 }
 
+bool PlanBuilder::LowerPaddedAveragePool(const Node& pad) {
+  const int pool_index = FusibleReader(pad.outputs[0]);
+  if (pool_index < 0) return false;
+  const Node& pool = graph_.nodes[pool_index];
+  const size_t rank = ShapeOf(pad.inputs[0]).size();
+  const std::vector<int64_t>& pads = pad.attrs.pads;
+  if (pool.op != Op::kAveragePool || pool.attrs.ceil_mode ||
+      pad.attrs.value != 0.0f || rank < 3 || pads.size() != 2 * rank ||
+      pads[0] != 0 || pads[1] != 0 || pads[rank] != 0 || pads[rank + 1] != 0 ||
+      std::any_of(pads.begin(), pads.end(), [](int64_t p) { return p < 0; })) {
+    return false;
+  }
+  const size_t n = rank - 2;
+  std::vector<int64_t> own = pool.attrs.pads;
+  if (own.empty()) own.assign(2 * n, 0);
+  // Padding the pool leaves out of its divisor cannot join the zeros the
+  // Pad wrote, which it counts.
+  if (!pool.attrs.count_include_pad &&
+      std::any_of(own.begin(), own.end(), [](int64_t p) { return p != 0; })) {
+    return false;
+  }
+  Node merged = pool;
+  merged.inputs[0] = pad.inputs[0];
+  for (size_t i = 0; i < n; ++i) {
+    own[i] += pads[2 + i];
+    own[n + i] += pads[rank + 2 + i];
+  }
+  merged.attrs.pads = own;
+  merged.attrs.count_include_pad = true;
+  absorbed_.insert(pool_index);
+  LowerPool(merged);
+  return true;
+}
+
 void PlanBuilder::LowerPad(const Node& node) {
+  if (LowerPaddedAveragePool(node)) return;
   const std::vector<int64_t>& x_shape = ShapeOf(node.inputs[0]);
   const std::vector<int64_t>& y_shape = ShapeOf(node.outputs[0]);
   const std::vector<int64_t>& pads = node.attrs.pads;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -129,6 +130,12 @@ class PlanBuilder {
   void LowerPool(const graph::Node& node);
   void LowerBinary(const graph::Node& node);
   void LowerConcat(const graph::Node& node);
+  // The ConcatSlabs loop for `node` on `inputs` (in layout `common`, or
+  // all row-major when it is unset): true when that layout keeps each
+  // input's part of a row contiguous, false (adding nothing) otherwise.
+  bool LowerConcatSlabs(const graph::Node& node,
+                        const std::optional<dnnl::memory::format_tag>& common,
+                        const std::vector<Value>& inputs);
   void LowerTranspose(const graph::Node& node);
   void LowerSoftmax(const graph::Node& node);
   // `steps` over value `input` into a new value `output`, one primitive
@@ -138,6 +145,12 @@ class PlanBuilder {
   void LowerErf(const graph::Node& node);
   void LowerReduce(const graph::Node& node);
   void LowerPad(const graph::Node& node);
+  // A zero Pad of the spatial dims read only by an AveragePool (no ceil
+  // mode; its own padding counted, or none), as the pool alone with both
+  // paddings counted in its divisor (as Inception-v3's exports write
+  // avg_pool2d(padding=1)): true, with the pool absorbed; false, changing
+  // nothing, otherwise.
+  bool LowerPaddedAveragePool(const graph::Node& pad);
   // A channel shuffle starting at `reshape` (Reshape [N, G, C/G, H, W],
   // Transpose (0, 2, 1, 3, 4), Reshape back, each the previous one's only
   // reader) as one reorder: true, with the Transpose and the second Reshape
