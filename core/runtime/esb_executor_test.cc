@@ -254,6 +254,16 @@ std::vector<ConvCase> ConvCases() {
     c.attrs.pads = {2, 1, 2, 1};
     c.signed_input = true;
   });
+  // Kernels whose outer taps land only in the padding, run cropped.
+  add("atrous past the map", {2, 3, 4, 4}, {5, 3, 3, 3}, [](ConvCase& c) {
+    c.attrs.dilations = {4, 4};
+    c.attrs.pads = {4, 4, 4, 4};
+    c.signed_input = true;
+  });
+  add("one dim cropped", {2, 3, 4, 6}, {5, 3, 3, 3}, [](ConvCase& c) {
+    c.attrs.dilations = {5, 1};
+    c.attrs.pads = {5, 1, 5, 1};
+  });
   add("grouped", {2, 6, 5, 5}, {4, 3, 3, 3}, [](ConvCase& c) {
     c.attrs.group = 2;
     c.attrs.pads = {1, 1, 1, 1};

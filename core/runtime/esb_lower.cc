@@ -221,6 +221,8 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
     layout.channels = g.y_shape.back();
     layout.rows = graph::NumElements(g.x_shape) / g.x_shape.back();
   }
+  // The conv's window, cropped to the taps that reach the input.
+  graph::WindowGeometry window = g.window;
   if (layer.splits > 1) {
     Dims w_dims, dilations;
     Dims strides{1, 1}, pads_begin{0, 0}, pads_end{0, 0};
@@ -234,10 +236,12 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
       std::vector<int64_t> part_shape = g.y_shape;
       part_shape[1] *= layer.splits;
       part = ChannelsLast(part_shape, acc_type);
-      for (int64_t d : g.window.dilations) dilations.push_back(d - 1);
-      strides = g.window.strides;
-      pads_begin = g.window.pads_begin;
-      pads_end = g.window.pads_end;
+      plain_weights =
+          CropDeadTaps(g.x_shape, g.y_shape, weight_type, window, w_dims);
+      for (int64_t d : window.dilations) dilations.push_back(d - 1);
+      strides = window.strides;
+      pads_begin = window.pads_begin;
+      pads_end = window.pads_end;
     } else {
       const int64_t k = g.x_shape.back();
       w_dims = {layer.splits, layout.channels, k / layer.splits, 1, 1};
@@ -246,8 +250,8 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
       part = ChannelsLast({1, layer.splits * layout.channels, layout.rows, 1},
                           acc_type);
       dilations = {0, 0};
+      plain_weights = Desc(w_dims, weight_type, PlainStrides(w_dims));
     }
-    plain_weights = Desc(w_dims, weight_type, PlainStrides(w_dims));
     const dnnl::convolution_forward::primitive_desc pd(
         dnnl::convolution_forward::desc(
             dnnl::prop_kind::forward_inference,
@@ -266,16 +270,17 @@ absl::Status PlanBuilder::LowerQuantizedFast(int node_index,
       w_dims.insert(w_dims.end(), layer.weight_shape.begin() + 1,
                     layer.weight_shape.end());
     }
-    plain_weights = Desc(w_dims, weight_type, PlainStrides(w_dims));
+    plain_weights =
+        CropDeadTaps(g.x_shape, g.y_shape, weight_type, window, w_dims);
     Dims dilations;
-    for (int64_t d : g.window.dilations) dilations.push_back(d - 1);
+    for (int64_t d : window.dilations) dilations.push_back(d - 1);
     const dnnl::convolution_forward::primitive_desc pd(
         dnnl::convolution_forward::desc(
             dnnl::prop_kind::forward_inference,
             dnnl::algorithm::convolution_direct, src->desc,
             Desc(w_dims, weight_type, memory::format_tag::any),
-            ChannelsLast(g.y_shape, acc_type), g.window.strides, dilations,
-            g.window.pads_begin, g.window.pads_end),
+            ChannelsLast(g.y_shape, acc_type), window.strides, dilations,
+            window.pads_begin, window.pads_end),
         attr, engine_);
     primitive = dnnl::convolution_forward(pd);
     weights_desc = pd.weights_desc();

@@ -240,6 +240,10 @@ TEST(EsbSplitTest, ConvPathsAgreeBitForBit) {
   Attributes dilated = pad;
   dilated.dilations = {2, 1};
   dilated.pads = {2, 1, 2, 1};
+  // Dilated past the 3x3 map: only the centre tap reaches the input.
+  Attributes atrous;
+  atrous.dilations = {4, 4};
+  atrous.pads = {4, 4, 4, 4};
   const std::vector<Case> cases = {
       // K = 3 * 3 * 512 = 4608, ResNet-50's last 3x3 convolutions.
       {"3x3x512", {2, 512, 4, 4}, {24, 512, 3, 3}, pad},
@@ -247,6 +251,7 @@ TEST(EsbSplitTest, ConvPathsAgreeBitForBit) {
       {"grouped_3x3", {1, 1024, 3, 3}, {32, 512, 3, 3}, grouped},
       {"1x1x2048_strided_relu", {2, 2048, 5, 5}, {40, 2048, 1, 1}, strided},
       {"dilated", {1, 768, 6, 5}, {8, 768, 3, 3}, dilated, true},
+      {"atrous_past_the_map", {2, 2048, 3, 3}, {8, 2048, 3, 3}, atrous},
   };
   uint32_t seed = 10;
   for (const Case& c : cases) {

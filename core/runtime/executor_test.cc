@@ -259,6 +259,116 @@ TEST(ExecutorTest, ConvVariants) {
   }
 }
 
+// Kernels whose outer taps land only in the zero padding (atrous convs
+// dilated past a small map) run cropped to the taps that reach the input;
+// the results must be the whole kernel's, with the weights constant or a
+// graph input, and where no crop applies (every tap live at some output,
+// all taps dead, or a crop that would need negative padding).
+TEST(ExecutorTest, ConvsWithTapsOnlyInThePaddingMatchTheReference) {
+  const Activation none;
+  const std::vector<ConvCase> cases = {
+      {"dilated past the map",
+       {6, 5, 5},
+       {8, 6, 3, 3},
+       1,
+       {},
+       {6, 6, 6, 6},
+       {6, 6},
+       true,
+       none},
+      {"one dim cropped",
+       {3, 5, 6},
+       {4, 3, 3, 3},
+       1,
+       {},
+       {8, 1, 8, 1},
+       {8, 1},
+       true,
+       none},
+      {"padding after only",
+       {3, 5, 5},
+       {4, 3, 3, 3},
+       1,
+       {},
+       {0, 0, 14, 14},
+       {7, 7},
+       false,
+       none},
+      {"strided",
+       {2, 9, 9},
+       {3, 2, 3, 3},
+       1,
+       {2, 2},
+       {10, 10, 10, 10},
+       {10, 10},
+       true,
+       none},
+      {"depthwise",
+       {8, 4, 4},
+       {8, 1, 3, 3},
+       8,
+       {},
+       {5, 5, 5, 5},
+       {5, 5},
+       true,
+       {Activation::Kind::kRelu, 0, 0}},
+      {"every tap live somewhere",
+       {4, 7, 7},
+       {5, 4, 3, 3},
+       1,
+       {},
+       {5, 5, 5, 5},
+       {5, 5},
+       true,
+       none},
+      {"every tap dead",
+       {3, 2, 6},
+       {4, 3, 3, 3},
+       1,
+       {},
+       {1, 1, 8, 1},
+       {5, 1},
+       true,
+       none},
+      {"crop needing negative pads",
+       {3, 6, 6},
+       {4, 3, 3, 3},
+       1,
+       {},
+       {1, 1, 4, 1},
+       {5, 1},
+       true,
+       none},
+  };
+  uint32_t seed = 170;
+  for (const ConvCase& c : cases) {
+    Attributes a;
+    a.group = c.group;
+    a.strides = c.strides;
+    a.pads = c.pads;
+    a.dilations = c.dilations;
+    a.activation = c.activation;
+    std::vector<std::pair<std::string, Tensor>> constants = {
+        {"w", Random(c.w, ++seed)}};
+    if (c.bias) constants.push_back({"b", Random({c.w[0]}, ++seed)});
+    Shape declared = c.x;
+    declared.insert(declared.begin(), kBatch);
+    Graph g = OneNode(Op::kConv, declared, constants, a);
+    CheckBatches(g, c.x, ++seed, c.name);
+    // The same weights as a graph input.
+    Graph given = g;
+    given.inputs.push_back({"w", c.w});
+    const Tensor w = given.constants.at("w");
+    given.constants.erase("w");
+    for (int64_t batch : {1, 3}) {
+      Shape x = c.x;
+      x.insert(x.begin(), batch);
+      CheckAgainstReference(given, {Random(x, ++seed), w},
+                            c.name + ", weights given");
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Gemm and MatMul.
 

@@ -97,6 +97,43 @@ Dims OneDnnDilations(const std::vector<int64_t>& dilations) {
 
 }  // namespace
 
+Desc CropDeadTaps(const std::vector<int64_t>& x_shape,
+                  const std::vector<int64_t>& y_shape, memory::data_type type,
+                  graph::WindowGeometry& window, Dims& w_dims) {
+  Desc whole(w_dims, type, PlainStrides(w_dims));
+  const size_t spatial = x_shape.size() - 2;
+  Dims offsets(w_dims.size(), 0);
+  bool cropped = false;
+  for (size_t i = 0; i < spatial; ++i) {
+    const int64_t in = x_shape[2 + i];
+    const int64_t out = y_shape[2 + i];
+    const int64_t k = window.kernel[i];
+    const int64_t s = window.strides[i];
+    const int64_t d = window.dilations[i];
+    const int64_t pb = window.pads_begin[i];
+    // Tap t reads rows t*d - pb .. (out-1)*s + t*d - pb.
+    int64_t first = k;
+    int64_t last = -1;
+    for (int64_t t = 0; t < k; ++t) {
+      if (t * d - pb < in && (out - 1) * s + t * d - pb >= 0) {
+        first = std::min(first, t);
+        last = t;
+      }
+    }
+    if (last < first || (first == 0 && last == k - 1)) continue;
+    const int64_t begin = pb - first * d;
+    const int64_t end = window.pads_end[i] - (k - 1 - last) * d;
+    if (begin < 0 || end < 0) continue;
+    window.kernel[i] = last - first + 1;
+    window.pads_begin[i] = begin;
+    window.pads_end[i] = end;
+    w_dims[w_dims.size() - spatial + i] = window.kernel[i];
+    offsets[w_dims.size() - spatial + i] = first;
+    cropped = true;
+  }
+  return cropped ? whole.submemory_desc(w_dims, offsets) : whole;
+}
+
 PlanBuilder::PlanBuilder(
     const graph::Graph& graph,
     const std::map<std::string, std::vector<int64_t>>& shapes,
@@ -531,6 +568,8 @@ absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
     w_dims = {group, w_shape[0] / group};
     w_dims.insert(w_dims.end(), w_shape.begin() + 1, w_shape.end());
   }
+  const Desc plain_w = CropDeadTaps(x_shape, ShapeOf(node.outputs[0]),
+                                    memory::data_type::f32, *window, w_dims);
   const Desc src_any = AnyDesc(x_shape);
   const Desc w_any = AnyDesc(w_dims);
   const Desc dst_any = AnyDesc(ShapeOf(node.outputs[0]));
@@ -578,7 +617,6 @@ absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
       desc(src_any, residual ? residual->desc : dst_any), attr, engine_);
 
   const Value src = As(node.inputs[0], pd.src_desc());
-  const Desc plain_w(w_dims, memory::data_type::f32, PlainStrides(w_dims));
   Value weights{-1, Desc()};
   if (w == nullptr) {
     absl::StatusOr<Value> runtime =

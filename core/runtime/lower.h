@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/graph/graph.h"
+#include "core/graph/shapes.h"
 #include "core/runtime/esb_kernels.h"
 #include "core/runtime/esb_layers.h"
 #include "core/runtime/plan.h"
@@ -28,6 +29,20 @@ struct EltwiseStep {
   float alpha;
   float beta;
 };
+
+// Crops the kernel of a conv from input `x_shape` to output `y_shape` to
+// the taps that reach the input at some output position: a tap that only
+// ever lands in the zero padding adds nothing (DeepLabV3's atrous convs,
+// dilated past a small feature map, become 1x1 convs). Updates `window`'s
+// kernel and pads and the kernel dims at the end of `w_dims` (row-major
+// weights of `type`, [.., k...]), and returns the view of the whole
+// weights that holds the taps kept (all of them when every tap reaches the
+// input). A dim stays whole where the cropped pads would be negative.
+dnnl::memory::desc CropDeadTaps(const std::vector<int64_t>& x_shape,
+                                const std::vector<int64_t>& y_shape,
+                                dnnl::memory::data_type type,
+                                graph::WindowGeometry& window,
+                                dnnl::memory::dims& w_dims);
 
 class PlanBuilder {
  public:
