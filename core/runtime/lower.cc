@@ -28,15 +28,28 @@ Desc AnyDesc(const std::vector<int64_t>& dims) {
   return Desc(dims, memory::data_type::f32, memory::format_tag::any);
 }
 
+// The most rows for which NarrowGemm beats oneDNN 2.6's matmul on this
+// CPU (bench/narrow_gemm_bench, cold caches): with AVX-512 two (at three
+// and four rows the matmul was 0.73x to 1.03x of the loop's time); with
+// AVX2 alone eight (the loop was 1.14x to 2.6x faster at every count from
+// one to eight on the zoo's heads, the matmul reading 5 to 10 GB/s).
+int64_t NarrowRowsHere() {
+  const auto isa = static_cast<uint32_t>(dnnl::get_effective_cpu_isa());
+  auto has = [isa](dnnl::cpu_isa want) {
+    const auto bits = static_cast<uint32_t>(want);
+    return (isa & bits) == bits;
+  };
+  return has(dnnl::cpu_isa::avx2) && !has(dnnl::cpu_isa::avx512_core) ? 8 : 2;
+}
+
 // Whether a product of `rows` rows with constant [k, m] weights runs the
-// NarrowGemm loop (loop_kernels.h) instead of oneDNN's matmul: one or two
-// rows, and weights of at least 4 MiB, which a run streams from memory (at
-// three rows and more, or from cache, the matmul is as fast or faster;
-// bench/narrow_gemm_bench measures both).
+// NarrowGemm loop (loop_kernels.h) instead of oneDNN's matmul: up to
+// NarrowRowsHere() rows, and weights of at least 4 MiB, which a run streams
+// from memory (from cache the matmul is as fast or faster).
 bool IsNarrowProduct(int64_t rows, int64_t k, int64_t m) {
-  constexpr int64_t kMaxRows = 2;
+  static const int64_t max_rows = NarrowRowsHere();
   constexpr int64_t kMinWeightBytes = int64_t{4} << 20;
-  return rows <= kMaxRows &&
+  return rows <= max_rows &&
          k * m * static_cast<int64_t>(sizeof(float)) >= kMinWeightBytes;
 }
 
@@ -960,7 +973,15 @@ void PlanBuilder::LowerPool(const Node& node) {
   for (size_t i = 0; i < pads_end.size(); ++i) {
     pads_end[i] += window.ceil_extra[i];
   }
-  const Value x = Get(node.inputs[0]);
+  Value x = Get(node.inputs[0]);
+  if (node.op != Op::kGlobalAveragePool && x_shape.size() == 4 &&
+      x.desc == PlainDesc(x_shape)) {
+    // oneDNN 2.6 pools a plain tensor on its simple_nchw kernel, about 15x
+    // slower than its jit kernel on channels-last (AlexNet's first pool,
+    // after a conv that ran as a plain gemm): one reorder first.
+    x = As(node.inputs[0],
+           Desc(x_shape, memory::data_type::f32, memory::format_tag::acdb));
+  }
   const dnnl::pooling_v2_forward::primitive_desc pd(
       dnnl::pooling_v2_forward::desc(
           prop_kind::forward_inference, alg, x.desc, AnyDesc(y_shape),

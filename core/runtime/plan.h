@@ -14,10 +14,11 @@
 //                       alpha and beta 1); Gemm's alpha folded into the
 //                       packed B, beta * C into the bias; A with leading batch
 //                       dims is viewed as [rows, K]; fused activation as a
-//                       post-op. One or two rows on 4 MiB or more of
-//                       constant weights (a classifier head at batch 1)
-//                       run the NarrowGemm loop on the weights packed one
-//                       row per output column.
+//                       post-op. Few rows (two with AVX-512, eight with
+//                       AVX2 alone) on 4 MiB or more of constant weights (a
+//                       classifier head at a small batch) run the NarrowGemm
+//                       loop on the weights packed one row per output
+//                       column.
 //   BatchNormalization  batch_normalization_forward (global stats, scale,
 //                       shift) on the input's layout.
 //   Relu, Clip, LeakyRelu, Sigmoid
