@@ -8,7 +8,9 @@
 //                       format_tag::any, so oneDNN picks blocked layouts;
 //                       constant weights reordered once into that layout,
 //                       weights given as a graph input reordered at each
-//                       run; fused Relu/Clip as an eltwise post-op.
+//                       run; fused Relu/Clip as an eltwise post-op. Kernel
+//                       taps that land only in the zero padding at every
+//                       output are cropped (CropDeadTaps, lower.h).
 //   Gemm, MatMul        matmul with weights format_tag::any, packed once
 //                       (or, as a graph input, reordered at each run, with
 //                       alpha and beta 1); Gemm's alpha folded into the
@@ -24,14 +26,20 @@
 //   Relu, Clip, LeakyRelu, Sigmoid
 //                       eltwise_forward on the input's layout.
 //   MaxPool, AveragePool, GlobalAveragePool
-//                       pooling_v2_forward on the input's layout; ceil mode
-//                       as extra end padding. AveragePool with
+//                       pooling_v2_forward on the input's layout
+//                       (channels-last for a plain 4-D input); ceil mode
+//                       as extra end padding. A zero Pad of the spatial
+//                       dims read only by an AveragePool becomes the
+//                       pool's counted padding. AveragePool with
 //                       count_include_pad whose ceil-mode windows overhang
 //                       the end padding runs the AveragePool loop.
 //   Add, Mul            binary with the full-shape operand as src0 (both
 //                       ops commute); the BroadcastBinary loop when both
 //                       operands broadcast.
-//   Concat              concat on the inputs' layouts.
+//   Concat              the inputs in one common layout; the ConcatSlabs
+//                       loop (a memcpy per input and outer index) where
+//                       that layout keeps each input's part contiguous,
+//                       else oneDNN's concat.
 //   Softmax             softmax_forward on the plain layout.
 //   Transpose           reorder from a permuted-strides view to plain.
 //   Flatten, Reshape    no work: a plain view of the (plain) input buffer.
