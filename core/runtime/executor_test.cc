@@ -171,6 +171,22 @@ struct ConvCase {
   Activation activation;
 };
 
+// One Conv node for `c`, its weights (and bias) drawn from ++seed.
+Graph ConvGraph(const ConvCase& c, uint32_t& seed) {
+  Attributes a;
+  a.group = c.group;
+  a.strides = c.strides;
+  a.pads = c.pads;
+  a.dilations = c.dilations;
+  a.activation = c.activation;
+  std::vector<std::pair<std::string, Tensor>> constants = {
+      {"w", Random(c.w, ++seed)}};
+  if (c.bias) constants.push_back({"b", Random({c.w[0]}, ++seed)});
+  Shape declared = c.x;
+  declared.insert(declared.begin(), kBatch);
+  return OneNode(Op::kConv, declared, constants, a);
+}
+
 TEST(ExecutorTest, ConvVariants) {
   const Activation none;
   const Activation relu{Activation::Kind::kRelu, 0, 0};
@@ -243,18 +259,7 @@ TEST(ExecutorTest, ConvVariants) {
   };
   uint32_t seed = 1;
   for (const ConvCase& c : cases) {
-    Attributes a;
-    a.group = c.group;
-    a.strides = c.strides;
-    a.pads = c.pads;
-    a.dilations = c.dilations;
-    a.activation = c.activation;
-    std::vector<std::pair<std::string, Tensor>> constants = {
-        {"w", Random(c.w, ++seed)}};
-    if (c.bias) constants.push_back({"b", Random({c.w[0]}, ++seed)});
-    Shape declared = c.x;
-    declared.insert(declared.begin(), kBatch);
-    Graph g = OneNode(Op::kConv, declared, constants, a);
+    const Graph g = ConvGraph(c, seed);
     CheckBatches(g, c.x, ++seed, c.name);
   }
 }
@@ -342,18 +347,7 @@ TEST(ExecutorTest, ConvsWithTapsOnlyInThePaddingMatchTheReference) {
   };
   uint32_t seed = 170;
   for (const ConvCase& c : cases) {
-    Attributes a;
-    a.group = c.group;
-    a.strides = c.strides;
-    a.pads = c.pads;
-    a.dilations = c.dilations;
-    a.activation = c.activation;
-    std::vector<std::pair<std::string, Tensor>> constants = {
-        {"w", Random(c.w, ++seed)}};
-    if (c.bias) constants.push_back({"b", Random({c.w[0]}, ++seed)});
-    Shape declared = c.x;
-    declared.insert(declared.begin(), kBatch);
-    Graph g = OneNode(Op::kConv, declared, constants, a);
+    const Graph g = ConvGraph(c, seed);
     CheckBatches(g, c.x, ++seed, c.name);
     // The same weights as a graph input.
     Graph given = g;
