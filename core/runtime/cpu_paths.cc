@@ -61,12 +61,12 @@ std::string IsaName(absl::string_view arch, uint32_t isa) {
   return absl::StrCat("0x", absl::Hex(isa));
 }
 
-bool Has(uint32_t isa, dnnl::cpu_isa want) {
+}  // namespace
+
+bool IsaHas(uint32_t isa, dnnl::cpu_isa want) {
   const auto bits = static_cast<uint32_t>(want);
   return (isa & bits) == bits;
 }
-
-}  // namespace
 
 CpuPaths CpuPathsFor(absl::string_view arch, uint32_t dnnl_isa,
                      bool vector_quantize) {
@@ -80,8 +80,8 @@ CpuPaths CpuPathsFor(absl::string_view arch, uint32_t dnnl_isa,
     paths.no_int8_reason = "oneDNN has no native int8 kernels for this CPU";
   } else if (arch != "x86_64") {
     paths.no_int8_reason = "the int8 fast path is exact on x86-64 VNNI only";
-  } else if (!Has(dnnl_isa, dnnl::cpu_isa::avx512_core_vnni) &&
-             !Has(dnnl_isa, dnnl::cpu_isa::avx2_vnni)) {
+  } else if (!IsaHas(dnnl_isa, dnnl::cpu_isa::avx512_core_vnni) &&
+             !IsaHas(dnnl_isa, dnnl::cpu_isa::avx2_vnni)) {
     paths.int16_pairs = true;
   }
   return paths;

@@ -28,6 +28,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "oneapi/dnnl/dnnl.hpp"
 
 namespace esb::runtime {
 
@@ -42,6 +43,10 @@ struct CpuPaths {
   bool int16_pairs = false;
   bool vector_quantize = false;
 };
+
+// Whether oneDNN ISA bits `isa` (a dnnl_cpu_isa_t value) include all of
+// `want`'s.
+bool IsaHas(uint32_t isa, dnnl::cpu_isa want);
 
 // The paths for a CPU of architecture `arch` whose oneDNN effective ISA is
 // `dnnl_isa` (a dnnl_cpu_isa_t value) and whose quantizer kernels are

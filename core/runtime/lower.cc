@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/graph/shapes.h"
+#include "core/runtime/cpu_paths.h"
 #include "core/runtime/loop_kernels.h"
 
 namespace esb::runtime::internal {
@@ -35,11 +36,10 @@ Desc AnyDesc(const std::vector<int64_t>& dims) {
 // one to eight on the zoo's heads, the matmul reading 5 to 10 GB/s).
 int64_t NarrowRowsHere() {
   const auto isa = static_cast<uint32_t>(dnnl::get_effective_cpu_isa());
-  auto has = [isa](dnnl::cpu_isa want) {
-    const auto bits = static_cast<uint32_t>(want);
-    return (isa & bits) == bits;
-  };
-  return has(dnnl::cpu_isa::avx2) && !has(dnnl::cpu_isa::avx512_core) ? 8 : 2;
+  return IsaHas(isa, dnnl::cpu_isa::avx2) &&
+                 !IsaHas(isa, dnnl::cpu_isa::avx512_core)
+             ? 8
+             : 2;
 }
 
 // Whether a product of `rows` rows with constant [k, m] weights runs the
@@ -1200,9 +1200,8 @@ bool PlanBuilder::LowerConcatSlabs(
   args.push_back(dst);
   AddLoop(
       [slabs, outer](absl::Span<float* const> p) {
-        const absl::Span<float* const> in = p.first(p.size() - 1);
-        ConcatSlabs(std::vector<const float*>(in.begin(), in.end()), slabs,
-                    outer, p.back());
+        ConcatSlabs(absl::Span<const float* const>(p.data(), p.size() - 1),
+                    slabs, outer, p.back());
       },
       args);
   Define(node.outputs[0], dst);
