@@ -363,6 +363,59 @@ TEST(ExecutorTest, ConvsWithTapsOnlyInThePaddingMatchTheReference) {
   }
 }
 
+// Strided convs over few channels, which oneDNN would run as a gemm, run
+// as stride-1 convs over the input's space-to-depth image where that adds
+// few zero taps (AlexNet's 11x11 stride 4 over RGB); the rest (3x3 stride
+// 2) as before. Both must give the reference's results.
+TEST(ExecutorTest, StridedConvsOverFewChannelsMatchTheReference) {
+  const Activation none;
+  const Activation relu{Activation::Kind::kRelu, 0, 0};
+  const std::vector<ConvCase> cases = {
+      {"alexnet's first",
+       {3, 35, 35},
+       {8, 3, 11, 11},
+       1,
+       {4, 4},
+       {2, 2, 2, 2},
+       {},
+       true,
+       relu},
+      {"patches", {3, 16, 16}, {6, 3, 4, 4}, 1, {4, 4}, {}, {}, false, none},
+      {"uneven strides and pads",
+       {2, 30, 27},
+       {5, 2, 11, 9},
+       1,
+       {4, 3},
+       {3, 1, 2, 0},
+       {},
+       true,
+       none},
+      {"5x5 stride 2",
+       {5, 13, 12},
+       {7, 5, 5, 5},
+       1,
+       {2, 2},
+       {2, 2, 1, 1},
+       {},
+       true,
+       relu},
+      {"3x3 stride 2",
+       {3, 12, 12},
+       {4, 3, 3, 3},
+       1,
+       {2, 2},
+       {1, 1, 1, 1},
+       {},
+       true,
+       none},
+  };
+  uint32_t seed = 190;
+  for (const ConvCase& c : cases) {
+    const Graph g = ConvGraph(c, seed);
+    CheckBatches(g, c.x, ++seed, c.name);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Gemm and MatMul.
 
@@ -744,6 +797,20 @@ TEST(ExecutorTest, MaxPool) {
     a.ceil_mode = c.ceil;
     Graph g = OneNode(Op::kMaxPool, {kBatch, 4, 11, 10}, {}, a);
     CheckBatches(g, {4, 11, 10}, 40 + i, "maxpool case " + std::to_string(i));
+    // After a conv the pool reads a channels-last or channel-blocked
+    // output: 20 channels leave the last block of 8 or 16 part-filled, 16
+    // fill them.
+    for (const int64_t channels : {20, 16}) {
+      Graph after;
+      after.inputs.push_back({"x", {kBatch, 3, 11, 10}});
+      after.constants["w"] = Random({channels, 3, 1, 1}, 50 + i);
+      after.nodes.push_back({"conv", Op::kConv, {"x", "w"}, {"c"}, {}});
+      after.nodes.push_back({"pool", Op::kMaxPool, {"c"}, {"y"}, a});
+      after.outputs.push_back({"y", {}});
+      CheckBatches(after, {3, 11, 10}, 60 + i,
+                   absl::StrCat("maxpool case ", i, " after a conv of ",
+                                channels, " channels"));
+    }
     ++i;
   }
 }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "core/runtime/dnnl_adapter.h"
@@ -48,6 +49,56 @@ ESB_CLONED_PER_ISA void Dot4(const float* x, const float* w, int64_t k,
   out[1] = s1;
   out[2] = s2;
   out[3] = s3;
+}
+
+// One output row i of MaxPool2d over x's [h, w, block] image, into yr
+// [out_w, block]. kBlock is the block when known at compile time (the
+// channel blocks of 8 and 16), else 0 and `block` gives it.
+template <int64_t kBlock>
+inline void MaxPoolRow(const float* x, int64_t h, int64_t w, int64_t block,
+                       const graph::WindowGeometry& window, int64_t i,
+                       float* yr) {
+  if (kBlock > 0) block = kBlock;
+  const int64_t out_w = window.output[1];
+  std::fill(yr, yr + out_w * block, -std::numeric_limits<float>::infinity());
+  for (int64_t kh = 0; kh < window.kernel[0]; ++kh) {
+    const int64_t a =
+        i * window.strides[0] - window.pads_begin[0] + kh * window.dilations[0];
+    if (a < 0 || a >= h) continue;
+    const float* xr = x + a * w * block;
+    for (int64_t j = 0; j < out_w; ++j) {
+      float* y = yr + j * block;
+      const int64_t b0 = j * window.strides[1] - window.pads_begin[1];
+      for (int64_t kw = 0; kw < window.kernel[1]; ++kw) {
+        const int64_t b = b0 + kw * window.dilations[1];
+        if (b < 0 || b >= w) continue;
+        const float* v = xr + b * block;
+#pragma omp simd
+        for (int64_t c = 0; c < block; ++c) y[c] = v[c] > y[c] ? v[c] : y[c];
+      }
+    }
+  }
+}
+
+ESB_CLONED_PER_ISA void MaxPoolRows(const float* x, int64_t h, int64_t w,
+                                    int64_t block,
+                                    const graph::WindowGeometry& window,
+                                    int64_t r_begin, int64_t r_end, float* y) {
+  const int64_t out_h = window.output[0];
+  const int64_t out_w = window.output[1];
+  for (int64_t r = r_begin; r < r_end; ++r) {
+    const int64_t o = r / out_h;
+    const float* xo = x + o * h * w * block;
+    float* yr = y + r * out_w * block;
+    const int64_t i = r - o * out_h;
+    if (block == 8) {
+      MaxPoolRow<8>(xo, h, w, block, window, i, yr);
+    } else if (block == 16) {
+      MaxPoolRow<16>(xo, h, w, block, window, i, yr);
+    } else {
+      MaxPoolRow<0>(xo, h, w, block, window, i, yr);
+    }
+  }
 }
 
 ESB_CLONED_PER_ISA float Dot1(const float* x, const float* w, int64_t k) {
@@ -323,6 +374,49 @@ void AveragePool(const float* x, absl::Span<const int64_t> x_shape,
       y[p * out_size + oi] =
           divisor > 0 ? static_cast<float>(sum / static_cast<double>(divisor))
                       : 0.0f;
+    }
+  }
+}
+
+void MaxPool2d(const float* x, int64_t outer, int64_t h, int64_t w,
+               int64_t block, const graph::WindowGeometry& window, float* y) {
+  const int64_t rows = outer * window.output[0];
+#pragma omp parallel
+  {
+    const int threads = omp_get_num_threads();
+    const int thread = omp_get_thread_num();
+    MaxPoolRows(x, h, w, block, window, rows * thread / threads,
+                rows * (thread + 1) / threads, y);
+  }
+}
+
+void SpaceToDepth(const float* x, absl::Span<const int64_t> x_shape, int64_t sh,
+                  int64_t sw, int64_t pad_top, int64_t pad_left, int64_t out_h,
+                  int64_t out_w, int64_t block, int64_t blocks, float* y) {
+  const int64_t channels = x_shape[1];
+  const int64_t h = x_shape[2];
+  const int64_t w = x_shape[3];
+  const int64_t per = sh * sw;
+  const int64_t rows = x_shape[0] * blocks * out_h;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = r % out_h;
+    const int64_t cb = r / out_h % blocks;
+    const int64_t n = r / out_h / blocks;
+    float* yr = y + r * out_w * block;
+    for (int64_t l = 0; l < block; ++l) {
+      const int64_t c = cb * block + l;
+      const int64_t row = i * sh + c / sw % sh - pad_top;
+      if (c >= channels * per || row < 0 || row >= h) {
+        for (int64_t j = 0; j < out_w; ++j) yr[j * block + l] = 0.0f;
+        continue;
+      }
+      const float* xr = x + ((n * channels + c / per) * h + row) * w;
+      const int64_t col0 = c % sw - pad_left;
+      for (int64_t j = 0; j < out_w; ++j) {
+        const int64_t col = j * sw + col0;
+        yr[j * block + l] = col >= 0 && col < w ? xr[col] : 0.0f;
+      }
     }
   }
 }

@@ -2,10 +2,13 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -110,6 +113,142 @@ TEST(ConcatSlabsTest, PutsEachSlabInItsPlaceOnEveryThreadCount) {
   }
   omp_set_num_threads(previous);
   EXPECT_EQ(checked, 63);
+}
+
+// Every element of the space-to-depth image against its definition, in
+// row-major, channel-blocked (the last block part-filled) and
+// channels-last layouts, on one and two threads.
+TEST(SpaceToDepthTest, EveryElementIsItsInputPixelOrZero) {
+  struct Case {
+    std::vector<int64_t> x_shape;
+    int64_t sh, sw, pad_top, pad_left, out_h, out_w;
+  };
+  const std::vector<Case> cases = {
+      {{2, 3, 13, 11}, 4, 4, 2, 2, 4, 3},
+      {{1, 2, 7, 9}, 3, 2, 1, 0, 3, 6},
+      {{3, 1, 5, 5}, 2, 2, 0, 3, 4, 2},
+  };
+  const int previous = omp_get_max_threads();
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    for (const Case& c : cases) {
+      const int64_t n = c.x_shape[0];
+      const int64_t channels = c.x_shape[1];
+      const int64_t h = c.x_shape[2];
+      const int64_t w = c.x_shape[3];
+      const int64_t image_channels = channels * c.sh * c.sw;
+      const std::vector<float> x = Random(n * channels * h * w, 11);
+      for (int64_t block : {int64_t{1}, int64_t{8}, image_channels}) {
+        const int64_t blocks = (image_channels + block - 1) / block;
+        std::vector<float> y(
+            static_cast<size_t>(n * blocks * block * c.out_h * c.out_w),
+            -42.0f);
+        SpaceToDepth(x.data(), c.x_shape, c.sh, c.sw, c.pad_top, c.pad_left,
+                     c.out_h, c.out_w, block, blocks, y.data());
+        int64_t nonzero = 0;
+        for (int64_t b = 0; b < n; ++b) {
+          for (int64_t k = 0; k < blocks * block; ++k) {
+            for (int64_t i = 0; i < c.out_h; ++i) {
+              for (int64_t j = 0; j < c.out_w; ++j) {
+                float expected = 0.0f;
+                const int64_t ch = k / (c.sh * c.sw);
+                const int64_t row = i * c.sh + k / c.sw % c.sh - c.pad_top;
+                const int64_t col = j * c.sw + k % c.sw - c.pad_left;
+                if (k < image_channels && row >= 0 && row < h && col >= 0 &&
+                    col < w) {
+                  expected = x[((b * channels + ch) * h + row) * w + col];
+                  ++nonzero;
+                }
+                const float got =
+                    y[(((b * blocks + k / block) * c.out_h + i) * c.out_w + j) *
+                          block +
+                      k % block];
+                ASSERT_EQ(got, expected)
+                    << "image " << b << " channel " << k << " at " << i << ","
+                    << j << ", block " << block << ", " << threads
+                    << " threads";
+              }
+            }
+          }
+        }
+        EXPECT_GT(nonzero, 0);
+      }
+    }
+  }
+  omp_set_num_threads(previous);
+}
+
+// The max over each window against a direct loop, channels in blocks of
+// 1, 8 and all of them, on one and two threads.
+TEST(MaxPool2dTest, EachOutputIsItsWindowsMax) {
+  struct Case {
+    int64_t h, w;
+    graph::WindowGeometry window;
+  };
+  auto geometry = [](std::vector<int64_t> kernel, std::vector<int64_t> strides,
+                     std::vector<int64_t> dilations,
+                     std::vector<int64_t> pads_begin,
+                     std::vector<int64_t> output) {
+    graph::WindowGeometry g;
+    g.kernel = std::move(kernel);
+    g.strides = std::move(strides);
+    g.dilations = std::move(dilations);
+    g.pads_begin = std::move(pads_begin);
+    g.output = std::move(output);
+    return g;
+  };
+  const std::vector<Case> cases = {
+      {8, 8, geometry({2, 2}, {2, 2}, {1, 1}, {0, 0}, {4, 4})},
+      {9, 7, geometry({3, 3}, {2, 2}, {1, 1}, {1, 1}, {5, 4})},
+      {7, 6, geometry({3, 2}, {2, 3}, {2, 1}, {0, 1}, {2, 3})},
+      // Ceil mode: the last window runs past the input.
+      {6, 6, geometry({3, 3}, {2, 2}, {1, 1}, {0, 0}, {3, 3})},
+  };
+  const int previous = omp_get_max_threads();
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    for (size_t ci = 0; ci < cases.size(); ++ci) {
+      const Case& c = cases[ci];
+      const graph::WindowGeometry& g = c.window;
+      for (int64_t block : {1, 8, 24}) {
+        const int64_t outer = 3;
+        const std::vector<float> x = Random(outer * c.h * c.w * block, 13);
+        std::vector<float> y(
+            static_cast<size_t>(outer * g.output[0] * g.output[1] * block),
+            42.0f);
+        MaxPool2d(x.data(), outer, c.h, c.w, block, g, y.data());
+        for (int64_t o = 0; o < outer; ++o) {
+          for (int64_t i = 0; i < g.output[0]; ++i) {
+            for (int64_t j = 0; j < g.output[1]; ++j) {
+              for (int64_t l = 0; l < block; ++l) {
+                float expected = -std::numeric_limits<float>::infinity();
+                for (int64_t a = 0; a < g.kernel[0]; ++a) {
+                  for (int64_t b = 0; b < g.kernel[1]; ++b) {
+                    const int64_t row =
+                        i * g.strides[0] - g.pads_begin[0] + a * g.dilations[0];
+                    const int64_t col =
+                        j * g.strides[1] - g.pads_begin[1] + b * g.dilations[1];
+                    if (row < 0 || row >= c.h || col < 0 || col >= c.w) {
+                      continue;
+                    }
+                    expected = std::max(
+                        expected, x[((o * c.h + row) * c.w + col) * block + l]);
+                  }
+                }
+                ASSERT_EQ(
+                    y[((o * g.output[0] + i) * g.output[1] + j) * block + l],
+                    expected)
+                    << "case " << ci << " block " << block << " at " << o << ","
+                    << i << "," << j << "," << l << ", " << threads
+                    << " threads";
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  omp_set_num_threads(previous);
 }
 
 }  // namespace

@@ -629,6 +629,12 @@ absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
   const dnnl::convolution_forward::primitive_desc pd(
       desc(src_any, residual ? residual->desc : dst_any), attr, engine_);
 
+  if (w != nullptr && absl::StrContains(pd.impl_info_str(), "gemm")) {
+    absl::StatusOr<bool> done = LowerSpaceToDepthConv(
+        node_index, node, *w, *window, attr, residual, out);
+    if (!done.ok()) return done.status();
+    if (*done) return absl::OkStatus();
+  }
   const Value src = As(node.inputs[0], pd.src_desc());
   Value weights{-1, Desc()};
   if (w == nullptr) {
@@ -654,6 +660,112 @@ absl::Status PlanBuilder::LowerConv(int node_index, const Node& node) {
   AddPrimitive(dnnl::convolution_forward(pd), args);
   Define(out, dst);
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> PlanBuilder::LowerSpaceToDepthConv(
+    int node_index, const Node& node, const graph::Tensor& w,
+    const graph::WindowGeometry& window, const dnnl::primitive_attr& attr,
+    const std::optional<Value>& residual, const std::string& out) {
+  using tag = memory::format_tag;
+  const std::vector<int64_t>& x_shape = ShapeOf(node.inputs[0]);
+  const std::vector<int64_t>& w_shape = ShapeOf(node.inputs[1]);
+  const std::vector<int64_t>& y_shape = ShapeOf(node.outputs[0]);
+  if (x_shape.size() != 4 || node.attrs.group != 1) return false;
+  const int64_t sh = window.strides[0];
+  const int64_t sw = window.strides[1];
+  const int64_t kh = w_shape[2];
+  const int64_t kw = w_shape[3];
+  const int64_t channels = x_shape[1] * sh * sw;
+  // The kernel rounded up to whole strides: taps past the original's are
+  // zero weights, computed for nothing.
+  const int64_t kh2 = (kh + sh - 1) / sh;
+  const int64_t kw2 = (kw + sw - 1) / sw;
+  constexpr int64_t kMaxChannels = 64;
+  constexpr double kMaxWastedTaps = 0.5;
+  if (sh * sw < 2 || window.dilations[0] != 1 || window.dilations[1] != 1 ||
+      window.kernel[0] != kh || window.kernel[1] != kw ||
+      channels > kMaxChannels ||
+      static_cast<double>(kh2 * sh * kw2 * sw) >
+          (1.0 + kMaxWastedTaps) * static_cast<double>(kh * kw)) {
+    return false;
+  }
+  const int64_t out_h = y_shape[2] + kh2 - 1;
+  const int64_t out_w = y_shape[3] + kw2 - 1;
+  const Dims image_shape = {x_shape[0], channels, out_h, out_w};
+  const Dims w_dims = {w_shape[0], channels, kh2, kw2};
+  const bool has_bias = node.inputs.size() > 2;
+  const Desc image_any = AnyDesc(image_shape);
+  const Desc w_any = AnyDesc(w_dims);
+  const Desc dst_any = residual ? residual->desc : AnyDesc(y_shape);
+  const Dims ones = {1, 1};
+  const Dims zeros = {0, 0};
+  const dnnl::convolution_forward::primitive_desc pd(
+      has_bias
+          ? dnnl::convolution_forward::desc(
+                prop_kind::forward_inference, algorithm::convolution_direct,
+                image_any, w_any, PlainDesc(ShapeOf(node.inputs[2])), dst_any,
+                ones, zeros, zeros, zeros)
+          : dnnl::convolution_forward::desc(
+                prop_kind::forward_inference, algorithm::convolution_direct,
+                image_any, w_any, dst_any, ones, zeros, zeros, zeros),
+      attr, engine_, /*allow_empty=*/true);
+  if (!pd || !absl::StartsWith(pd.impl_info_str(), "jit")) return false;
+  // SpaceToDepth writes the image in the layout the conv reads.
+  int64_t block = 0;
+  for (const auto& [t, b] : {std::pair{tag::abcd, int64_t{1}},
+                             {tag::acdb, channels},
+                             {tag::aBcd8b, int64_t{8}},
+                             {tag::aBcd16b, int64_t{16}}}) {
+    if (pd.src_desc() == Desc(image_shape, memory::data_type::f32, t)) {
+      block = b;
+    }
+  }
+  if (block == 0) return false;
+
+  // w2[m, (c * sh + rh) * sw + rw, i, j] = w[m, c, i * sh + rh, j * sw + rw].
+  std::vector<float> rearranged;
+  auto packed = weights_.Get(
+      node_index, pd.weights_desc(),
+      [&] {
+        rearranged.assign(graph::NumElements(w_dims), 0.0f);
+        for (int64_t m = 0; m < w_shape[0]; ++m) {
+          for (int64_t c = 0; c < x_shape[1]; ++c) {
+            for (int64_t a = 0; a < kh; ++a) {
+              for (int64_t b = 0; b < kw; ++b) {
+                const int64_t c2 = (c * sh + a % sh) * sw + b % sw;
+                rearranged[((m * channels + c2) * kh2 + a / sh) * kw2 +
+                           b / sw] =
+                    w.data[((m * x_shape[1] + c) * kh + a) * kw + b];
+              }
+            }
+          }
+        }
+        return memory(PlainDesc(w_dims), engine_, rearranged.data());
+      },
+      engine_, stream_);
+  if (!packed.ok()) return packed.status();
+  plan_.packed_.push_back(*packed);
+  const Value weights =
+      AddConstant((*packed)->storage->data(), (*packed)->desc);
+
+  const Value x = AsPlain(node.inputs[0]);
+  const Value image = NewArena(pd.src_desc());
+  const int64_t blocks = (channels + block - 1) / block;
+  const int64_t pad_top = window.pads_begin[0];
+  const int64_t pad_left = window.pads_begin[1];
+  AddLoop(
+      [=](absl::Span<float* const> p) {
+        SpaceToDepth(p[0], x_shape, sh, sw, pad_top, pad_left, out_h, out_w,
+                     block, blocks, p[1]);
+      },
+      {x, image});
+  const Value dst = residual ? *residual : NewArena(pd.dst_desc());
+  std::vector<std::pair<int, Value>> args = {
+      {DNNL_ARG_SRC, image}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
+  if (has_bias) args.push_back({DNNL_ARG_BIAS, AsPlain(node.inputs[2])});
+  AddPrimitive(dnnl::convolution_forward(pd), args);
+  Define(out, dst);
+  return true;
 }
 
 absl::Status PlanBuilder::LowerGemm(int node_index, const Node& node) {
@@ -982,6 +1094,10 @@ void PlanBuilder::LowerPool(const Node& node) {
     x = As(node.inputs[0],
            Desc(x_shape, memory::data_type::f32, memory::format_tag::acdb));
   }
+  if (node.op == Op::kMaxPool && x_shape.size() == 4 &&
+      LowerMaxPoolLoop(node, x, window)) {
+    return;
+  }
   const dnnl::pooling_v2_forward::primitive_desc pd(
       dnnl::pooling_v2_forward::desc(
           prop_kind::forward_inference, alg, x.desc, AnyDesc(y_shape),
@@ -993,6 +1109,36 @@ void PlanBuilder::LowerPool(const Node& node) {
       dnnl::pooling_v2_forward(pd),
       {{DNNL_ARG_SRC, As(node.inputs[0], pd.src_desc())}, {DNNL_ARG_DST, dst}});
   Define(node.outputs[0], dst);
+}
+
+bool PlanBuilder::LowerMaxPoolLoop(const Node& node, const Value& x,
+                                   const graph::WindowGeometry& window) {
+  using tag = memory::format_tag;
+  const std::vector<int64_t>& x_shape = ShapeOf(node.inputs[0]);
+  const int64_t channels = x_shape[1];
+  int64_t block = 0;
+  std::optional<tag> layout;
+  for (const auto& [t, b] : {std::pair{tag::acdb, channels},
+                             {tag::aBcd8b, int64_t{8}},
+                             {tag::aBcd16b, int64_t{16}}}) {
+    if (x.desc == Desc(x_shape, memory::data_type::f32, t)) {
+      layout = t;
+      block = b;
+    }
+  }
+  if (!layout || block == 0) return false;
+  const int64_t outer = x_shape[0] * ((channels + block - 1) / block);
+  const Value dst =
+      NewArena(Desc(ShapeOf(node.outputs[0]), memory::data_type::f32, *layout));
+  const int64_t h = x_shape[2];
+  const int64_t w = x_shape[3];
+  AddLoop(
+      [=](absl::Span<float* const> p) {
+        MaxPool2d(p[0], outer, h, w, block, window, p[1]);
+      },
+      {x, dst});
+  Define(node.outputs[0], dst);
+  return true;
 }
 
 void PlanBuilder::LowerBinary(const Node& node) {

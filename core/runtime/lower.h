@@ -128,6 +128,16 @@ class PlanBuilder {
                                     std::string& value, dnnl::post_ops& ops);
 
   absl::Status LowerConv(int node_index, const graph::Node& node);
+  // A strided conv over few channels that oneDNN would run as a gemm
+  // (AlexNet's 11x11 stride-4 first conv over RGB) as a stride-1 conv over
+  // its input's space-to-depth image (the SpaceToDepth loop), with the
+  // weights rearranged to match: true when oneDNN has a jit kernel for
+  // that, false (adding nothing) otherwise. `attr`, `residual` and `out`
+  // are the conv's epilogue as LowerConv fused it.
+  absl::StatusOr<bool> LowerSpaceToDepthConv(
+      int node_index, const graph::Node& node, const graph::Tensor& w,
+      const graph::WindowGeometry& window, const dnnl::primitive_attr& attr,
+      const std::optional<Value>& residual, const std::string& out);
   absl::Status LowerGemm(int node_index, const graph::Node& node);
   absl::Status LowerMatMul(int node_index, const graph::Node& node);
   // The NarrowGemm loop writing value `out` [rows, m] from plain `a`
@@ -143,6 +153,10 @@ class PlanBuilder {
   void LowerBatchNorm(const graph::Node& node);
   void LowerEltwise(int node_index, const graph::Node& node);
   void LowerPool(const graph::Node& node);
+  // The MaxPool2d loop for 4-D `node` on `x`: true when x is channels-last
+  // or channel-blocked, false (adding nothing) otherwise.
+  bool LowerMaxPoolLoop(const graph::Node& node, const Value& x,
+                        const graph::WindowGeometry& window);
   void LowerBinary(const graph::Node& node);
   void LowerConcat(const graph::Node& node);
   // The ConcatSlabs loop for `node` on `inputs` (in layout `common`, or
