@@ -68,6 +68,15 @@ bool IsaHas(uint32_t isa, dnnl::cpu_isa want) {
   return (isa & bits) == bits;
 }
 
+bool Avx2WithoutAvx512() {
+  static const bool avx2_only = [] {
+    const auto isa = static_cast<uint32_t>(dnnl::get_effective_cpu_isa());
+    return IsaHas(isa, dnnl::cpu_isa::avx2) &&
+           !IsaHas(isa, dnnl::cpu_isa::avx512_core);
+  }();
+  return avx2_only;
+}
+
 CpuPaths CpuPathsFor(absl::string_view arch, uint32_t dnnl_isa,
                      bool vector_quantize) {
   CpuPaths paths;

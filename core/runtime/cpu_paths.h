@@ -48,6 +48,11 @@ struct CpuPaths {
 // `want`'s.
 bool IsaHas(uint32_t isa, dnnl::cpu_isa want);
 
+// Whether this CPU has AVX2 but not AVX-512, where some of oneDNN 2.6's
+// kernels lose to plain loops that they beat or match with AVX-512
+// (lower.cc says which).
+bool Avx2WithoutAvx512();
+
 // The paths for a CPU of architecture `arch` whose oneDNN effective ISA is
 // `dnnl_isa` (a dnnl_cpu_isa_t value) and whose quantizer kernels are
 // vectorised or not.

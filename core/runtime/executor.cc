@@ -150,6 +150,15 @@ int Executor::idle_runs(const std::vector<std::vector<int64_t>>& shapes) const {
   return 0;
 }
 
+std::vector<std::string> Executor::step_kinds(
+    const std::vector<std::vector<int64_t>>& shapes) const {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [key, plan] : plans_) {
+    if (key == shapes) return plan->step_kinds();
+  }
+  return {};
+}
+
 absl::StatusOr<std::shared_ptr<internal::Plan>> Executor::PlanFor(
     const ShapeKey& key) {
   for (auto it = plans_.begin(); it != plans_.end(); ++it) {

@@ -127,6 +127,9 @@ class Executor {
   int cached_shapes() const;
   // Idle runs pooled by the plan of `shapes` (0 when it has no plan).
   int idle_runs(const std::vector<std::vector<int64_t>>& shapes) const;
+  // Plan::step_kinds of the plan of `shapes` (empty when it has none).
+  std::vector<std::string> step_kinds(
+      const std::vector<std::vector<int64_t>>& shapes) const;
 
  private:
   friend class EsbExecutor;

@@ -80,8 +80,12 @@ inline void MaxPoolRow(const float* x, int64_t h, int64_t w, int64_t block,
   }
 }
 
+// Rows [r_begin, r_end) of MaxPool2d's output, r = (block index) * out_h
+// + output row; the last `blocks`th block of each image holds `lanes`
+// channels.
 ESB_CLONED_PER_ISA void MaxPoolRows(const float* x, int64_t h, int64_t w,
-                                    int64_t block,
+                                    int64_t block, int64_t blocks,
+                                    int64_t lanes,
                                     const graph::WindowGeometry& window,
                                     int64_t r_begin, int64_t r_end, float* y) {
   const int64_t out_h = window.output[0];
@@ -97,6 +101,13 @@ ESB_CLONED_PER_ISA void MaxPoolRows(const float* x, int64_t h, int64_t w,
       MaxPoolRow<16>(xo, h, w, block, window, i, yr);
     } else {
       MaxPoolRow<0>(xo, h, w, block, window, i, yr);
+    }
+    // oneDNN reads a blocked layout's padding lanes as zeros; a window with
+    // no tap inside x would have left them at -inf.
+    if (lanes < block && o % blocks == blocks - 1) {
+      for (int64_t j = 0; j < out_w; ++j) {
+        std::fill(yr + j * block + lanes, yr + (j + 1) * block, 0.0f);
+      }
     }
   }
 }
@@ -378,14 +389,17 @@ void AveragePool(const float* x, absl::Span<const int64_t> x_shape,
   }
 }
 
-void MaxPool2d(const float* x, int64_t outer, int64_t h, int64_t w,
-               int64_t block, const graph::WindowGeometry& window, float* y) {
-  const int64_t rows = outer * window.output[0];
+void MaxPool2d(const float* x, int64_t n, int64_t channels, int64_t h,
+               int64_t w, int64_t block, const graph::WindowGeometry& window,
+               float* y) {
+  const int64_t blocks = (channels + block - 1) / block;
+  const int64_t lanes = channels - (blocks - 1) * block;
+  const int64_t rows = n * blocks * window.output[0];
 #pragma omp parallel
   {
     const int threads = omp_get_num_threads();
     const int thread = omp_get_thread_num();
-    MaxPoolRows(x, h, w, block, window, rows * thread / threads,
+    MaxPoolRows(x, h, w, block, blocks, lanes, window, rows * thread / threads,
                 rows * (thread + 1) / threads, y);
   }
 }

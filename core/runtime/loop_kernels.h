@@ -22,7 +22,8 @@
 //   MaxPool2d:       the max over each window's taps inside x (-inf where
 //                    none is), for a 4-D tensor whose channels are
 //                    innermost in blocks: channels-last (one block of all
-//                    C) or oneDNN's nChw8c/nChw16c. Each thread takes whole
+//                    C) or oneDNN's nChw8c/nChw16c, whose padding lanes
+//                    it writes as zeros. Each thread takes whole
 //                    output rows, and each tap is one vector max over the
 //                    block; oneDNN 2.6's jit pooling took 1.1x to 1.7x as
 //                    long on the zoo's max pools (AVX2).
@@ -73,12 +74,14 @@ void AveragePool(const float* x, absl::Span<const int64_t> x_shape,
                  const graph::WindowGeometry& window, bool count_include_pad,
                  float* y);
 
-// x is [outer, h, w, block] and y [outer, out_h, out_w, block] with
-// out_h, out_w = window.output; `window` (two spatial dims) comes from
-// graph::ResolveWindow. outer = N for channels-last (block = C), N times
-// the channel blocks for a blocked layout.
-void MaxPool2d(const float* x, int64_t outer, int64_t h, int64_t w,
-               int64_t block, const graph::WindowGeometry& window, float* y);
+// x is [n, blocks, h, w, block] and y [n, blocks, out_h, out_w, block]
+// with blocks = ceil(channels / block) and out_h, out_w = window.output;
+// `window` (two spatial dims) comes from graph::ResolveWindow.
+// Channels-last is one block of all channels; in a blocked layout the
+// lanes past `channels` are padding, which y gets as zeros.
+void MaxPool2d(const float* x, int64_t n, int64_t channels, int64_t h,
+               int64_t w, int64_t block, const graph::WindowGeometry& window,
+               float* y);
 
 // x [N, C, H, W] row-major; y[n, (c * sh + rh) * sw + rw, i, j] =
 // x[n, c, i * sh + rh - pad_top, j * sw + rw - pad_left], 0 outside x, for

@@ -178,9 +178,11 @@ TEST(SpaceToDepthTest, EveryElementIsItsInputPixelOrZero) {
   omp_set_num_threads(previous);
 }
 
-// The max over each window against a direct loop, channels in blocks of
-// 1, 8 and all of them, on one and two threads.
-TEST(MaxPool2dTest, EachOutputIsItsWindowsMax) {
+// The max over each window against a direct loop: row-major (blocks of
+// 1), blocks of 8 and 16 with the last one part-filled, and channels-last
+// (one block of all 20), on one and two threads. A blocked layout's
+// padding lanes come out zero, also where a window has no tap inside x.
+TEST(MaxPool2dTest, EachOutputIsItsWindowsMaxAndPaddingLanesStayZero) {
   struct Case {
     int64_t h, w;
     graph::WindowGeometry window;
@@ -203,44 +205,73 @@ TEST(MaxPool2dTest, EachOutputIsItsWindowsMax) {
       {7, 6, geometry({3, 2}, {2, 3}, {2, 1}, {0, 1}, {2, 3})},
       // Ceil mode: the last window runs past the input.
       {6, 6, geometry({3, 3}, {2, 2}, {1, 1}, {0, 0}, {3, 3})},
+      // Taps -1 and 1 of a single row: no window has one inside x.
+      {1, 4, geometry({2, 1}, {1, 1}, {2, 1}, {1, 0}, {1, 4})},
   };
+  constexpr int64_t kImages = 2;
+  constexpr int64_t kChannels = 20;
   const int previous = omp_get_max_threads();
+  int checked = 0;
   for (int threads : {1, 2}) {
     omp_set_num_threads(threads);
     for (size_t ci = 0; ci < cases.size(); ++ci) {
       const Case& c = cases[ci];
       const graph::WindowGeometry& g = c.window;
-      for (int64_t block : {1, 8, 24}) {
-        const int64_t outer = 3;
-        const std::vector<float> x = Random(outer * c.h * c.w * block, 13);
+      for (int64_t block : {int64_t{1}, int64_t{8}, int64_t{16}, kChannels}) {
+        const int64_t blocks = (kChannels + block - 1) / block;
+        const int64_t padded = blocks * block;
+        // x[image][channel][row][col] at its place in the blocked layout,
+        // the padding lanes zero.
+        auto at = [&](int64_t image, int64_t channel, int64_t row, int64_t col,
+                      int64_t rows, int64_t cols) {
+          return (((image * blocks + channel / block) * rows + row) * cols +
+                  col) *
+                     block +
+                 channel % block;
+        };
+        const std::vector<float> values =
+            Random(kImages * kChannels * c.h * c.w, 13);
+        std::vector<float> x(static_cast<size_t>(kImages * padded * c.h * c.w),
+                             0.0f);
+        for (int64_t i = 0; i < kImages; ++i) {
+          for (int64_t ch = 0; ch < kChannels; ++ch) {
+            for (int64_t row = 0; row < c.h; ++row) {
+              for (int64_t col = 0; col < c.w; ++col) {
+                x[at(i, ch, row, col, c.h, c.w)] =
+                    values[((i * kChannels + ch) * c.h + row) * c.w + col];
+              }
+            }
+          }
+        }
         std::vector<float> y(
-            static_cast<size_t>(outer * g.output[0] * g.output[1] * block),
+            static_cast<size_t>(kImages * padded * g.output[0] * g.output[1]),
             42.0f);
-        MaxPool2d(x.data(), outer, c.h, c.w, block, g, y.data());
-        for (int64_t o = 0; o < outer; ++o) {
-          for (int64_t i = 0; i < g.output[0]; ++i) {
-            for (int64_t j = 0; j < g.output[1]; ++j) {
-              for (int64_t l = 0; l < block; ++l) {
+        MaxPool2d(x.data(), kImages, kChannels, c.h, c.w, block, g, y.data());
+        for (int64_t i = 0; i < kImages; ++i) {
+          for (int64_t ch = 0; ch < padded; ++ch) {
+            for (int64_t oi = 0; oi < g.output[0]; ++oi) {
+              for (int64_t oj = 0; oj < g.output[1]; ++oj) {
                 float expected = -std::numeric_limits<float>::infinity();
                 for (int64_t a = 0; a < g.kernel[0]; ++a) {
                   for (int64_t b = 0; b < g.kernel[1]; ++b) {
-                    const int64_t row =
-                        i * g.strides[0] - g.pads_begin[0] + a * g.dilations[0];
-                    const int64_t col =
-                        j * g.strides[1] - g.pads_begin[1] + b * g.dilations[1];
+                    const int64_t row = oi * g.strides[0] - g.pads_begin[0] +
+                                        a * g.dilations[0];
+                    const int64_t col = oj * g.strides[1] - g.pads_begin[1] +
+                                        b * g.dilations[1];
                     if (row < 0 || row >= c.h || col < 0 || col >= c.w) {
                       continue;
                     }
-                    expected = std::max(
-                        expected, x[((o * c.h + row) * c.w + col) * block + l]);
+                    expected =
+                        std::max(expected, x[at(i, ch, row, col, c.h, c.w)]);
                   }
                 }
-                ASSERT_EQ(
-                    y[((o * g.output[0] + i) * g.output[1] + j) * block + l],
-                    expected)
-                    << "case " << ci << " block " << block << " at " << o << ","
-                    << i << "," << j << "," << l << ", " << threads
-                    << " threads";
+                if (ch >= kChannels) expected = 0.0f;
+                ASSERT_EQ(y[at(i, ch, oi, oj, g.output[0], g.output[1])],
+                          expected)
+                    << "case " << ci << " block " << block << " image " << i
+                    << " channel " << ch << " at " << oi << "," << oj << ", "
+                    << threads << " threads";
+                ++checked;
               }
             }
           }
@@ -249,6 +280,9 @@ TEST(MaxPool2dTest, EachOutputIsItsWindowsMax) {
     }
   }
   omp_set_num_threads(previous);
+  // Two thread counts, two images, 20 + 24 + 32 + 20 channels and lanes
+  // over the blocks, 16 + 20 + 6 + 9 + 4 outputs over the cases.
+  EXPECT_EQ(checked, 2 * 2 * 96 * 55);
 }
 
 }  // namespace

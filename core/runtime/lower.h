@@ -133,7 +133,9 @@ class PlanBuilder {
   // its input's space-to-depth image (the SpaceToDepth loop), with the
   // weights rearranged to match: true when oneDNN has a jit kernel for
   // that, false (adding nothing) otherwise. `attr`, `residual` and `out`
-  // are the conv's epilogue as LowerConv fused it.
+  // are the conv's epilogue as LowerConv fused it. The zero taps that
+  // round the kernel up to whole strides read real pixels, so an infinite
+  // input value can give NaN where the conv itself would give infinity.
   absl::StatusOr<bool> LowerSpaceToDepthConv(
       int node_index, const graph::Node& node, const graph::Tensor& w,
       const graph::WindowGeometry& window, const dnnl::primitive_attr& attr,

@@ -9,6 +9,7 @@
 #include "core/graph/shapes.h"
 #include "core/runtime/arena.h"
 #include "core/runtime/lower.h"
+#include "oneapi/dnnl/dnnl_debug.h"
 
 namespace esb::runtime::internal {
 
@@ -120,6 +121,18 @@ Plan::~Plan() = default;
 int Plan::idle_runs() const {
   absl::MutexLock lock(&mu_);
   return static_cast<int>(idle_.size());
+}
+
+std::vector<std::string> Plan::step_kinds() const {
+  std::vector<std::string> kinds;
+  for (const Step& step : steps_) {
+    kinds.push_back(absl::StrCat(
+        step.context, ": ",
+        step.loop ? "loop"
+                  : dnnl_prim_kind2str(static_cast<dnnl_primitive_kind_t>(
+                        step.primitive.get_kind()))));
+  }
+  return kinds;
 }
 
 absl::Status Plan::Layout(const std::string& what) {

@@ -151,6 +151,10 @@ class Plan {
   size_t arena_bytes() const { return arena_bytes_; }
   // Runs currently idle in the pool (for tests).
   int idle_runs() const;
+  // One line per step, in order: its context, then "loop" or the oneDNN
+  // primitive's kind ("node 'pool' (MaxPool): loop", "node 'c' (Conv):
+  // convolution"). For tests and profiles.
+  std::vector<std::string> step_kinds() const;
 
  private:
   friend class PlanBuilder;
