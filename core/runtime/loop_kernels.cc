@@ -112,6 +112,45 @@ ESB_CLONED_PER_ISA void MaxPoolRows(const float* x, int64_t h, int64_t w,
   }
 }
 
+// The same for two x rows at once, the second k floats after the first:
+// out[r * ldo + c] for r < 2. Each weight load serves both rows.
+ESB_CLONED_PER_ISA void Dot4x2(const float* x, const float* w, int64_t k,
+                               float* out, int64_t ldo) {
+  const float* x0 = x;
+  const float* x1 = x0 + k;
+  const float* w0 = w;
+  const float* w1 = w0 + k;
+  const float* w2 = w1 + k;
+  const float* w3 = w2 + k;
+  float s00 = 0.0f;
+  float s01 = 0.0f;
+  float s02 = 0.0f;
+  float s03 = 0.0f;
+  float s10 = 0.0f;
+  float s11 = 0.0f;
+  float s12 = 0.0f;
+  float s13 = 0.0f;
+#pragma omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13)
+  for (int64_t i = 0; i < k; ++i) {
+    s00 += x0[i] * w0[i];
+    s01 += x0[i] * w1[i];
+    s02 += x0[i] * w2[i];
+    s03 += x0[i] * w3[i];
+    s10 += x1[i] * w0[i];
+    s11 += x1[i] * w1[i];
+    s12 += x1[i] * w2[i];
+    s13 += x1[i] * w3[i];
+  }
+  out[0] = s00;
+  out[1] = s01;
+  out[2] = s02;
+  out[3] = s03;
+  out[ldo] = s10;
+  out[ldo + 1] = s11;
+  out[ldo + 2] = s12;
+  out[ldo + 3] = s13;
+}
+
 ESB_CLONED_PER_ISA float Dot1(const float* x, const float* w, int64_t k) {
   float s = 0.0f;
 #pragma omp simd reduction(+ : s)
@@ -444,7 +483,24 @@ void NarrowGemm(const float* x, int64_t rows, int64_t k, const float* w,
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t j0 = b * kCols;
     const int64_t cols = std::min<int64_t>(kCols, n - j0);
-    for (int64_t r = 0; r < rows; ++r) {
+    auto finish = [&](float* out) {
+      for (int64_t c = 0; c < cols; ++c) {
+        const float v = out[c] + (bias != nullptr ? bias[j0 + c] : 0.0f);
+        out[c] = graph::Apply(activation, v);
+      }
+    };
+    // Whole column blocks take the rows in pairs, so that each pass over
+    // the block's weights (from cache after the first) serves two rows.
+    int64_t r = 0;
+    if (cols == kCols) {
+      for (; r + 1 < rows; r += 2) {
+        float* out = y + r * n + j0;
+        Dot4x2(x + r * k, w + j0 * k, k, out, n);
+        finish(out);
+        finish(out + n);
+      }
+    }
+    for (; r < rows; ++r) {
       float* out = y + r * n + j0;
       if (cols == kCols) {
         Dot4(x + r * k, w + j0 * k, k, out);
@@ -453,10 +509,7 @@ void NarrowGemm(const float* x, int64_t rows, int64_t k, const float* w,
           out[c] = Dot1(x + r * k, w + (j0 + c) * k, k);
         }
       }
-      for (int64_t c = 0; c < cols; ++c) {
-        const float v = out[c] + (bias != nullptr ? bias[j0 + c] : 0.0f);
-        out[c] = graph::Apply(activation, v);
-      }
+      finish(out);
     }
   }
 }

@@ -35,9 +35,10 @@
 //                    for a product of few rows r: w holds one weight row per
 //                    output column, so each thread (OpenMP, over the
 //                    columns) streams its share of the weights once, four
-//                    rows side by side. oneDNN 2.6's matmul reads large
-//                    weights at about three quarters of that rate at one row
-//                    (bench/narrow_gemm_bench).
+//                    rows side by side, against two rows of x at a time
+//                    (then one for an odd last row). oneDNN 2.6's matmul
+//                    reads large weights at about three quarters of that
+//                    rate at one row (bench/narrow_gemm_bench).
 //
 // Functions are thread-safe.
 #ifndef ESB_CORE_RUNTIME_LOOP_KERNELS_H_
