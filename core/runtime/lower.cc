@@ -1215,13 +1215,20 @@ void PlanBuilder::LowerBinary(const Node& node) {
       target = tag::acdb;
       a = As(src0, layout(tag::acdb));
     }
+    // A plain operand and one of the same shape in a conv's blocked layout
+    // (ConvNeXt's first residual of a stage, the block's output against
+    // the downsampling conv's) ran on the reference kernel, 10.8 ms for
+    // 192x28x28: the blocked one is reordered to plain.
+    if (a.desc == layout(tag::abcd)) target = tag::abcd;
     if (target.has_value()) {
       const Desc like(padded(ShapeOf(src1)), memory::data_type::f32, *target);
-      const Value converted = NewArena(like);
-      AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(
-                       engine_, b.desc, engine_, like, ScratchpadAttr())),
-                   {{DNNL_ARG_FROM, b}, {DNNL_ARG_TO, converted}});
-      b = converted;
+      if (b.desc != like) {
+        const Value converted = NewArena(like);
+        AddPrimitive(dnnl::reorder(dnnl::reorder::primitive_desc(
+                         engine_, b.desc, engine_, like, ScratchpadAttr())),
+                     {{DNNL_ARG_FROM, b}, {DNNL_ARG_TO, converted}});
+        b = converted;
+      }
     }
   }
   algorithm alg = algorithm::binary_add;

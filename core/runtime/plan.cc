@@ -126,11 +126,22 @@ int Plan::idle_runs() const {
 std::vector<std::string> Plan::step_kinds() const {
   std::vector<std::string> kinds;
   for (const Step& step : steps_) {
+    if (step.loop) {
+      kinds.push_back(absl::StrCat(step.context, ": loop"));
+      continue;
+    }
+    const char* impl = nullptr;
+    if (dnnl_primitive_desc_query(step.primitive.get_primitive_desc(),
+                                  dnnl_query_impl_info_str, 0,
+                                  &impl) != dnnl_success ||
+        impl == nullptr) {
+      impl = "unknown";
+    }
     kinds.push_back(absl::StrCat(
         step.context, ": ",
-        step.loop ? "loop"
-                  : dnnl_prim_kind2str(static_cast<dnnl_primitive_kind_t>(
-                        step.primitive.get_kind()))));
+        dnnl_prim_kind2str(
+            static_cast<dnnl_primitive_kind_t>(step.primitive.get_kind())),
+        " (", impl, ")"));
   }
   return kinds;
 }

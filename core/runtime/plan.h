@@ -152,8 +152,8 @@ class Plan {
   // Runs currently idle in the pool (for tests).
   int idle_runs() const;
   // One line per step, in order: its context, then "loop" or the oneDNN
-  // primitive's kind ("node 'pool' (MaxPool): loop", "node 'c' (Conv):
-  // convolution"). For tests and profiles.
+  // primitive's kind and implementation ("node 'pool' (MaxPool): loop",
+  // "node 'c' (Conv): convolution (jit:avx2)"). For tests and profiles.
   std::vector<std::string> step_kinds() const;
 
  private:
